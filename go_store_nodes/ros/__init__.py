@@ -1,0 +1,1 @@
+"""ROS edge helpers shared by the nodes: parameters, TF, diagnostics, conversions."""

@@ -1,0 +1,19 @@
+"""pip/editable install of go_store_nodes and the `go-store` command.
+
+colcon on store hardware builds the package with CMake (CMakeLists.txt); this file
+serves pip. Python dependencies are pinned in requirements.txt, the one place.
+"""
+
+from setuptools import find_packages, setup
+
+setup(
+    name='go-store-nodes',
+    version='0.1.0',
+    description='Checkout-free store on ROS 2: nodes, simulator and evaluation',
+    license='Apache-2.0',
+    python_requires='>=3.10',
+    packages=find_packages(include=['go_store_nodes', 'go_store_nodes.*']),
+    include_package_data=True,
+    package_data={'go_store_nodes': ['**/*.mako', '**/*.ini']},
+    entry_points={'console_scripts': ['go-store = go_store_nodes.cli:main']},
+)

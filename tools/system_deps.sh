@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Debian packages the build needs (compiler, CMake, make, git, venv and Python headers).
+# Installs only what is missing, so a second run costs a few checks. Needs root or sudo
+# when something is missing.
+set -euo pipefail
+need=()
+command -v c++ >/dev/null || need+=(g++)
+command -v make >/dev/null || need+=(make)
+command -v cmake >/dev/null || need+=(cmake)
+command -v git >/dev/null || need+=(git)
+python3 -c 'import ensurepip' 2>/dev/null || need+=(python3-venv)
+python3 -c 'import os, sys, sysconfig; sys.exit(not os.path.exists(os.path.join(
+    sysconfig.get_paths()["include"], "Python.h")))' || need+=(python3-dev)
+[ "${#need[@]}" -eq 0 ] && exit 0
+sudo=''
+[ "$(id -u)" -eq 0 ] || sudo='sudo'
+echo "installing Debian packages: ${need[*]}"
+$sudo apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}"
