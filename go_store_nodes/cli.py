@@ -44,7 +44,7 @@ def _specs(args: argparse.Namespace, with_cameras: bool) -> list[NodeSpec]:
 
 
 def node_factory(spec: NodeSpec):
-    """The Node class of a project node spec (module go_store_nodes.nodes.<executable>)."""
+    """Return the Node class of a project node (module go_store_nodes.nodes.<executable>)."""
     module = importlib.import_module(f'go_store_nodes.nodes.{spec.executable}')
     return module.NODE
 
@@ -189,7 +189,7 @@ def cmd_urdf(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of `go-store`."""
+    """Build the argument parser of `go-store`."""
     parser = argparse.ArgumentParser(prog='go-store', description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest='command', required=True)
 

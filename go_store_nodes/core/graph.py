@@ -49,7 +49,7 @@ def realsense_profile(width: int, height: int, fps: float) -> str:
 
 
 def camera_driver_spec(description: StoreDescription, camera_id: str) -> NodeSpec:
-    """The realsense2_camera node of one camera, publishing under cameras/<id>/.
+    """Describe the realsense2_camera node of one camera, publishing under cameras/<id>/.
 
     TF is left to the calibration node (``publish_tf: false``) so that each optical
     frame has one parent, map, and the driver's frame names are used as they are.

@@ -17,8 +17,12 @@ from typing import Any, Mapping
 import numpy as np
 import yaml
 
-from .transforms import check_rotation_matrix, rotation_from_quaternion_xyzw, \
-    rotation_from_rpy, Transform
+from .transforms import (
+    check_rotation_matrix,
+    rotation_from_quaternion_xyzw,
+    rotation_from_rpy,
+    Transform,
+)
 
 GATE_KINDS = ('entry', 'exit', 'staff')
 
@@ -408,7 +412,7 @@ def parse_store_description(data: Any, source: str = '<memory>',
         bins = []
         for bin_reader in reader.items('bins'):
             low, high = bin_reader.vector('min_m', 3), bin_reader.vector('max_m', 3)
-            if not all(a < b for a, b in zip(low, high)):
+            if not all(a < b for a, b in zip(low, high, strict=True)):
                 bin_reader.fail('min_m must be below max_m on every axis')
             skus = bin_reader.get('skus')
             if not isinstance(skus, list) or not skus:

@@ -57,7 +57,7 @@ def rotation_from_quaternion_xyzw(quaternion: Sequence[float],
 
 
 def quaternion_xyzw_from_rotation(rotation: ArrayLike) -> NDArray:
-    """Unit quaternion x, y, z, w (w >= 0) of a rotation matrix (Shepperd's method)."""
+    """Return the unit quaternion x, y, z, w (w >= 0) of a rotation (Shepperd's method)."""
     r = np.asarray(rotation, dtype=float)
     trace = r[0, 0] + r[1, 1] + r[2, 2]
     if trace > 0.0:

@@ -9,7 +9,7 @@ PACKAGE = 'go_store'
 
 
 def share_dir() -> pathlib.Path:
-    """The go_store share folder.
+    """Return the go_store share folder.
 
     ``GO_STORE_SHARE`` when set; else the source checkout this module runs from (an
     editable install, where package.xml sits beside go_store_nodes/); else the
@@ -26,10 +26,10 @@ def share_dir() -> pathlib.Path:
 
 
 def default_store_description() -> pathlib.Path:
-    """The reference store description shipped with the package."""
+    """Return the reference store description shipped with the package."""
     return share_dir() / 'config' / 'store.yaml'
 
 
 def default_params_file() -> pathlib.Path:
-    """The node parameter file shipped with the package."""
+    """Return the node parameter file shipped with the package."""
     return share_dir() / 'config' / 'go_store.yaml'

@@ -1,0 +1,26 @@
+"""Shared test set-up: ROS logs inside the test run, DDS kept on this machine."""
+
+import os
+import pathlib
+import random
+import tempfile
+
+import pytest
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+
+_LOG_DIR = tempfile.mkdtemp(prefix='go_store_ros_log_')
+os.environ['ROS_LOG_DIR'] = _LOG_DIR
+os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
+# A domain of its own, so a concurrent run on this machine cannot cross-talk.
+os.environ.setdefault('ROS_DOMAIN_ID', str(random.Random(os.getpid()).randint(1, 100)))
+
+
+@pytest.fixture(scope='session')
+def repo() -> pathlib.Path:
+    return REPO
+
+
+@pytest.fixture(scope='session')
+def store_path() -> pathlib.Path:
+    return REPO / 'config' / 'store.yaml'
