@@ -14,7 +14,10 @@ INTERFACE_SOURCES := $(wildcard msg/*.msg srv/*.srv) CMakeLists.txt package.xml
 
 .PHONY: setup test demo lint clean
 
-setup: $(STAMPS)/editable
+OPENCV_SAMPLES := build/test-data/opencv
+export GO_STORE_OPENCV_DATA := $(abspath $(OPENCV_SAMPLES))/usr/share/doc/opencv-doc/examples/data
+
+setup: $(STAMPS)/editable $(STAMPS)/opencv-samples
 
 $(STAMPS)/system:
 	bash tools/system_deps.sh
@@ -45,6 +48,10 @@ $(STAMPS)/interfaces: $(STAMPS)/tf2_msgs $(INTERFACE_SOURCES)
 $(STAMPS)/editable: $(STAMPS)/interfaces setup.py
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check --no-deps \
 		--no-build-isolation -e .
+	touch $@
+
+$(STAMPS)/opencv-samples: tools/fetch_opencv_samples.sh | $(STAMPS)/system
+	bash tools/fetch_opencv_samples.sh $(OPENCV_SAMPLES)
 	touch $@
 
 test: setup

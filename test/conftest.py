@@ -24,3 +24,9 @@ def repo() -> pathlib.Path:
 @pytest.fixture(scope='session')
 def store_path() -> pathlib.Path:
     return REPO / 'config' / 'store.yaml'
+
+# OpenCV's sample images, fetched by `make setup` (tools/fetch_opencv_samples.sh).
+_OPENCV_SAMPLES = REPO / 'build' / 'test-data' / 'opencv' / 'usr' / 'share' / 'doc' / \
+    'opencv-doc' / 'examples' / 'data'
+if _OPENCV_SAMPLES.is_dir():
+    os.environ.setdefault('GO_STORE_OPENCV_DATA', str(_OPENCV_SAMPLES))

@@ -10,8 +10,8 @@ import subprocess
 import sys
 import time
 
-from go_store.msg import CalibrationStatus
 from diagnostic_msgs.msg import DiagnosticArray
+from go_store.msg import CalibrationStatus
 import pytest
 import rclpy
 from rclpy.executors import SingleThreadedExecutor

@@ -1,4 +1,4 @@
-"""config/go_store.yaml is the one source of parameter values: it sets exactly what nodes declare."""
+"""config/go_store.yaml is the one source of parameter values: exactly what nodes declare."""
 
 import importlib
 
