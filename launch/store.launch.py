@@ -10,12 +10,13 @@ the same place `go-store run` reads it from, so the two always start the same gr
 import os
 
 from ament_index_python.packages import get_package_share_directory
-from go_store_nodes.core.graph import store_graph
-from go_store_nodes.core.store import load_store_description
-from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
+
+from go_store_nodes.core.graph import store_graph
+from go_store_nodes.core.store import load_store_description
+from launch import LaunchDescription
 
 
 def _is_true(text: str) -> bool:
