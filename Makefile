@@ -19,7 +19,7 @@ export GO_STORE_OPENCV_DATA := $(abspath $(OPENCV_SAMPLES))/usr/share/doc/opencv
 
 setup: $(STAMPS)/editable $(STAMPS)/opencv-samples
 
-$(STAMPS)/system:
+$(STAMPS)/system: tools/system_deps.sh
 	bash tools/system_deps.sh
 	mkdir -p $(STAMPS) && touch $@
 
@@ -55,7 +55,7 @@ $(STAMPS)/opencv-samples: tools/fetch_opencv_samples.sh | $(STAMPS)/system
 	touch $@
 
 test: setup
-	$(VPY) -m pytest
+	bash tools/with_postgres.sh $(VPY) -m pytest
 
 demo: setup
 	$(VENV)/bin/go-store demo

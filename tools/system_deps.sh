@@ -8,6 +8,9 @@ command -v c++ >/dev/null || need+=(g++)
 command -v make >/dev/null || need+=(make)
 command -v cmake >/dev/null || need+=(cmake)
 command -v git >/dev/null || need+=(git)
+# PostgreSQL server for the ledger tests (tools/with_postgres.sh starts a throwaway one).
+command -v initdb >/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 \
+  || need+=(postgresql)
 python3 -c 'import ensurepip' 2>/dev/null || need+=(python3-venv)
 python3 -c 'import os, sys, sysconfig; sys.exit(not os.path.exists(os.path.join(
     sysconfig.get_paths()["include"], "Python.h")))' || need+=(python3-dev)

@@ -1,0 +1,50 @@
+"""Money core of the store: check-in tokens, visits, carts, receipts and charges.
+
+Pure Python (SQLAlchemy, Alembic, cryptography); no ROS imports. See docs/ledger.md.
+"""
+
+from go_store_nodes.core.ledger.ledger import (
+    Cart,
+    CartEvent,
+    CartItem,
+    Charge,
+    EventOutcome,
+    HeldForReview,
+    Ledger,
+    LedgerConfig,
+    LedgerError,
+    migrate,
+    PurgeReport,
+    Receipt,
+    Review,
+    ReviewReason,
+    TokenReplayedError,
+    UnknownAccountError,
+    UnknownReviewError,
+    UnknownVisitError,
+    VisitInfo,
+)
+from go_store_nodes.core.ledger.payment import (
+    ChargeRequest,
+    ChargeResult,
+    ChargeState,
+    LedgerPaymentProvider,
+    PaymentProvider,
+)
+from go_store_nodes.core.ledger.tokens import (
+    RejectReason,
+    TokenConfig,
+    TokenIssuer,
+    TokenRejected,
+    TokenVerifier,
+    VerifiedToken,
+)
+
+__all__ = [
+    'Cart', 'CartEvent', 'CartItem', 'Charge', 'ChargeRequest', 'ChargeResult', 'ChargeState',
+    'EventOutcome', 'HeldForReview', 'Ledger', 'LedgerConfig', 'LedgerError',
+    'LedgerPaymentProvider', 'PaymentProvider', 'PurgeReport', 'Receipt', 'RejectReason',
+    'Review', 'ReviewReason', 'TokenConfig', 'TokenIssuer', 'TokenRejected',
+    'TokenReplayedError', 'TokenVerifier', 'UnknownAccountError', 'UnknownReviewError',
+    'UnknownVisitError', 'VerifiedToken', 'VisitInfo', 'migrate',
+]

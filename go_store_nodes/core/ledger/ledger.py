@@ -1,0 +1,1065 @@
+"""The store ledger: visits, carts, reviews, receipts and charges on SQLAlchemy.
+
+Every public write runs in one database transaction. Cart mutations, review resolutions and
+receipt issuing of a visit are serialised by a row lock on the visit (``SELECT ... FOR
+UPDATE`` on PostgreSQL, ``BEGIN IMMEDIATE`` on SQLite), so a receipt never misses an event
+that was acknowledged as applied. Idempotency keys: ``cart_events.event_id``,
+``visits.token_id``, ``receipts.visit_id`` and ``charges.receipt_id`` (all unique).
+"""
+
+from dataclasses import dataclass, replace
+from enum import Enum
+import json
+import logging
+import math
+from pathlib import Path
+import threading
+from types import MappingProxyType
+from typing import Any, Callable, Iterable, Mapping, Optional, TypeVar, Union
+import uuid
+import weakref
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import create_engine, delete, event, select, text, update
+from sqlalchemy.engine import Connection, Engine, make_url, URL
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from go_store_nodes.core.ledger.models import (
+    AccountRow,
+    CartEventRow,
+    CartLineRow,
+    ChargeRow,
+    EVENT_ID_LENGTH,
+    ID_LENGTH,
+    REASON_LENGTH,
+    ReceiptRow,
+    ReviewItemRow,
+    SKU_LENGTH,
+    UsedTokenRow,
+    VisitRow,
+    VisitTrackRow,
+)
+from go_store_nodes.core.ledger.payment import (
+    ChargeRequest,
+    ChargeState,
+    LedgerPaymentProvider,
+    PaymentProvider,
+)
+
+LOGGER = logging.getLogger(__name__)
+
+NS_PER_SECOND = 1_000_000_000
+NS_PER_DAY = 86_400 * NS_PER_SECOND
+MIGRATIONS_DIR = Path(__file__).resolve().parent / 'migrations'
+# Key of the PostgreSQL advisory lock taken while migrating ('gostore' in ASCII).
+MIGRATION_LOCK_KEY = 0x676F73746F7265
+_SQLITE_BEGIN_OPTION = 'go_store_ledger_sqlite_begin'
+_SQLITE_BEGIN_MODES = ('DEFERRED', 'IMMEDIATE')
+_TRANSIENT_SQLSTATES = ('40001', '40P01')
+_MIGRATION_LOCK = threading.Lock()
+_HOOKED_ENGINES: 'weakref.WeakSet[Engine]' = weakref.WeakSet()
+
+T = TypeVar('T')
+
+
+class LedgerError(Exception):
+    """A ledger operation was refused (the database was not changed)."""
+
+
+class UnknownVisitError(LedgerError):
+    """No visit has this id."""
+
+
+class UnknownAccountError(LedgerError):
+    """The account is not registered or is not active."""
+
+
+class UnknownReviewError(LedgerError):
+    """No review item has this id."""
+
+
+class TokenReplayedError(LedgerError):
+    """A check-in token already opened another visit."""
+
+
+@dataclass(frozen=True)
+class LedgerConfig:
+    """Policy knobs of the ledger."""
+
+    grace_period_ns: int = 120 * NS_PER_SECOND
+    currency: str = 'EUR'
+    evidence_retention_days: int = 30
+    review_below_confidence: float = 0.0
+    max_quantity_delta: int = 24
+    max_write_retries: int = 3
+    sqlite_busy_timeout_ms: int = 10_000
+    auto_migrate: bool = True
+
+    def __post_init__(self) -> None:
+        """Validate the config."""
+        if not 0 <= self.grace_period_ns <= NS_PER_DAY:
+            raise ValueError(
+                f'grace_period_ns must be in [0, 1 day], got {self.grace_period_ns}')
+        if len(self.currency) != 3 or not self.currency.isalpha() or not self.currency.isupper():
+            raise ValueError(f'currency must be an ISO 4217 code like EUR, got {self.currency!r}')
+        if not 1 <= self.evidence_retention_days <= 3650:
+            raise ValueError(
+                'evidence_retention_days must be in [1, 3650], '
+                f'got {self.evidence_retention_days}')
+        if not 0.0 <= self.review_below_confidence <= 1.0:
+            raise ValueError(
+                'review_below_confidence must be in [0, 1], '
+                f'got {self.review_below_confidence}')
+        if not 1 <= self.max_quantity_delta <= 10_000:
+            raise ValueError(
+                f'max_quantity_delta must be in [1, 10000], got {self.max_quantity_delta}')
+        if not 0 <= self.max_write_retries <= 20:
+            raise ValueError(
+                f'max_write_retries must be in [0, 20], got {self.max_write_retries}')
+        if not 0 <= self.sqlite_busy_timeout_ms <= 600_000:
+            raise ValueError(
+                'sqlite_busy_timeout_ms must be in [0, 600000], '
+                f'got {self.sqlite_busy_timeout_ms}')
+
+
+def _check_id(name: str, value: Optional[str], max_length: int) -> None:
+    """Raise ValueError unless ``value`` is a non-empty printable string short enough."""
+    if not isinstance(value, str) or not value or not value.isprintable():
+        raise ValueError(f'{name} must be a non-empty printable string, got {value!r}')
+    if len(value) > max_length:
+        raise ValueError(f'{name} must be at most {max_length} characters')
+
+
+@dataclass(frozen=True)
+class CartEvent:
+    """A pick (+) or return (-) of a product attributed to a visit by perception."""
+
+    event_id: str
+    visit_id: str
+    sku: str
+    quantity_delta: int
+    stamp_ns: int
+    track_id: Optional[str] = None
+    confidence: float = 1.0
+    evidence_ids: tuple[str, ...] = ()
+    needs_review: bool = False
+    review_reason: str = ''
+
+    def __post_init__(self) -> None:
+        """Validate the event."""
+        _check_id('event_id', self.event_id, EVENT_ID_LENGTH)
+        _check_id('visit_id', self.visit_id, 36)
+        _check_id('sku', self.sku, SKU_LENGTH)
+        if self.track_id is not None:
+            _check_id('track_id', self.track_id, ID_LENGTH)
+        if isinstance(self.quantity_delta, bool) or not isinstance(self.quantity_delta, int):
+            raise ValueError('quantity_delta must be an int')
+        if self.quantity_delta == 0:
+            raise ValueError('quantity_delta must not be 0')
+        if not isinstance(self.stamp_ns, int) or self.stamp_ns < 0:
+            raise ValueError(f'stamp_ns must be a non-negative int, got {self.stamp_ns!r}')
+        if not math.isfinite(self.confidence) or not 0.0 <= self.confidence <= 1.0:
+            raise ValueError(f'confidence must be in [0, 1], got {self.confidence}')
+        if not isinstance(self.evidence_ids, tuple) or not all(
+                isinstance(item, str) for item in self.evidence_ids):
+            raise ValueError('evidence_ids must be a tuple of strings')
+        if not isinstance(self.review_reason, str) or len(self.review_reason) > REASON_LENGTH:
+            raise ValueError(f'review_reason must be a string of at most {REASON_LENGTH} chars')
+
+
+class EventOutcome(str, Enum):
+    """What ``apply_cart_event`` did with an event."""
+
+    APPLIED = 'applied'
+    QUEUED_FOR_REVIEW = 'review'
+    DUPLICATE = 'duplicate'
+    CONFLICT = 'conflict'
+    UNKNOWN_VISIT = 'unknown_visit'
+    REJECTED_UNKNOWN_SKU = 'rejected_unknown_sku'
+    REJECTED_VISIT_CLOSED = 'rejected_visit_closed'
+
+
+class ReviewReason(str, Enum):
+    """Why a cart event waits for a human."""
+
+    FLAGGED = 'flagged_by_perception'
+    LOW_CONFIDENCE = 'low_confidence'
+    LARGE_QUANTITY = 'large_quantity'
+    RETURN_NOT_IN_CART = 'return_not_in_cart'
+    RETURN_EXCEEDS_CART = 'return_exceeds_cart'
+
+
+@dataclass(frozen=True)
+class CartItem:
+    """One line of a cart or receipt."""
+
+    sku: str
+    quantity: int
+    unit_price_cents: int
+
+    @property
+    def line_total_cents(self) -> int:
+        """Return quantity times unit price."""
+        return self.quantity * self.unit_price_cents
+
+
+@dataclass(frozen=True)
+class Cart:
+    """The current content of a visit's cart (lines with quantity > 0) and its holds."""
+
+    visit_id: str
+    account_id: str
+    state: str
+    items: tuple[CartItem, ...]
+    currency: str
+    open_review_ids: tuple[str, ...] = ()
+
+    @property
+    def total_cents(self) -> int:
+        """Return the sum of the line totals."""
+        return sum(item.line_total_cents for item in self.items)
+
+
+@dataclass(frozen=True)
+class VisitInfo:
+    """A visit and its (not yet purged) tracks."""
+
+    visit_id: str
+    account_id: str
+    state: str
+    opened_at_ns: int
+    exit_seen_at_ns: Optional[int]
+    closed_at_ns: Optional[int]
+    track_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Review:
+    """A review item with the event it is about and, once resolved, who decided what."""
+
+    review_id: str
+    visit_id: str
+    event_id: str
+    sku: str
+    quantity_delta: int
+    reason: str
+    state: str
+    created_at_ns: int
+    resolved_by: Optional[str]
+    resolution_note: Optional[str]
+    resolved_quantity: Optional[int]
+    resolved_at_ns: Optional[int]
+
+
+@dataclass(frozen=True)
+class Charge:
+    """The payment record of a receipt."""
+
+    charge_id: str
+    receipt_id: str
+    provider: str
+    provider_ref: Optional[str]
+    amount_cents: int
+    currency: str
+    state: ChargeState
+    failure_reason: Optional[str]
+    created_at_ns: int
+    updated_at_ns: int
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """The bill of a closed visit, with its charge when one was recorded."""
+
+    receipt_id: str
+    visit_id: str
+    account_id: str
+    items: tuple[CartItem, ...]
+    total_cents: int
+    currency: str
+    issued_at_ns: int
+    charge: Optional[Charge] = None
+
+
+@dataclass(frozen=True)
+class HeldForReview:
+    """A receipt that cannot be issued yet because review items are open."""
+
+    visit_id: str
+    review_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class PurgeReport:
+    """What ``purge_evidence`` removed (``visits``: visits that had evidence to remove)."""
+
+    visits: int
+    tracks_deleted: int
+    events_scrubbed: int
+    tokens_deleted: int
+
+
+def alembic_config(connection: Optional[Connection] = None) -> Config:
+    """Return an Alembic config for the ledger migrations (no alembic.ini needed)."""
+    config = Config()
+    config.set_main_option('script_location', str(MIGRATIONS_DIR))
+    config.set_main_option('path_separator', 'os')
+    if connection is not None:
+        config.attributes['connection'] = connection
+    return config
+
+
+def migrate(engine: Engine, revision: str = 'head') -> None:
+    """Upgrade the ledger schema of ``engine`` to ``revision`` in one transaction.
+
+    Concurrent callers are serialised: in this process by a lock (Alembic's context is
+    process-global), across processes by ``BEGIN IMMEDIATE`` on SQLite and an advisory
+    lock on PostgreSQL, so the second caller finds the schema already at ``revision``.
+    """
+    if engine.dialect.name == 'sqlite':
+        engine = engine.execution_options(**{_SQLITE_BEGIN_OPTION: 'IMMEDIATE'})
+    with _MIGRATION_LOCK, engine.begin() as connection:
+        if connection.dialect.name == 'postgresql':
+            connection.execute(
+                text('SELECT pg_advisory_xact_lock(:key)'), {'key': MIGRATION_LOCK_KEY})
+        command.upgrade(alembic_config(connection), revision)
+
+
+def normalise_url(url: Union[str, URL]) -> URL:
+    """Return ``url`` with PostgreSQL pointed at the psycopg 3 driver."""
+    parsed = make_url(url)
+    if parsed.drivername in ('postgresql', 'postgres'):
+        parsed = parsed.set(drivername='postgresql+psycopg')
+    return parsed
+
+
+def install_sqlite_hooks(engine: Engine, busy_timeout_ms: int) -> None:
+    """Enable WAL, foreign keys and ledger-controlled BEGIN on a SQLite engine (once)."""
+    if engine.dialect.name != 'sqlite' or engine in _HOOKED_ENGINES:
+        return
+    _HOOKED_ENGINES.add(engine)
+
+    @event.listens_for(engine, 'connect')
+    def _on_connect(dbapi_connection: Any, connection_record: Any) -> None:
+        # Let SQLAlchemy emit BEGIN itself so that reads are transactional too.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute('PRAGMA foreign_keys=ON')
+            cursor.execute('PRAGMA journal_mode=WAL')
+            cursor.execute(f'PRAGMA busy_timeout={int(busy_timeout_ms)}')
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine, 'begin')
+    def _on_begin(connection: Connection) -> None:
+        mode = connection.get_execution_options().get(_SQLITE_BEGIN_OPTION, 'DEFERRED')
+        if mode not in _SQLITE_BEGIN_MODES:
+            raise ValueError(f'bad SQLite BEGIN mode {mode!r}')
+        connection.exec_driver_sql(f'BEGIN {mode}')
+
+    # Connections opened before the hooks existed would miss the pragmas.
+    engine.pool.dispose()
+
+
+def _is_transient(error: OperationalError) -> bool:
+    """Return True for lock time-outs, deadlocks and serialisation failures."""
+    sqlstate = getattr(error.orig, 'sqlstate', None)
+    if sqlstate in _TRANSIENT_SQLSTATES:
+        return True
+    message = str(error.orig).lower()
+    return 'database is locked' in message or 'database is busy' in message
+
+
+def _charge_view(row: ChargeRow) -> Charge:
+    """Convert a charge row to its public value."""
+    return Charge(
+        charge_id=row.charge_id, receipt_id=row.receipt_id, provider=row.provider,
+        provider_ref=row.provider_ref, amount_cents=row.amount_cents, currency=row.currency,
+        state=ChargeState(row.state), failure_reason=row.failure_reason,
+        created_at_ns=row.created_at_ns, updated_at_ns=row.updated_at_ns)
+
+
+def _receipt_view(row: ReceiptRow, charge: Optional[ChargeRow]) -> Receipt:
+    """Convert a receipt row (and its charge row) to its public value."""
+    items = tuple(
+        CartItem(sku=line['sku'], quantity=line['quantity'],
+                 unit_price_cents=line['unit_price_cents'])
+        for line in json.loads(row.lines_json))
+    return Receipt(
+        receipt_id=row.receipt_id, visit_id=row.visit_id, account_id=row.account_id,
+        items=items, total_cents=row.total_cents, currency=row.currency,
+        issued_at_ns=row.issued_at_ns,
+        charge=None if charge is None else _charge_view(charge))
+
+
+def _review_view(row: ReviewItemRow, event_row: CartEventRow) -> Review:
+    """Convert a review row and its event row to the public value."""
+    return Review(
+        review_id=row.review_id, visit_id=row.visit_id, event_id=row.event_id,
+        sku=event_row.sku, quantity_delta=event_row.quantity_delta, reason=row.reason,
+        state=row.state, created_at_ns=row.created_at_ns, resolved_by=row.resolved_by,
+        resolution_note=row.resolution_note, resolved_quantity=row.resolved_quantity,
+        resolved_at_ns=row.resolved_at_ns)
+
+
+def _validate_catalog(catalog: Mapping[str, int]) -> Mapping[str, int]:
+    """Return a read-only copy of a SKU -> unit price (cents) mapping, validated."""
+    checked: dict[str, int] = {}
+    for sku, price in catalog.items():
+        _check_id('catalog sku', sku, SKU_LENGTH)
+        if isinstance(price, bool) or not isinstance(price, int) or price < 0:
+            raise ValueError(f'price of {sku!r} must be a non-negative int of cents')
+        checked[sku] = price
+    return MappingProxyType(checked)
+
+
+class Ledger:
+    """Durable money core of the store (SQLite or PostgreSQL through SQLAlchemy)."""
+
+    def __init__(self, database: Union[str, URL, Engine],
+                 config: Optional[LedgerConfig] = None,
+                 catalog: Optional[Mapping[str, int]] = None,
+                 payment_provider: Optional[PaymentProvider] = None) -> None:
+        """Connect (an Engine is used as is), install SQLite hooks and migrate."""
+        self._config = config = config or LedgerConfig()
+        if isinstance(database, Engine):
+            self._engine = database
+            self._owns_engine = False
+        else:
+            self._engine = create_engine(normalise_url(database), pool_pre_ping=True)
+            self._owns_engine = True
+        install_sqlite_hooks(self._engine, config.sqlite_busy_timeout_ms)
+        write_engine = self._engine
+        if self._engine.dialect.name == 'sqlite':
+            write_engine = self._engine.execution_options(
+                **{_SQLITE_BEGIN_OPTION: 'IMMEDIATE'})
+        self._reader = sessionmaker(self._engine, expire_on_commit=False)
+        self._writer = sessionmaker(write_engine, expire_on_commit=False)
+        self._catalog = _validate_catalog(catalog or {})
+        self._provider: PaymentProvider = payment_provider or LedgerPaymentProvider()
+        if config.auto_migrate:
+            migrate(self._engine)
+
+    @property
+    def engine(self) -> Engine:
+        """Return the SQLAlchemy engine."""
+        return self._engine
+
+    @property
+    def config(self) -> LedgerConfig:
+        """Return the config."""
+        return self._config
+
+    def close(self) -> None:
+        """Release the connection pool when the ledger created the engine."""
+        if self._owns_engine:
+            self._engine.dispose()
+
+    def set_catalog(self, catalog: Mapping[str, int]) -> None:
+        """Replace the SKU -> unit price (cents) catalog used for new picks."""
+        self._catalog = _validate_catalog(catalog)
+
+    # -- transactions -------------------------------------------------------------------
+
+    def _write(self, work: Callable[[Session], T], retry_integrity: bool = False) -> T:
+        """Run ``work`` in one write transaction, retrying transient failures."""
+        attempts = self._config.max_write_retries + 1
+        for attempt in range(attempts):
+            try:
+                with self._writer.begin() as session:
+                    return work(session)
+            except IntegrityError:
+                # A concurrent writer inserted the same key: the retry sees its row.
+                if not retry_integrity or attempt == attempts - 1:
+                    raise
+            except OperationalError as error:
+                if not _is_transient(error) or attempt == attempts - 1:
+                    raise
+            LOGGER.debug('retrying ledger write (attempt %d)', attempt + 2)
+        raise AssertionError('unreachable')
+
+    def _read(self, work: Callable[[Session], T]) -> T:
+        """Run ``work`` in one read transaction."""
+        with self._reader.begin() as session:
+            return work(session)
+
+    @staticmethod
+    def _lock_visit(session: Session, visit_id: str) -> Optional[VisitRow]:
+        """Return the visit row locked for update (None when unknown)."""
+        return session.get(VisitRow, visit_id, with_for_update=True)
+
+    # -- accounts and tokens ------------------------------------------------------------
+
+    def register_account(self, account_id: str, now_ns: int, active: bool = True) -> bool:
+        """Create or update an account; return True when it was created."""
+        _check_id('account_id', account_id, ID_LENGTH)
+
+        def work(session: Session) -> bool:
+            row = session.get(AccountRow, account_id)
+            if row is not None:
+                row.active = active
+                return False
+            session.add(AccountRow(account_id=account_id, created_at_ns=now_ns, active=active))
+            session.flush()
+            return True
+
+        return self._write(work, retry_integrity=True)
+
+    def account_exists(self, account_id: str) -> bool:
+        """Return True for a registered, active account (a ``TokenVerifier`` lookup)."""
+        return self._read(lambda session: bool(session.scalar(
+            select(AccountRow.active).where(AccountRow.account_id == account_id))))
+
+    def consume_token(self, token_id: str, account_id: str, now_ns: int,
+                      expires_at_ns: Optional[int] = None) -> bool:
+        """Record a check-in token as used; return False if it was used before (replay)."""
+        _check_id('token_id', token_id, ID_LENGTH)
+        _check_id('account_id', account_id, ID_LENGTH)
+
+        def work(session: Session) -> bool:
+            if session.get(UsedTokenRow, token_id) is not None:
+                return False
+            session.add(UsedTokenRow(
+                token_id=token_id, account_id=account_id, used_at_ns=now_ns,
+                expires_at_ns=expires_at_ns))
+            session.flush()
+            return True
+
+        try:
+            return self._write(work)
+        except IntegrityError:
+            return False
+
+    # -- visits -------------------------------------------------------------------------
+
+    def open_visit(self, account_id: str, track_ids: Iterable[str], now_ns: int,
+                   token_id: Optional[str] = None) -> str:
+        """Open one visit for a check-in scan (several tracks for a group); return its id.
+
+        With ``token_id`` the token is consumed in the same transaction if the verifier did
+        not already do it. Retrying the same scan (same token, account and tracks) returns
+        the same visit id; any other reuse of the token raises ``TokenReplayedError``.
+        """
+        _check_id('account_id', account_id, ID_LENGTH)
+        tracks = tuple(dict.fromkeys(track_ids))
+        for track_id in tracks:
+            _check_id('track_id', track_id, ID_LENGTH)
+        if token_id is not None:
+            _check_id('token_id', token_id, ID_LENGTH)
+
+        def work(session: Session) -> str:
+            account = session.get(AccountRow, account_id)
+            if account is None or not account.active:
+                raise UnknownAccountError(f'account {account_id!r} is unknown or inactive')
+            if token_id is not None:
+                previous = session.scalar(select(VisitRow).where(VisitRow.token_id == token_id))
+                if previous is not None:
+                    previous_tracks = set(session.scalars(
+                        select(VisitTrackRow.track_id)
+                        .where(VisitTrackRow.visit_id == previous.visit_id)))
+                    if (previous.account_id == account_id and previous.state == 'open'
+                            and previous_tracks == set(tracks)):
+                        return previous.visit_id  # the same scan, retried
+                    raise TokenReplayedError(f'token {token_id} already opened a visit')
+                used = session.get(UsedTokenRow, token_id)
+                if used is None:
+                    session.add(UsedTokenRow(
+                        token_id=token_id, account_id=account_id, used_at_ns=now_ns,
+                        expires_at_ns=None))
+                elif used.account_id != account_id:
+                    raise LedgerError(f'token {token_id} was used by another account')
+            busy = session.execute(
+                select(VisitTrackRow.track_id, VisitTrackRow.visit_id)
+                .join(VisitRow, VisitRow.visit_id == VisitTrackRow.visit_id)
+                .where(VisitTrackRow.track_id.in_(tracks), VisitRow.state != 'closed')
+            ).first() if tracks else None
+            if busy is not None:
+                raise LedgerError(f'track {busy[0]!r} already belongs to visit {busy[1]}')
+            visit_id = str(uuid.uuid4())
+            session.add(VisitRow(
+                visit_id=visit_id, account_id=account_id, token_id=token_id,
+                opened_at_ns=now_ns, state='open'))
+            session.flush()
+            session.add_all(
+                VisitTrackRow(visit_id=visit_id, track_id=track_id, added_at_ns=now_ns)
+                for track_id in tracks)
+            session.flush()
+            return visit_id
+
+        return self._write(work, retry_integrity=True)
+
+    def add_track(self, visit_id: str, track_id: str, now_ns: int) -> bool:
+        """Attach another track to an unclosed visit; return False if already attached."""
+        _check_id('track_id', track_id, ID_LENGTH)
+
+        def work(session: Session) -> bool:
+            visit = self._lock_visit(session, visit_id)
+            if visit is None:
+                raise UnknownVisitError(visit_id)
+            if visit.state == 'closed':
+                raise LedgerError(f'visit {visit_id} is closed')
+            if session.get(VisitTrackRow, (visit_id, track_id)) is not None:
+                return False
+            session.add(VisitTrackRow(visit_id=visit_id, track_id=track_id, added_at_ns=now_ns))
+            session.flush()
+            return True
+
+        return self._write(work, retry_integrity=True)
+
+    def visit_for_track(self, track_id: str) -> Optional[str]:
+        """Return the unclosed visit a track belongs to, if any."""
+        return self._read(lambda session: session.scalar(
+            select(VisitTrackRow.visit_id)
+            .join(VisitRow, VisitRow.visit_id == VisitTrackRow.visit_id)
+            .where(VisitTrackRow.track_id == track_id, VisitRow.state != 'closed')
+            .order_by(VisitRow.opened_at_ns.desc()).limit(1)))
+
+    def get_visit(self, visit_id: str) -> VisitInfo:
+        """Return a visit and its tracks; raise ``UnknownVisitError``."""
+        def work(session: Session) -> VisitInfo:
+            visit = session.get(VisitRow, visit_id)
+            if visit is None:
+                raise UnknownVisitError(visit_id)
+            tracks = session.scalars(
+                select(VisitTrackRow.track_id).where(VisitTrackRow.visit_id == visit_id)
+                .order_by(VisitTrackRow.track_id)).all()
+            return VisitInfo(
+                visit_id=visit.visit_id, account_id=visit.account_id, state=visit.state,
+                opened_at_ns=visit.opened_at_ns, exit_seen_at_ns=visit.exit_seen_at_ns,
+                closed_at_ns=visit.closed_at_ns, track_ids=tuple(tracks))
+
+        return self._read(work)
+
+    def mark_exit(self, visit_id: str, now_ns: int) -> bool:
+        """Record the exit of an open visit and start its grace period.
+
+        Return False (nothing changed) when the exit was already recorded.
+        """
+        def work(session: Session) -> bool:
+            visit = self._lock_visit(session, visit_id)
+            if visit is None:
+                raise UnknownVisitError(visit_id)
+            if visit.state != 'open':
+                return False
+            visit.state = 'closing'
+            visit.exit_seen_at_ns = now_ns
+            return True
+
+        return self._write(work)
+
+    # -- cart ---------------------------------------------------------------------------
+
+    def apply_cart_event(self, cart_event: CartEvent,
+                         now_ns: Optional[int] = None) -> EventOutcome:
+        """Apply one cart event exactly once (``event_id`` is the idempotency key)."""
+        applied_at_ns = cart_event.stamp_ns if now_ns is None else now_ns
+
+        def work(session: Session) -> EventOutcome:
+            existing = session.get(CartEventRow, cart_event.event_id)
+            if existing is not None:
+                return self._duplicate_outcome(existing, cart_event)
+            visit = self._lock_visit(session, cart_event.visit_id)
+            if visit is None:
+                return EventOutcome.UNKNOWN_VISIT
+            price = self._catalog.get(cart_event.sku)
+            row = CartEventRow(
+                event_id=cart_event.event_id, visit_id=cart_event.visit_id,
+                track_id=cart_event.track_id, sku=cart_event.sku,
+                quantity_delta=cart_event.quantity_delta, unit_price_cents=price,
+                confidence=cart_event.confidence,
+                evidence_ids=json.dumps(list(cart_event.evidence_ids)),
+                needs_review=cart_event.needs_review, stamp_ns=cart_event.stamp_ns,
+                applied_at_ns=applied_at_ns, state='applied')
+            outcome = EventOutcome.APPLIED
+            review_reason: Optional[ReviewReason] = None
+            stored_reason = ''
+            if visit.state == 'closed':
+                row.state, row.reject_reason = 'rejected', 'visit_closed'
+                outcome = EventOutcome.REJECTED_VISIT_CLOSED
+            elif price is None:
+                row.state, row.reject_reason = 'rejected', 'unknown_sku'
+                outcome = EventOutcome.REJECTED_UNKNOWN_SKU
+            else:
+                review_reason = self._review_reason(session, cart_event)
+                if review_reason is not None:
+                    row.state = 'review'
+                    outcome = EventOutcome.QUEUED_FOR_REVIEW
+                    if review_reason is ReviewReason.FLAGGED and cart_event.review_reason:
+                        stored_reason = cart_event.review_reason
+            session.add(row)
+            session.flush()  # a concurrent duplicate fails here, before the cart changes
+            if review_reason is not None:
+                session.add(ReviewItemRow(
+                    review_id=str(uuid.uuid4()), visit_id=cart_event.visit_id,
+                    event_id=cart_event.event_id,
+                    reason=stored_reason or review_reason.value, state='open',
+                    created_at_ns=applied_at_ns))
+            elif outcome is EventOutcome.APPLIED and price is not None:
+                self._change_line(
+                    session, cart_event.visit_id, cart_event.sku, cart_event.quantity_delta,
+                    price)
+            return outcome
+
+        return self._write(work, retry_integrity=True)
+
+    @staticmethod
+    def _duplicate_outcome(existing: CartEventRow, cart_event: CartEvent) -> EventOutcome:
+        """Classify a repeated event id as a true duplicate or a key conflict."""
+        same = (existing.visit_id == cart_event.visit_id and existing.sku == cart_event.sku
+                and existing.quantity_delta == cart_event.quantity_delta
+                and existing.stamp_ns == cart_event.stamp_ns)
+        if not same:
+            LOGGER.warning('event id %s reused with different content', cart_event.event_id)
+            return EventOutcome.CONFLICT
+        return EventOutcome.DUPLICATE
+
+    def _review_reason(self, session: Session, cart_event: CartEvent
+                       ) -> Optional[ReviewReason]:
+        """Return why an event must wait for a human, or None to apply it now."""
+        if cart_event.needs_review:
+            return ReviewReason.FLAGGED
+        if cart_event.confidence < self._config.review_below_confidence:
+            return ReviewReason.LOW_CONFIDENCE
+        if abs(cart_event.quantity_delta) > self._config.max_quantity_delta:
+            return ReviewReason.LARGE_QUANTITY
+        if cart_event.quantity_delta < 0:
+            line = session.get(CartLineRow, (cart_event.visit_id, cart_event.sku))
+            in_cart = 0 if line is None else line.quantity
+            if in_cart == 0:
+                return ReviewReason.RETURN_NOT_IN_CART
+            if in_cart < -cart_event.quantity_delta:
+                return ReviewReason.RETURN_EXCEEDS_CART
+        return None
+
+    @staticmethod
+    def _change_line(session: Session, visit_id: str, sku: str, delta: int,
+                     unit_price_cents: int) -> None:
+        """Add ``delta`` to a cart line (caller holds the visit lock); never below zero."""
+        line = session.get(CartLineRow, (visit_id, sku))
+        current = 0 if line is None else line.quantity
+        if current + delta < 0:
+            raise LedgerError(f'{sku}: cannot remove {-delta}, cart holds {current}')
+        if line is None:
+            session.add(CartLineRow(
+                visit_id=visit_id, sku=sku, quantity=delta, unit_price_cents=unit_price_cents))
+        else:
+            line.quantity = current + delta
+        session.flush()
+
+    def get_cart(self, visit_id: str) -> Cart:
+        """Return the lines with quantity > 0 of a visit; raise ``UnknownVisitError``."""
+        def work(session: Session) -> Cart:
+            visit = session.get(VisitRow, visit_id)
+            if visit is None:
+                raise UnknownVisitError(visit_id)
+            lines = session.scalars(
+                select(CartLineRow)
+                .where(CartLineRow.visit_id == visit_id, CartLineRow.quantity > 0)
+                .order_by(CartLineRow.sku)).all()
+            reviews = session.scalars(
+                select(ReviewItemRow.review_id)
+                .where(ReviewItemRow.visit_id == visit_id, ReviewItemRow.state == 'open')
+                .order_by(ReviewItemRow.created_at_ns, ReviewItemRow.review_id)).all()
+            return Cart(
+                visit_id=visit_id, account_id=visit.account_id, state=visit.state,
+                currency=self._config.currency,
+                items=tuple(CartItem(line.sku, line.quantity, line.unit_price_cents)
+                            for line in lines),
+                open_review_ids=tuple(reviews))
+
+        return self._read(work)
+
+    # -- reviews ------------------------------------------------------------------------
+
+    def list_reviews(self, visit_id: Optional[str] = None,
+                     include_resolved: bool = False) -> list[Review]:
+        """Return review items of one visit, or of all visits, open ones only by default."""
+        def work(session: Session) -> list[Review]:
+            query = (select(ReviewItemRow, CartEventRow)
+                     .join(CartEventRow, CartEventRow.event_id == ReviewItemRow.event_id))
+            if visit_id is not None:
+                query = query.where(ReviewItemRow.visit_id == visit_id)
+            if not include_resolved:
+                query = query.where(ReviewItemRow.state == 'open')
+            query = query.order_by(ReviewItemRow.created_at_ns, ReviewItemRow.review_id)
+            return [_review_view(review, event_row)
+                    for review, event_row in session.execute(query)]
+
+        return self._read(work)
+
+    def resolve_review(self, review_id: str, resolved_by: str, note: str, quantity: int,
+                       now_ns: int) -> Review:
+        """Settle a review: apply ``quantity`` (signed, 0 = dismiss) to the event's SKU.
+
+        Who (``resolved_by``) and why (``note``) are stored with the decision. Repeating the
+        same resolution is a no-op; a different one for a resolved item is refused.
+        """
+        _check_id('resolved_by', resolved_by, ID_LENGTH)
+        if not isinstance(note, str) or not note.strip():
+            raise ValueError('note must say why the review was resolved this way')
+        if isinstance(quantity, bool) or not isinstance(quantity, int):
+            raise ValueError('quantity must be an int')
+        if abs(quantity) > 10_000:
+            raise ValueError(f'quantity out of range: {quantity}')
+
+        def work(session: Session) -> Review:
+            review = session.get(ReviewItemRow, review_id)
+            if review is None:
+                raise UnknownReviewError(review_id)
+            visit = self._lock_visit(session, review.visit_id)
+            session.refresh(review)
+            event_row = session.get(CartEventRow, review.event_id)
+            assert visit is not None and event_row is not None
+            if review.state == 'resolved':
+                if (review.resolved_by, review.resolution_note, review.resolved_quantity) == (
+                        resolved_by, note, quantity):
+                    return _review_view(review, event_row)
+                raise LedgerError(
+                    f'review {review_id} was already resolved by {review.resolved_by}')
+            if visit.state == 'closed':
+                raise LedgerError(f'visit {visit.visit_id} is closed')
+            if quantity != 0:
+                price = event_row.unit_price_cents
+                if price is None:
+                    price = self._catalog.get(event_row.sku)
+                if price is None:
+                    raise LedgerError(f'no price for {event_row.sku!r}')
+                self._change_line(session, visit.visit_id, event_row.sku, quantity, price)
+            review.state = 'resolved'
+            review.resolved_by = resolved_by
+            review.resolution_note = note
+            review.resolved_quantity = quantity
+            review.resolved_at_ns = now_ns
+            event_row.state = 'reviewed'
+            session.flush()
+            LOGGER.info('review %s resolved by %s: quantity %d (%s)',
+                        review_id, resolved_by, quantity, note)
+            return _review_view(review, event_row)
+
+        return self._write(work)
+
+    # -- receipts and charges -----------------------------------------------------------
+
+    def due_receipts(self, now_ns: int) -> list[str]:
+        """Return visits whose exit grace period is over and that have no receipt yet."""
+        deadline = now_ns - self._config.grace_period_ns
+        return self._read(lambda session: list(session.scalars(
+            select(VisitRow.visit_id)
+            .where(VisitRow.state == 'closing', VisitRow.exit_seen_at_ns <= deadline)
+            .order_by(VisitRow.exit_seen_at_ns, VisitRow.visit_id))))
+
+    def issue_receipt(self, visit_id: str, now_ns: int, force: bool = False
+                      ) -> Union[Receipt, HeldForReview]:
+        """Write the receipt of an exited visit, then charge it (both idempotent).
+
+        Refused before the grace period is over unless ``force``. Returns ``HeldForReview``
+        while review items of the visit are open. If charging fails the receipt stays
+        written and ``settle_pending`` completes it.
+        """
+        def work(session: Session) -> Union[Receipt, HeldForReview]:
+            visit = self._lock_visit(session, visit_id)
+            if visit is None:
+                raise UnknownVisitError(visit_id)
+            existing = session.scalar(select(ReceiptRow).where(ReceiptRow.visit_id == visit_id))
+            if existing is not None:
+                return _receipt_view(existing, None)
+            if visit.state != 'closing' or visit.exit_seen_at_ns is None:
+                raise LedgerError(f'visit {visit_id} has no recorded exit')
+            if not force and now_ns < visit.exit_seen_at_ns + self._config.grace_period_ns:
+                raise LedgerError(f'visit {visit_id} is still in its grace period')
+            open_reviews = session.scalars(
+                select(ReviewItemRow.review_id)
+                .where(ReviewItemRow.visit_id == visit_id, ReviewItemRow.state == 'open')
+                .order_by(ReviewItemRow.created_at_ns, ReviewItemRow.review_id)).all()
+            if open_reviews:
+                return HeldForReview(visit_id=visit_id, review_ids=tuple(open_reviews))
+            lines = session.scalars(
+                select(CartLineRow)
+                .where(CartLineRow.visit_id == visit_id, CartLineRow.quantity > 0)
+                .order_by(CartLineRow.sku)).all()
+            items = [{'sku': line.sku, 'quantity': line.quantity,
+                      'unit_price_cents': line.unit_price_cents} for line in lines]
+            row = ReceiptRow(
+                receipt_id=str(uuid.uuid4()), visit_id=visit_id, account_id=visit.account_id,
+                lines_json=json.dumps(items, sort_keys=True),
+                total_cents=sum(line.quantity * line.unit_price_cents for line in lines),
+                currency=self._config.currency, issued_at_ns=now_ns)
+            session.add(row)
+            visit.state = 'closed'
+            visit.closed_at_ns = now_ns
+            session.flush()
+            return _receipt_view(row, None)
+
+        result = self._write(work, retry_integrity=True)
+        if isinstance(result, HeldForReview):
+            return result
+        return replace(result, charge=self._settle_receipt(result.receipt_id, now_ns))
+
+    def process_due(self, now_ns: int) -> list[Union[Receipt, HeldForReview]]:
+        """Issue (and charge) the receipt of every visit returned by ``due_receipts``.
+
+        A visit whose receipt or charge fails is logged and skipped; its receipt, if
+        written, is charged later by ``settle_pending``.
+        """
+        results: list[Union[Receipt, HeldForReview]] = []
+        for visit_id in self.due_receipts(now_ns):
+            try:
+                results.append(self.issue_receipt(visit_id, now_ns))
+            except Exception:  # noqa: BLE001 - one bad visit must not block the others
+                LOGGER.exception('issuing the receipt of visit %s failed', visit_id)
+        return results
+
+    def get_receipt(self, visit_id: str) -> Optional[Receipt]:
+        """Return the receipt of a visit with its charge, or None."""
+        def work(session: Session) -> Optional[Receipt]:
+            row = session.scalar(select(ReceiptRow).where(ReceiptRow.visit_id == visit_id))
+            if row is None:
+                return None
+            charge = session.scalar(
+                select(ChargeRow).where(ChargeRow.receipt_id == row.receipt_id))
+            return _receipt_view(row, charge)
+
+        return self._read(work)
+
+    def _settle_receipt(self, receipt_id: str, now_ns: int) -> Charge:
+        """Claim the one charge row of a receipt, call the provider, record the outcome."""
+        provider_name = self._provider.name
+
+        def claim(session: Session) -> tuple[Charge, Optional[ChargeRequest]]:
+            row = session.scalar(
+                select(ChargeRow).where(ChargeRow.receipt_id == receipt_id)
+                .with_for_update())
+            if row is None:
+                receipt = session.get(ReceiptRow, receipt_id)
+                if receipt is None:
+                    raise LedgerError(f'no receipt {receipt_id}')
+                waived = receipt.total_cents == 0
+                row = ChargeRow(
+                    charge_id=str(uuid.uuid4()), receipt_id=receipt_id,
+                    provider='none' if waived else provider_name, provider_ref=None,
+                    amount_cents=receipt.total_cents, currency=receipt.currency,
+                    state=(ChargeState.WAIVED if waived else ChargeState.PENDING).value,
+                    created_at_ns=now_ns, updated_at_ns=now_ns)
+                session.add(row)
+                session.flush()
+            if row.state != ChargeState.PENDING.value:
+                return _charge_view(row), None
+            if row.provider != provider_name:
+                raise LedgerError(
+                    f'charge {row.charge_id} is pending with provider {row.provider!r}, '
+                    f'not {provider_name!r}: settle it with that provider')
+            account_id = session.scalar(
+                select(ReceiptRow.account_id).where(ReceiptRow.receipt_id == receipt_id))
+            assert account_id is not None
+            request = ChargeRequest(
+                charge_id=row.charge_id, receipt_id=receipt_id, account_id=account_id,
+                amount_cents=row.amount_cents, currency=row.currency)
+            return _charge_view(row), request
+
+        charge, request = self._write(claim, retry_integrity=True)
+        if request is None:
+            return charge
+        # The provider is called outside any transaction; it deduplicates on the key.
+        result = self._provider.charge(request)
+
+        def record(session: Session) -> Charge:
+            row = session.get(ChargeRow, charge.charge_id, with_for_update=True)
+            assert row is not None
+            if row.state == ChargeState.PENDING.value:
+                row.state = result.state.value
+                row.provider_ref = result.provider_ref
+                row.failure_reason = result.failure_reason
+                row.updated_at_ns = now_ns
+                session.flush()
+            return _charge_view(row)
+
+        return self._write(record)
+
+    def settle_pending(self, now_ns: int) -> list[Charge]:
+        """Charge every receipt that has no charge or a pending one (crash recovery).
+
+        Safe to repeat and to run concurrently: each receipt gets at most one charge row and
+        the provider sees one idempotency key per receipt. Failures are logged and left for
+        the next run.
+        """
+        def work(session: Session) -> list[str]:
+            uncharged = session.scalars(
+                select(ReceiptRow.receipt_id)
+                .outerjoin(ChargeRow, ChargeRow.receipt_id == ReceiptRow.receipt_id)
+                .where(ChargeRow.charge_id.is_(None))
+                .order_by(ReceiptRow.issued_at_ns, ReceiptRow.receipt_id)).all()
+            pending = session.scalars(
+                select(ChargeRow.receipt_id)
+                .where(ChargeRow.state == ChargeState.PENDING.value)
+                .order_by(ChargeRow.created_at_ns, ChargeRow.receipt_id)).all()
+            return list(dict.fromkeys([*uncharged, *pending]))
+
+        charges: list[Charge] = []
+        for receipt_id in self._read(work):
+            try:
+                charges.append(self._settle_receipt(receipt_id, now_ns))
+            except Exception:  # noqa: BLE001 - one bad receipt must not block the others
+                LOGGER.exception('charging receipt %s failed; will retry', receipt_id)
+        return charges
+
+    # -- retention ----------------------------------------------------------------------
+
+    def purge_evidence(self, now_ns: int) -> PurgeReport:
+        """Delete track-level evidence of visits closed before the retention window.
+
+        Removes ``visit_tracks`` rows and the ``track_id`` / ``evidence_ids`` of cart events,
+        and spent tokens that expired before the window. Receipts, charges, cart lines,
+        event quantities and review decisions are kept.
+        """
+        cutoff = now_ns - self._config.evidence_retention_days * NS_PER_DAY
+
+        def work(session: Session) -> PurgeReport:
+            old = select(VisitRow.visit_id).where(
+                VisitRow.state == 'closed', VisitRow.closed_at_ns < cutoff)
+            touched = set(session.scalars(
+                select(VisitTrackRow.visit_id).where(VisitTrackRow.visit_id.in_(old))))
+            touched.update(session.scalars(
+                select(CartEventRow.visit_id).where(
+                    CartEventRow.visit_id.in_(old),
+                    CartEventRow.track_id.is_not(None) | CartEventRow.evidence_ids.is_not(None))))
+            tracks = session.execute(
+                delete(VisitTrackRow).where(VisitTrackRow.visit_id.in_(old)))
+            events = session.execute(
+                update(CartEventRow)
+                .where(CartEventRow.visit_id.in_(old),
+                       (CartEventRow.track_id.is_not(None))
+                       | (CartEventRow.evidence_ids.is_not(None)))
+                .values(track_id=None, evidence_ids=None))
+            tokens = session.execute(
+                delete(UsedTokenRow).where(
+                    UsedTokenRow.used_at_ns < cutoff,
+                    UsedTokenRow.expires_at_ns.is_(None)
+                    | (UsedTokenRow.expires_at_ns < cutoff)))
+            return PurgeReport(
+                visits=len(touched), tracks_deleted=_rowcount(tracks),
+                events_scrubbed=_rowcount(events), tokens_deleted=_rowcount(tokens))
+
+        return self._write(work)
+
+
+def _rowcount(result: Any) -> int:
+    """Return the number of rows a DML statement touched."""
+    return int(result.rowcount)
+
+
+def open_ledger(url: Union[str, URL], catalog: Mapping[str, int],
+                config: Optional[LedgerConfig] = None,
+                payment_provider: Optional[PaymentProvider] = None) -> Ledger:
+    """Return a migrated ledger for a database URL (convenience for nodes and scripts)."""
+    return Ledger(url, config, catalog, payment_provider)
+
+
+__all__ = [
+    'Cart', 'CartEvent', 'CartItem', 'Charge', 'EventOutcome', 'HeldForReview', 'Ledger',
+    'LedgerConfig', 'LedgerError', 'PurgeReport', 'Receipt', 'Review', 'ReviewReason',
+    'TokenReplayedError', 'UnknownAccountError', 'UnknownReviewError', 'UnknownVisitError',
+    'VisitInfo', 'alembic_config', 'migrate', 'normalise_url', 'open_ledger',
+]

@@ -1,0 +1,1 @@
+"""Alembic migration environment of the go_store ledger."""

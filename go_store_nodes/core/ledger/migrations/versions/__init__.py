@@ -1,0 +1,1 @@
+"""Alembic revisions of the go_store ledger schema."""
