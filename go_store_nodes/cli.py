@@ -220,6 +220,9 @@ def build_parser() -> argparse.ArgumentParser:
     urdf.add_argument('--out', help='where to write (default: the package urdf/store.urdf)')
     urdf.add_argument('--check', action='store_true', help='only check it is up to date')
     urdf.set_defaults(func=cmd_urdf)
+
+    from . import calibrate_command
+    calibrate_command.add_subcommand(sub, _store_path)
     return parser
 
 

@@ -9,7 +9,7 @@ Schema: docs/store-description.md.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 import math
 import pathlib
 from typing import Any, Mapping
@@ -177,6 +177,9 @@ class StoreDescription:
     catalog: Mapping[str, Product]
     source_path: str = ''
     extrinsics_source: Mapping[str, str] = field(default_factory=dict)
+    # Per camera, figures image calibration recorded beside the pose in the extrinsics
+    # file: reprojection_rms_px, floor_height_error_m, floor_tilt_error_deg.
+    calibration_quality: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
 
     def camera(self, camera_id: str) -> Camera:
         """Return the camera with this id, or raise KeyError naming the known ones."""
@@ -464,14 +467,23 @@ def load_store_description(path: str | pathlib.Path) -> StoreDescription:
         raise StoreDescriptionError(f'{path}: not valid YAML: {error}') from None
     extrinsics = None
     extrinsics_path = ''
+    quality: dict[str, dict[str, float]] = {}
     if isinstance(data, dict) and data.get('extrinsics_file'):
         extrinsics_path = str(path.parent / str(data['extrinsics_file']))
-        extrinsics = load_extrinsics(extrinsics_path)
-    return parse_store_description(data, str(path), extrinsics, extrinsics_path)
+        extrinsics, quality = load_extrinsics(extrinsics_path)
+    description = parse_store_description(data, str(path), extrinsics, extrinsics_path)
+    return replace(description, calibration_quality=quality)
 
 
-def load_extrinsics(path: str | pathlib.Path) -> dict[str, Transform]:
-    """Read camera poses (``cameras: {id: {pose: ...}}``) written by calibration."""
+QUALITY_FIELDS = ('reprojection_rms_px', 'floor_height_error_m', 'floor_tilt_error_deg')
+
+
+def load_extrinsics(path: str | pathlib.Path) -> tuple[dict[str, Transform],
+                                                        dict[str, dict[str, float]]]:
+    """Read camera poses (``cameras: {id: {pose: ...}}``) written by calibration.
+
+    Returns the poses (T_map_depth) and, per camera, the quality figures recorded with them.
+    """
     path = pathlib.Path(path)
     try:
         data = yaml.safe_load(path.read_text())
@@ -480,8 +492,14 @@ def load_extrinsics(path: str | pathlib.Path) -> dict[str, Transform]:
     except yaml.YAMLError as error:
         raise StoreDescriptionError(f'{path}: not valid YAML: {error}') from None
     cameras = _Reader(data, 'extrinsics', str(path)).child('cameras')
-    return {camera_id: _read_pose(cameras.child(camera_id).child('pose'))
-            for camera_id in cameras.data}
+    poses = {}
+    quality: dict[str, dict[str, float]] = {}
+    for camera_id in cameras.data:
+        entry = cameras.child(camera_id)
+        poses[camera_id] = _read_pose(entry.child('pose'))
+        quality[camera_id] = {key: entry.number(key) for key in QUALITY_FIELDS
+                              if key in entry.data}
+    return poses, quality
 
 
 def static_transforms(description: StoreDescription) -> list[tuple[str, str, Transform]]:

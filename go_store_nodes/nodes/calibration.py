@@ -63,12 +63,14 @@ class CalibrationNode(Node):
         status.header.stamp = stamp.to_msg()
         status.header.frame_id = self.description.map_frame
         for camera in self.description.cameras:
+            quality = self.description.calibration_quality.get(camera.camera_id, {})
             status.cameras.append(CameraCalibration(
                 camera_id=camera.camera_id, depth_frame_id=camera.depth_frame_id,
                 color_frame_id=camera.color_frame_id,
                 source=self.description.extrinsics_source.get(camera.camera_id, ''),
-                reprojection_rms_px=math.nan, floor_height_error_m=math.nan,
-                floor_tilt_error_deg=math.nan))
+                reprojection_rms_px=quality.get('reprojection_rms_px', math.nan),
+                floor_height_error_m=quality.get('floor_height_error_m', math.nan),
+                floor_tilt_error_deg=quality.get('floor_tilt_error_deg', math.nan)))
         self._status_publisher.publish(status)
         self.diagnostics.count('transforms_published', len(transforms))
         self.get_logger().info(
