@@ -69,7 +69,7 @@ def _render_depth(store, camera_id, t_map_depth, rng):
 
 @pytest.fixture(scope='module')
 def captured(tmp_path_factory, store_path):
-    """A store copy and a calibration session rendered from the true camera poses."""
+    """Render a calibration session from the true camera poses, with a store copy."""
     folder = tmp_path_factory.mktemp('calibration')
     store_copy = folder / 'store.yaml'
     shutil.copy(store_path, store_copy)
