@@ -39,7 +39,7 @@ def test_colcon_build_and_import_from_install_space(repo, tmp_path):
     install = workspace / 'install'
     share = install / 'go_store' / 'share' / 'go_store'
     for relative in ('launch/store.launch.py', 'config/store.yaml', 'config/go_store.yaml',
-                     'urdf/store.urdf', 'package.xml'):
+                     'urdf/store.urdf', 'rviz/store.rviz', 'package.xml'):
         assert (share / relative).is_file(), f'{relative} not installed'
     assert (install / 'go_store' / 'lib' / 'go_store' / 'calibration').is_file()
 
