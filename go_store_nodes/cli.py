@@ -8,6 +8,7 @@ and the nodes; `go-store run` starts the same project nodes, from the same node 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import importlib
 import json
@@ -16,7 +17,7 @@ import signal
 import subprocess
 import sys
 import time
-from typing import Sequence
+from typing import Iterator, Sequence
 
 from .core.graph import NodeSpec, store_graph
 from .core.store import load_store_description, StoreDescriptionError
@@ -81,30 +82,45 @@ def start_nodes_in_process(specs: Sequence[NodeSpec], params_file: str,
     return nodes
 
 
-def cmd_run(args: argparse.Namespace) -> int:
-    """Start the project's nodes: one executor, or one process per node."""
-    specs = [s for s in _specs(args, with_cameras=False) if not s.hardware_only]
-    params_file = args.params or str(_share().default_params_file())
-    if args.processes:
-        return _run_processes(specs, params_file, args.use_sim_time, args.duration)
-    import rclpy
+@contextlib.contextmanager
+def graph_in_process(specs: Sequence[NodeSpec], params_file: str,
+                     use_sim_time: bool) -> Iterator[list]:
+    """Initialise rclpy and create the project's nodes; destroy them and shut down after.
 
-    from .nodes.runner import CONFIGURATION_ERRORS, spin_nodes
+    Yields the list of nodes; the caller may append nodes of its own (destroyed too).
+    """
+    import rclpy
     rclpy.init(args=['--ros-args', '--params-file', params_file])
-    nodes = []
+    nodes: list = []
     try:
-        nodes = start_nodes_in_process(specs, params_file, args.use_sim_time)
-        print(f'go-store: running {", ".join(s.full_name for s in specs)} '
-              '(Ctrl-C to stop)', flush=True)
-        deadline = time.monotonic() + args.duration if args.duration else None
-        spin_nodes(nodes, until=(lambda: time.monotonic() > deadline) if deadline else None)
-    except CONFIGURATION_ERRORS as error:
-        print(f'go-store: {error}', file=sys.stderr)
-        return 1
+        nodes.extend(start_nodes_in_process(specs, params_file, use_sim_time))
+        yield nodes
     finally:
         for node in nodes:
             node.destroy_node()
         rclpy.try_shutdown()
+
+
+def _project_specs(args: argparse.Namespace) -> tuple[list[NodeSpec], str]:
+    specs = [s for s in _specs(args, with_cameras=False) if not s.hardware_only]
+    return specs, args.params or str(_share().default_params_file())
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Start the project's nodes: one executor, or one process per node."""
+    specs, params_file = _project_specs(args)
+    if args.processes:
+        return _run_processes(specs, params_file, args.use_sim_time, args.duration)
+    from .nodes.runner import CONFIGURATION_ERRORS, spin_nodes
+    try:
+        with graph_in_process(specs, params_file, args.use_sim_time) as nodes:
+            print(f'go-store: running {", ".join(s.full_name for s in specs)} '
+                  '(Ctrl-C to stop)', flush=True)
+            deadline = time.monotonic() + args.duration if args.duration else None
+            spin_nodes(nodes, until=(lambda: time.monotonic() > deadline) if deadline else None)
+    except CONFIGURATION_ERRORS as error:
+        print(f'go-store: {error}', file=sys.stderr)
+        return 1
     return 0
 
 
@@ -140,28 +156,19 @@ def _run_processes(specs: Sequence[NodeSpec], params_file: str, use_sim_time: bo
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """Start the store's nodes, then show the TF frames and topics seen live over DDS."""
-    import rclpy
-
     from .nodes.monitor import GraphMonitor
     from .nodes.runner import CONFIGURATION_ERRORS, spin_nodes
-    specs = [s for s in _specs(args, with_cameras=False) if not s.hardware_only]
-    params_file = args.params or str(_share().default_params_file())
-    rclpy.init(args=['--ros-args', '--params-file', params_file])
-    nodes = []
+    specs, params_file = _project_specs(args)
     try:
-        nodes = start_nodes_in_process(specs, params_file, use_sim_time=False)
-        monitor = GraphMonitor()
-        nodes.append(monitor)
-        deadline = time.monotonic() + args.duration
-        spin_nodes(nodes, until=lambda: time.monotonic() > deadline)
-        print(monitor.report())
+        with graph_in_process(specs, params_file, use_sim_time=False) as nodes:
+            monitor = GraphMonitor()
+            nodes.append(monitor)
+            deadline = time.monotonic() + args.duration
+            spin_nodes(nodes, until=lambda: time.monotonic() > deadline)
+            print(monitor.report())
     except CONFIGURATION_ERRORS as error:
         print(f'go-store: {error}', file=sys.stderr)
         return 1
-    finally:
-        for node in nodes:
-            node.destroy_node()
-        rclpy.try_shutdown()
     return 0
 
 

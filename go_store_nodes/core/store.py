@@ -452,6 +452,15 @@ def parse_store_description(data: Any, source: str = '<memory>',
         extrinsics_source=sources)
 
 
+def _read_yaml(path: pathlib.Path, what: str) -> Any:
+    try:
+        return yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise StoreDescriptionError(f'{path}: {what} not found') from None
+    except yaml.YAMLError as error:
+        raise StoreDescriptionError(f'{path}: not valid YAML: {error}') from None
+
+
 def load_store_description(path: str | pathlib.Path) -> StoreDescription:
     """Read and validate a store description file.
 
@@ -459,12 +468,7 @@ def load_store_description(path: str | pathlib.Path) -> StoreDescription:
     replace the ones written in the description.
     """
     path = pathlib.Path(path)
-    try:
-        data = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise StoreDescriptionError(f'{path}: store description not found') from None
-    except yaml.YAMLError as error:
-        raise StoreDescriptionError(f'{path}: not valid YAML: {error}') from None
+    data = _read_yaml(path, 'store description')
     extrinsics = None
     extrinsics_path = ''
     quality: dict[str, dict[str, float]] = {}
@@ -485,12 +489,7 @@ def load_extrinsics(path: str | pathlib.Path) -> tuple[dict[str, Transform],
     Returns the poses (T_map_depth) and, per camera, the quality figures recorded with them.
     """
     path = pathlib.Path(path)
-    try:
-        data = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise StoreDescriptionError(f'{path}: extrinsics file not found') from None
-    except yaml.YAMLError as error:
-        raise StoreDescriptionError(f'{path}: not valid YAML: {error}') from None
+    data = _read_yaml(path, 'extrinsics file')
     cameras = _Reader(data, 'extrinsics', str(path)).child('cameras')
     poses = {}
     quality: dict[str, dict[str, float]] = {}
