@@ -11,6 +11,9 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 
 _LOG_DIR = tempfile.mkdtemp(prefix='go_store_ros_log_')
 os.environ['ROS_LOG_DIR'] = _LOG_DIR
+# Nodes started with the shipped params keep their ledger under ~/.local/share: give the
+# test run a home of its own so it never touches (or depends on) the user's data.
+os.environ['HOME'] = tempfile.mkdtemp(prefix='go_store_home_')
 os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
 # A domain of its own, so a concurrent run on this machine cannot cross-talk.
 os.environ.setdefault('ROS_DOMAIN_ID', str(random.Random(os.getpid()).randint(1, 100)))

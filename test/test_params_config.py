@@ -19,3 +19,11 @@ def test_every_declared_parameter_has_a_value_and_no_value_is_stale(repo):
             assert spec.description, f'{name}.{spec.name} has no description'
             if spec.minimum is not None:
                 assert spec.minimum <= values[spec.name] <= spec.maximum, spec.name
+
+
+def test_values_nodes_share_are_equal(repo):
+    config = yaml.safe_load((repo / 'config' / 'go_store.yaml').read_text())
+    for name in ('store_description', 'database_url'):
+        values = {node: section['ros__parameters'][name] for node, section in config.items()
+                  if name in section['ros__parameters']}
+        assert len(values) >= 2 and len(set(values.values())) == 1, (name, values)

@@ -209,10 +209,10 @@ def extrinsics_document(existing: Mapping[str, Any] | None, store: StoreDescript
             'calibrated_at': stamp,
             'session': source,
         }
-        check = worst_depth.get(camera_id)
-        if check is not None and math.isfinite(check.height_error_m):
-            entry['floor_height_error_m'] = round(float(check.height_error_m), 4)
-            entry['floor_tilt_error_deg'] = round(float(check.tilt_deg), 3)
+        worst = worst_depth.get(camera_id)
+        if worst is not None and math.isfinite(worst.height_error_m):
+            entry['floor_height_error_m'] = round(float(worst.height_error_m), 4)
+            entry['floor_tilt_error_deg'] = round(float(worst.tilt_deg), 3)
         cameras[camera_id] = entry
     return {'cameras': cameras}
 
