@@ -57,8 +57,10 @@ $(STAMPS)/opencv-samples: tools/fetch_opencv_samples.sh | $(STAMPS)/system
 test: setup
 	bash tools/with_postgres.sh $(VPY) -m pytest
 
+# The committed `easy` scenario (3 shoppers, 120 s) replayed through the node graph:
+# receipts and the evaluation table against its ground truth.
 demo: setup
-	$(VENV)/bin/go-store demo
+	$(VENV)/bin/go-store replay bags/easy/bag --out out/demo --overwrite --as-fast-as-possible
 
 lint: setup
 	$(VENV)/bin/ruff check .

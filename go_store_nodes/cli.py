@@ -154,7 +154,7 @@ def _run_processes(specs: Sequence[NodeSpec], params_file: str, use_sim_time: bo
     return status
 
 
-def cmd_demo(args: argparse.Namespace) -> int:
+def cmd_inspect(args: argparse.Namespace) -> int:
     """Start the store's nodes, then show the TF frames and topics seen live over DDS."""
     from .nodes.monitor import GraphMonitor
     from .nodes.runner import CONFIGURATION_ERRORS, spin_nodes
@@ -210,11 +210,13 @@ def build_parser() -> argparse.ArgumentParser:
                      help='stop after this many seconds (0: run until Ctrl-C)')
     run.set_defaults(func=cmd_run)
 
-    demo = sub.add_parser('demo', help='start the nodes and show live TF frames and topics')
-    _add_store_args(demo)
-    demo.add_argument('--params', help='params file (default: the package config/go_store.yaml)')
-    demo.add_argument('--duration', type=float, default=3.0, help='seconds to watch')
-    demo.set_defaults(func=cmd_demo)
+    inspect = sub.add_parser('inspect',
+                             help='start the nodes and show live TF frames and topics')
+    _add_store_args(inspect)
+    inspect.add_argument('--params',
+                         help='params file (default: the package config/go_store.yaml)')
+    inspect.add_argument('--duration', type=float, default=3.0, help='seconds to watch')
+    inspect.set_defaults(func=cmd_inspect)
 
     nodes = sub.add_parser('nodes', help='print the node graph as JSON')
     _add_store_args(nodes)
@@ -230,6 +232,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     from . import calibrate_command
     calibrate_command.add_subcommand(sub, _store_path)
+
+    from . import sim_commands
+    sim_commands.add_subcommands(sub)
     return parser
 
 

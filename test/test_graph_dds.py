@@ -119,8 +119,8 @@ def test_missing_parameter_names_it(repo):
     assert "parameter 'store_description'" in output and 'config/go_store.yaml' in output
 
 
-def test_go_store_demo_shows_live_frames_and_topics(repo):
-    result = subprocess.run([sys.executable, '-m', 'go_store_nodes.cli', 'demo',
+def test_go_store_inspect_shows_live_frames_and_topics(repo):
+    result = subprocess.run([sys.executable, '-m', 'go_store_nodes.cli', 'inspect',
                              '--duration', '3'], cwd=repo, capture_output=True, text=True,
                             timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr

@@ -1,0 +1,78 @@
+"""Turn a replay's output bag into the evaluation's plain ``Predictions`` (the edge)."""
+
+from __future__ import annotations
+
+import pathlib
+
+from ..core.evaluation.data import (
+    PredictedCartEvent,
+    PredictedReceipt,
+    PredictedShelfEvent,
+    PredictedTrackFrame,
+    PredictedVisit,
+    Predictions,
+)
+from .messages import time_ns
+from .reader import custom_data, messages, summarize
+from .topics import (
+    CART_EVENTS_TOPIC,
+    CHECK_IN_RESULT_TOPIC,
+    OUTPUT_TOPICS,
+    RECEIPTS_TOPIC,
+    SHELF_EVENTS_TOPIC,
+    TRACKS_TOPIC,
+    VISITS_TOPIC,
+)
+
+# custom_data keys the replay recorder writes into the output bag's metadata.yaml.
+CUSTOM_REAL_TIME_FACTOR = 'go_store.replay.real_time_factor'
+CUSTOM_SOURCE_BAG = 'go_store.replay.source_bag'
+RECEIPT_ISSUED = 1
+SHELF_KINDS = {1: 'pick', 2: 'return', 3: 'unknown'}
+VISIT_STARTED = 1
+
+
+def load_predictions(bag: str | pathlib.Path) -> Predictions:
+    """Read every output topic of a replay's bag into ``Predictions``."""
+    counts = {topic: summary.count for topic, summary in summarize(bag).items()}
+    receipts, cart_events, shelf_events, track_frames, visits = [], [], [], [], []
+    accepted = refused = 0
+    for topic, received_ns, msg in messages(bag, OUTPUT_TOPICS):
+        m = msg  # rosbags message objects are dynamically typed
+        stamp = time_ns(m.header.stamp) if hasattr(m, 'header') else received_ns
+        if topic == RECEIPTS_TOPIC:
+            lines: dict[str, int] = {}
+            for line in m.lines:
+                lines[line.sku] = lines.get(line.sku, 0) + int(line.quantity)
+            receipts.append(PredictedReceipt(
+                received_ns, stamp, m.visit_id, m.account_id, m.status == RECEIPT_ISSUED,
+                lines, int(m.total_cents)))
+        elif topic == CART_EVENTS_TOPIC:
+            cart_events.append(PredictedCartEvent(
+                received_ns, stamp, m.event_id, m.visit_id, m.account_id, int(m.track_id),
+                m.sku, int(m.quantity_delta), tuple(m.evidence_ids), bool(m.needs_review)))
+        elif topic == SHELF_EVENTS_TOPIC:
+            shelf_events.append(PredictedShelfEvent(
+                received_ns, stamp, m.event_id, m.shelf_id, m.bin_id,
+                SHELF_KINDS.get(int(m.event_type), 'unknown'), float(m.delta_grams)))
+        elif topic == TRACKS_TOPIC:
+            track_frames.append(PredictedTrackFrame(stamp, tuple(
+                (int(t.track_id), float(t.position.x), float(t.position.y))
+                for t in m.tracks)))
+        elif topic == VISITS_TOPIC:
+            visits.append(PredictedVisit(received_ns, stamp, m.visit_id, m.account_id,
+                                         m.status == VISIT_STARTED,
+                                         tuple(int(t) for t in m.track_ids)))
+        elif topic == CHECK_IN_RESULT_TOPIC:
+            if m.accepted:
+                accepted += 1
+            else:
+                refused += 1
+    custom = custom_data(bag)
+    rtf = custom.get(CUSTOM_REAL_TIME_FACTOR)
+    return Predictions(
+        topic_counts=counts, receipts=tuple(receipts), cart_events=tuple(cart_events),
+        shelf_events=tuple(shelf_events), track_frames=tuple(track_frames),
+        visits=tuple(visits), check_ins_accepted=accepted, check_ins_refused=refused,
+        real_time_factor=float(rtf) if rtf else None,
+        extra={'source_bag': custom.get(CUSTOM_SOURCE_BAG, '')})

@@ -1,0 +1,61 @@
+"""Absolute topic names and types of go_store bags (docs/topics.md, realsense2_camera)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+IMAGE = 'sensor_msgs/msg/Image'
+CAMERA_INFO = 'sensor_msgs/msg/CameraInfo'
+LOAD_CELL_BATCH = 'go_store/msg/LoadCellBatch'
+CHECK_IN = 'go_store/msg/CheckIn'
+TF_MESSAGE = 'tf2_msgs/msg/TFMessage'
+CLOCK = 'rosgraph_msgs/msg/Clock'
+TF_STATIC_TOPIC = '/tf_static'
+CLOCK_TOPIC = '/clock'
+
+# What the node graph produces: the recorder of `go-store replay` records these.
+TRACKS_TOPIC = '/people/tracks'
+SHELF_EVENTS_TOPIC = '/shelves/events'
+CART_EVENTS_TOPIC = '/cart/events'
+VISITS_TOPIC = '/visits'
+RECEIPTS_TOPIC = '/receipts'
+CHECK_IN_RESULT_TOPIC = '/gates/check_in_result'
+CALIBRATION_STATUS_TOPIC = '/calibration/status'
+OUTPUT_TOPICS: dict[str, str] = {
+    TRACKS_TOPIC: 'go_store/msg/TrackArray',
+    SHELF_EVENTS_TOPIC: 'go_store/msg/ShelfEvent',
+    CART_EVENTS_TOPIC: 'go_store/msg/CartEvent',
+    VISITS_TOPIC: 'go_store/msg/Visit',
+    RECEIPTS_TOPIC: 'go_store/msg/Receipt',
+    CHECK_IN_RESULT_TOPIC: 'go_store/msg/CheckInResult',
+    CALIBRATION_STATUS_TOPIC: 'go_store/msg/CalibrationStatus',
+}
+# Latched (transient local) topics: the recorder and the player keep their QoS.
+LATCHED_TOPICS = frozenset({TF_STATIC_TOPIC, CALIBRATION_STATUS_TOPIC})
+
+
+@dataclass(frozen=True)
+class CameraTopics:
+    """The four topics of one RealSense camera under /cameras/<cam>/."""
+
+    depth_image: str
+    depth_info: str
+    color_image: str
+    color_info: str
+
+
+def camera_topics(camera_id: str) -> CameraTopics:
+    """Return realsense2_camera's topic names of ``camera_id`` under /cameras."""
+    base = f'/cameras/{camera_id}'
+    return CameraTopics(f'{base}/depth/image_rect_raw', f'{base}/depth/camera_info',
+                        f'{base}/color/image_raw', f'{base}/color/camera_info')
+
+
+def weights_topic(shelf_id: str) -> str:
+    """Return the load-cell topic of a shelf."""
+    return f'/shelves/{shelf_id}/weights'
+
+
+def check_in_topic(gate_id: str) -> str:
+    """Return the QR check-in topic of a gate."""
+    return f'/gates/{gate_id}/check_in'

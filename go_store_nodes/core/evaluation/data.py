@@ -1,0 +1,219 @@
+"""Plain data the evaluation compares: ground truth (truth.json) and the graph's outputs.
+
+Both sides are built at the edge (truth.json parsed here; bag messages converted by
+go_store_nodes.bagio.predictions) so that the metrics never see a ROS message.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+TRUTH_FORMAT = 1
+
+# Output topics of the graph whose messages the metrics use (absolute names).
+TRACKS_TOPIC = '/people/tracks'
+SHELF_EVENTS_TOPIC = '/shelves/events'
+CART_EVENTS_TOPIC = '/cart/events'
+VISITS_TOPIC = '/visits'
+RECEIPTS_TOPIC = '/receipts'
+CHECK_IN_RESULT_TOPIC = '/gates/check_in_result'
+CALIBRATION_STATUS_TOPIC = '/calibration/status'
+
+
+class TruthFormatError(ValueError):
+    """truth.json is not in a format this evaluation reads."""
+
+
+@dataclass(frozen=True)
+class TruthPerson:
+    """One simulated person."""
+
+    person_id: int
+    role: str                      # 'shopper' or 'associate'
+    account_id: str                # '' for associates
+    party_id: int
+    enter_ns: int
+    exit_ns: int
+
+
+@dataclass(frozen=True)
+class TruthEvent:
+    """One thing that happened to an item: pick, return, hand_off or restock."""
+
+    event_id: str
+    kind: str
+    stamp_ns: int
+    start_ns: int
+    end_ns: int
+    person_id: int
+    account_id: str
+    sku: str
+    quantity: int
+    bin_id: str
+    shelf_id: str
+
+    @property
+    def settle_ns(self) -> int:
+        """When the shelf weight settles again (end of the interaction)."""
+        return self.end_ns or self.stamp_ns
+
+
+@dataclass(frozen=True)
+class TruthFrame:
+    """Where everyone in the store stood at one camera frame: (person_id, x_m, y_m)."""
+
+    stamp_ns: int
+    positions: tuple[tuple[int, float, float], ...]
+
+
+@dataclass(frozen=True)
+class GroundTruth:
+    """What truth.json says happened."""
+
+    scenario: str
+    seed: int
+    start_ns: int
+    end_ns: int
+    frame_period_ns: int
+    people: tuple[TruthPerson, ...]
+    frames: tuple[TruthFrame, ...]
+    events: tuple[TruthEvent, ...]
+    receipts: Mapping[str, Mapping[str, int]]      # account -> sku -> quantity
+    check_in_count: int = 0
+
+    def shopper_accounts(self) -> list[str]:
+        """Every account that shopped: has a receipt or a shopper, sorted."""
+        accounts = set(self.receipts)
+        accounts.update(p.account_id for p in self.people
+                        if p.role == 'shopper' and p.account_id)
+        return sorted(accounts)
+
+    def exit_ns(self, account_id: str) -> int | None:
+        """When the last person of an account's party left (None if unknown)."""
+        exits = [p.exit_ns for p in self.people if p.account_id == account_id and p.exit_ns]
+        return max(exits) if exits else None
+
+
+@dataclass(frozen=True)
+class PredictedReceipt:
+    """A go_store/Receipt: issued, or held for review."""
+
+    received_ns: int
+    stamp_ns: int
+    visit_id: str
+    account_id: str
+    issued: bool
+    lines: Mapping[str, int]
+    total_cents: int = 0
+
+
+@dataclass(frozen=True)
+class PredictedCartEvent:
+    """A go_store/CartEvent."""
+
+    received_ns: int
+    stamp_ns: int
+    event_id: str
+    visit_id: str
+    account_id: str
+    track_id: int
+    sku: str
+    quantity_delta: int
+    evidence_ids: tuple[str, ...] = ()
+    needs_review: bool = False
+
+
+@dataclass(frozen=True)
+class PredictedShelfEvent:
+    """A go_store/ShelfEvent; ``kind`` is 'pick', 'return' or 'unknown'."""
+
+    received_ns: int
+    stamp_ns: int
+    event_id: str
+    shelf_id: str
+    bin_id: str
+    kind: str
+    delta_grams: float = 0.0
+
+
+@dataclass(frozen=True)
+class PredictedTrackFrame:
+    """A go_store/TrackArray: (track_id, x_m, y_m) of every live track."""
+
+    stamp_ns: int
+    tracks: tuple[tuple[int, float, float], ...]
+
+
+@dataclass(frozen=True)
+class PredictedVisit:
+    """A go_store/Visit; ``started`` false means ended."""
+
+    received_ns: int
+    stamp_ns: int
+    visit_id: str
+    account_id: str
+    started: bool
+    track_ids: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class Predictions:
+    """Everything the graph published during a replay, plus how many of each topic."""
+
+    topic_counts: Mapping[str, int]
+    receipts: tuple[PredictedReceipt, ...] = ()
+    cart_events: tuple[PredictedCartEvent, ...] = ()
+    shelf_events: tuple[PredictedShelfEvent, ...] = ()
+    track_frames: tuple[PredictedTrackFrame, ...] = ()
+    visits: tuple[PredictedVisit, ...] = ()
+    check_ins_accepted: int = 0
+    check_ins_refused: int = 0
+    real_time_factor: float | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def count(self, topic: str) -> int:
+        """Messages recorded on ``topic`` (0 when none)."""
+        return int(self.topic_counts.get(topic, 0))
+
+
+def _int(data: Mapping[str, Any], key: str, default: int = 0) -> int:
+    value = data.get(key, default)
+    return default if value is None else int(value)
+
+
+def parse_truth(document: Mapping[str, Any]) -> GroundTruth:
+    """Build GroundTruth from a parsed truth.json (format 1, docs/simulation.md)."""
+    if not isinstance(document, Mapping):
+        raise TruthFormatError('truth.json must hold a JSON object')
+    if document.get('format') != TRUTH_FORMAT:
+        raise TruthFormatError(f'truth.json format {document.get("format")!r} is not '
+                               f'{TRUTH_FORMAT}')
+    try:
+        people = tuple(TruthPerson(
+            int(p['person_id']), str(p.get('role', 'shopper')), str(p.get('account_id') or ''),
+            _int(p, 'party_id'), _int(p, 'enter_ns'), _int(p, 'exit_ns'))
+            for p in document.get('people', ()))
+        frames = tuple(TruthFrame(int(f['stamp_ns']), tuple(
+            (int(q['person_id']), float(q['x_m']), float(q['y_m'])) for q in f.get('people', ())))
+            for f in document.get('frames', ()))
+        events = tuple(TruthEvent(
+            str(e.get('event_id', '')), str(e['kind']), int(e['stamp_ns']),
+            _int(e, 'start_ns', int(e['stamp_ns'])), _int(e, 'end_ns', int(e['stamp_ns'])),
+            _int(e, 'person_id'), str(e.get('account_id') or ''), str(e.get('sku') or ''),
+            _int(e, 'quantity', 1), str(e.get('bin_id') or ''), str(e.get('shelf_id') or ''))
+            for e in document.get('events', ()))
+        receipts: dict[str, dict[str, int]] = {}
+        for receipt in document.get('receipts', ()):
+            lines = receipts.setdefault(str(receipt['account_id']), {})
+            for line in receipt.get('lines', ()):
+                lines[str(line['sku'])] = lines.get(str(line['sku']), 0) + int(line['quantity'])
+        return GroundTruth(
+            scenario=str(document.get('scenario', '')), seed=_int(document, 'seed'),
+            start_ns=_int(document, 'start_ns'), end_ns=_int(document, 'end_ns'),
+            frame_period_ns=_int(document, 'frame_period_ns'), people=people, frames=frames,
+            events=events,
+            receipts={a: {s: q for s, q in lines.items() if q} for a, lines in receipts.items()},
+            check_in_count=len(document.get('check_ins', ())))
+    except (KeyError, TypeError, ValueError) as error:
+        raise TruthFormatError(f'truth.json: malformed entry: {error!r}') from None

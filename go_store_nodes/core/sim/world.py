@@ -1,0 +1,1554 @@
+"""The simulated store world: people, shelf stock, hard behaviours and sensors.
+
+``Simulation(scenario, store).run()`` steps the world at 60 Hz (the load-cell rate) and
+yields a ``Tick`` per step: everyone's ``BodyState``, whether cameras take a frame (and
+which frames are dropped), the load-cell batches that completed and the QR check-ins.
+``Simulation.truth`` is complete once ``run()`` is exhausted. Everything random comes
+from generators seeded by the scenario's seed, so a seed always gives the same ticks
+and the same truth.
+
+People walk on paths planned on a visibility graph around the shelves (footprints from
+the store description, inflated by 0.4 m), enter by the entry gate (one QR scan per
+party), leave by the exit gate; associates use the staff gate. A shopper walks to the
+bins on its list, browses, reaches into the bin (the hand goes into the bin box, the
+body crouches and leans as needed), picks, and carries the item in the hand and then in
+a basket near the pelvis. Interface contract: docs/simulation.md.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+import heapq
+import math
+import pathlib
+from typing import Any, Iterator, Optional, Sequence
+
+import numpy as np
+from numpy.typing import NDArray
+
+from ..ledger.tokens import load_private_key, TokenIssuer
+from ..store import Bin, Gate, Shelf, StoreDescription
+from .loadcells import LoadCellArray, LoadCellBatchData, LoadCellConfig
+from .people import (
+    basket_position,
+    BodyState,
+    HeldItem,
+    JOINTS,
+    Physique,
+    pose_joints,
+    PoseInput,
+    reach_posture,
+    sample_physique,
+    to_body_frame,
+)
+from .scenario import BEHAVIOURS, Scenario
+from .truth import (
+    compute_receipts,
+    Truth,
+    TruthCheckIn,
+    TruthEpisode,
+    TruthEvent,
+    TruthFrame,
+    TruthFramePerson,
+    TruthPerson,
+)
+
+STEP_HZ = 60
+DT_S = 1.0 / STEP_HZ
+INFLATION_M = 0.40            # path clearance from shelf footprints
+NODE_INFLATION_M = 0.45       # visibility-graph corner nodes sit just outside it
+WALL_MARGIN_M = 0.30          # keep people this far inside the store walls
+BODY_CLEARANCE_M = 0.15       # a pelvis never comes closer to a shelf footprint
+ACCEL_MPS2 = 1.2
+DECEL_MPS2 = 1.0
+TURN_RATE_RAD_S = 6.0
+BROWSE_NEAR_SHELF_M = 0.6
+FOLLOW_MAX_SPEED_MPS = 1.5
+TANGLE_CONTACT_M = 0.30
+TOKEN_TTL_NS = 120 * 10 ** 9
+DEFAULT_KEY = pathlib.Path('demo_keys') / 'store_app_private.pem'
+
+
+@dataclass(frozen=True)
+class CheckInData:
+    """One QR scan at a gate; ``account_id`` is for truth only (the bag has gate and token)."""
+
+    gate_id: str
+    token: str
+    account_id: str
+
+
+@dataclass(frozen=True)
+class Tick:
+    """One 60 Hz step of the world."""
+
+    stamp_ns: int
+    bodies: tuple[BodyState, ...]
+    camera_frame: bool
+    dropped_cameras: frozenset[str]
+    load_cells: tuple[LoadCellBatchData, ...]
+    check_ins: tuple[CheckInData, ...]
+    step: int = 0
+
+
+def stamp_of_step(start_ns: int, step: int) -> int:
+    """Stamp (ns) of a 60 Hz step, rounded to the nearest nanosecond."""
+    return start_ns + (step * 10 ** 9 + STEP_HZ // 2) // STEP_HZ
+
+
+def _smooth(x: float) -> float:
+    """Smoothstep on [0, 1]."""
+    x = min(1.0, max(0.0, x))
+    return x * x * (3.0 - 2.0 * x)
+
+
+def _envelope(fraction: float, rise: float = 0.4, fall: float = 0.6) -> float:
+    """0 -> 1 over [0, rise], 1 until ``fall``, back to 0 at 1 (smoothstep edges)."""
+    if fraction < rise:
+        return _smooth(fraction / rise)
+    if fraction <= fall:
+        return 1.0
+    return _smooth((1.0 - fraction) / (1.0 - fall))
+
+
+def _wrap(angle: float) -> float:
+    """Wrap an angle to (-pi, pi]."""
+    return math.atan2(math.sin(angle), math.cos(angle))
+
+
+# --------------------------------------------------------------------------- geometry
+
+
+class Geometry:
+    """Shelf footprints (boxes in shelf frames), store bounds and path planning."""
+
+    def __init__(self, store: StoreDescription) -> None:
+        """Collect the footprints and build the visibility graph."""
+        shelves = store.shelves
+        self.origin = np.array([s.t_map_shelf.translation[:2] for s in shelves])
+        self.rotation = np.array([s.t_map_shelf.rotation[:2, :2] for s in shelves])
+        self.low = np.array([[-s.size_m[0] / 2.0, 0.0] for s in shelves])
+        self.high = np.array([[s.size_m[0] / 2.0, s.size_m[1]] for s in shelves])
+        self.bounds_low = np.array([WALL_MARGIN_M, WALL_MARGIN_M])
+        self.bounds_high = np.array(store.size_m) - WALL_MARGIN_M
+        nodes = []
+        for index in range(len(shelves)):
+            for cx in (self.low[index, 0] - NODE_INFLATION_M,
+                       self.high[index, 0] + NODE_INFLATION_M):
+                for cy in (self.low[index, 1] - NODE_INFLATION_M,
+                           self.high[index, 1] + NODE_INFLATION_M):
+                    corner = self.rotation[index] @ [cx, cy] + self.origin[index]
+                    nodes.append(np.clip(corner, self.bounds_low, self.bounds_high))
+        for x in np.arange(self.bounds_low[0], self.bounds_high[0] + 1e-9, 0.75):
+            for y in np.arange(self.bounds_low[1], self.bounds_high[1] + 1e-9, 0.75):
+                nodes.append(np.array([x, y]))
+        free = [n for n in nodes if not self.blocked(n)]
+        self.nodes = np.array(free)
+        count = len(self.nodes)
+        i, j = np.triu_indices(count, 1)
+        clear = self.segments_clear(self.nodes[i], self.nodes[j])
+        lengths = np.linalg.norm(self.nodes[i] - self.nodes[j], axis=1)
+        self.edges = np.full((count, count), np.inf)
+        self.edges[i[clear], j[clear]] = lengths[clear]
+        self.edges[j[clear], i[clear]] = lengths[clear]
+
+    def local(self, point: NDArray) -> NDArray:
+        """Express a map point in every shelf frame: (shelves, 2)."""
+        return np.einsum('nij,ni->nj', self.rotation, np.asarray(point)[None, :] - self.origin)
+
+    def distance(self, point: NDArray) -> float:
+        """Distance (m) from a floor point to the nearest shelf footprint (0 inside)."""
+        local = self.local(point)
+        outside = np.maximum(np.maximum(self.low - local, local - self.high), 0.0)
+        return float(np.min(np.hypot(outside[:, 0], outside[:, 1])))
+
+    def in_bounds(self, point: NDArray) -> bool:
+        """Whether a floor point is inside the walls' margin."""
+        return bool(np.all(point >= self.bounds_low - 1e-9)
+                    and np.all(point <= self.bounds_high + 1e-9))
+
+    def blocked(self, point: NDArray, inflation: float = INFLATION_M) -> bool:
+        """Whether a floor point is within ``inflation`` of a footprint or out of bounds."""
+        if not self.in_bounds(point):
+            return True
+        local = self.local(point)
+        inside = np.all((local > self.low - inflation) & (local < self.high + inflation),
+                        axis=1)
+        return bool(np.any(inside))
+
+    def segments_clear(self, a: NDArray, b: NDArray,
+                       inflation: float = INFLATION_M - 1e-3) -> NDArray:
+        """Whether segments a[k] -> b[k] miss every inflated footprint (Liang-Barsky)."""
+        a = np.atleast_2d(a)
+        b = np.atleast_2d(b)
+        # (segments, shelves, 2) in shelf frames
+        la = np.einsum('nij,mni->mnj', self.rotation, a[:, None, :] - self.origin[None])
+        lb = np.einsum('nij,mni->mnj', self.rotation, b[:, None, :] - self.origin[None])
+        d = lb - la
+        low = self.low[None] - inflation
+        high = self.high[None] + inflation
+        t0 = np.zeros(la.shape[:2])
+        t1 = np.ones(la.shape[:2])
+        for axis in range(2):
+            da = d[..., axis]
+            pa = la[..., axis]
+            flat = np.abs(da) < 1e-12
+            safe = np.where(flat, 1.0, da)
+            ta = (low[..., axis] - pa) / safe
+            tb = (high[..., axis] - pa) / safe
+            inside = (pa > low[..., axis]) & (pa < high[..., axis])
+            tmin = np.where(flat, np.where(inside, -np.inf, np.inf), np.minimum(ta, tb))
+            tmax = np.where(flat, np.where(inside, np.inf, -np.inf), np.maximum(ta, tb))
+            t0 = np.maximum(t0, tmin)
+            t1 = np.minimum(t1, tmax)
+        hit = t0 < t1
+        return np.asarray(~np.any(hit, axis=1))
+
+    def escape(self, point: NDArray) -> NDArray:
+        """Nearest point outside every inflated footprint (``point`` itself if free)."""
+        p = np.clip(np.asarray(point, dtype=float), self.bounds_low, self.bounds_high)
+        for _ in range(4):
+            if not self.blocked(p):
+                return p
+            local = self.local(p)
+            inside = np.flatnonzero(np.all(
+                (local > self.low - INFLATION_M) & (local < self.high + INFLATION_M), axis=1))
+            index = int(inside[0])
+            x, y = local[index]
+            lo = self.low[index] - NODE_INFLATION_M
+            hi = self.high[index] + NODE_INFLATION_M
+            options = sorted([(abs(x - lo[0]), (lo[0], y)), (abs(hi[0] - x), (hi[0], y)),
+                              (abs(y - lo[1]), (x, lo[1])), (abs(hi[1] - y), (x, hi[1]))])
+            moved = False
+            for _, candidate in options:
+                q = self.rotation[index] @ np.asarray(candidate) + self.origin[index]
+                if self.in_bounds(q) and not self.blocked(q):
+                    p = q
+                    moved = True
+                    break
+            if not moved:
+                q = self.rotation[index] @ np.asarray(options[0][1]) + self.origin[index]
+                p = np.clip(q, self.bounds_low, self.bounds_high)
+        return p
+
+    def plan(self, start: NDArray, goal: NDArray) -> list[NDArray]:
+        """Waypoints from start to goal around the shelves (start and goal included)."""
+        start = np.asarray(start, dtype=float)
+        goal = np.asarray(goal, dtype=float)
+        s = self.escape(start)
+        g = self.escape(goal)
+        middle: list[NDArray] = []
+        if not bool(self.segments_clear(s, g)[0]):
+            count = len(self.nodes)
+            from_s = self.segments_clear(np.repeat(s[None], count, 0), self.nodes)
+            to_g = self.segments_clear(self.nodes, np.repeat(g[None], count, 0))
+            dist = np.where(from_s, np.linalg.norm(self.nodes - s, axis=1), np.inf)
+            previous = np.full(count, -1)
+            done = np.zeros(count, dtype=bool)
+            best_total, best_node = np.inf, -1
+            heap: list[tuple[float, int]] = [(float(dist[k]), int(k))
+                                             for k in np.flatnonzero(from_s)]
+            heapq.heapify(heap)
+            while heap:
+                d, k = heapq.heappop(heap)
+                if done[k] or d > dist[k]:
+                    continue
+                done[k] = True
+                if to_g[k]:
+                    total = d + float(np.linalg.norm(self.nodes[k] - g))
+                    if total < best_total:
+                        best_total, best_node = total, k
+                if d >= best_total:
+                    break
+                candidates = d + self.edges[k]
+                for n in (int(i) for i in np.flatnonzero(candidates < dist)):
+                    dist[n] = candidates[n]
+                    previous[n] = k
+                    heapq.heappush(heap, (float(dist[n]), n))
+            node = best_node
+            while node >= 0:
+                middle.append(self.nodes[node])
+                node = int(previous[node])
+            middle.reverse()
+        path = [start]
+        for point in (s, *middle, g, goal):
+            if float(np.linalg.norm(point - path[-1])) > 1e-6:
+                path.append(np.asarray(point, dtype=float))
+        return path
+
+    def random_free_point(self, rng: np.random.Generator, near: NDArray | None = None,
+                          radius: tuple[float, float] = (0.0, 99.0)) -> NDArray:
+        """Return a random free floor point, optionally ``radius`` away from ``near``."""
+        for _ in range(200):
+            p = rng.uniform(self.bounds_low, self.bounds_high)
+            if self.blocked(p, NODE_INFLATION_M):
+                continue
+            if near is not None and not radius[0] <= float(np.linalg.norm(p - near)) \
+                    <= radius[1]:
+                continue
+            return p
+        return self.escape(near if near is not None else self.bounds_low)
+
+
+# --------------------------------------------------------------------------- agents
+
+
+@dataclass
+class _Party:
+    party_id: int
+    account_id: str
+    members: list[_Agent] = field(default_factory=list)
+
+
+@dataclass
+class _ReachSpot:
+    bin: Bin
+    shelf: Shelf
+    stand: NDArray
+    heading: float
+    target: NDArray
+    side: str
+    crouch: float
+    lean: float
+
+
+class _Agent:
+    """One person in the world and its queue of actions."""
+
+    def __init__(self, pid: int, role: str, physique: Physique, rng: np.random.Generator,
+                 party: Optional[_Party], enter_step: int, spawn: NDArray,
+                 heading: float) -> None:
+        self.pid = pid
+        self.role = role
+        self.physique = physique
+        self.rng = rng
+        self.party = party
+        self.enter_step = enter_step
+        self.exit_step: Optional[int] = None
+        self.present = False
+        self.pos = np.asarray(spawn, dtype=float)
+        self.heading = heading
+        self.speed = 0.0
+        self.phase = 0.0
+        self.queue: deque[_Action] = deque()
+        self.pending: list[_Action] = []
+        self.action: Optional[_Action] = None
+        self.basket: list[str] = []
+        self.hand_items: dict[str, list[str]] = {'left': [], 'right': []}
+        self.targets: dict[str, Optional[NDArray]] = {'left': None, 'right': None}
+        self.amounts: dict[str, float] = {'left': 0.0, 'right': 0.0}
+        self.crouch = 0.0
+        self.lean = 0.0
+        self.committed = False
+        self.exiting = False
+        self.tangle_planned = False
+
+    @property
+    def account_id(self) -> Optional[str]:
+        return self.party.account_id if self.party is not None else None
+
+    def others_in_party(self) -> list[_Agent]:
+        if self.party is None:
+            return []
+        return [m for m in self.party.members if m is not self]
+
+    def reset_arms(self) -> None:
+        self.targets = {'left': None, 'right': None}
+        self.amounts = {'left': 0.0, 'right': 0.0}
+        self.crouch = 0.0
+        self.lean = 0.0
+
+    def turn_towards(self, heading: float) -> None:
+        delta = _wrap(heading - self.heading)
+        limit = TURN_RATE_RAD_S * DT_S
+        self.heading = _wrap(self.heading + max(-limit, min(limit, delta)))
+
+    def stand_still(self) -> None:
+        self.speed = max(0.0, self.speed - DECEL_MPS2 * DT_S * 4.0)
+
+
+class _Action:
+    """One thing an agent does; ``start`` may return False to be dropped at once."""
+
+    interruptible = False
+
+    def start(self, sim: Simulation, agent: _Agent) -> bool:
+        return True
+
+    def step(self, sim: Simulation, agent: _Agent) -> bool:
+        return True
+
+    def interrupted(self) -> Optional[_Action]:
+        """Return what goes back on the queue when interrupted (None: drop it)."""
+        return None
+
+
+class _Follower:
+    """Moves an agent along a polyline with speed limits and smooth heading."""
+
+    def __init__(self, points: list[NDArray]) -> None:
+        self.points = [np.asarray(p, dtype=float) for p in points[1:]]
+
+    def remaining(self, agent: _Agent) -> float:
+        total, previous = 0.0, agent.pos
+        for point in self.points:
+            total += float(np.linalg.norm(point - previous))
+            previous = point
+        return total
+
+    def move(self, sim: Simulation, agent: _Agent, pace: str) -> bool:
+        """Advance one step; return True on arrival."""
+        if not self.points:
+            agent.stand_still()
+            return True
+        physique = agent.physique
+        if pace == 'walk':
+            cruise = physique.walk_speed_mps
+        elif pace == 'browse':
+            cruise = physique.browse_speed_mps
+        else:
+            near = sim.geometry.distance(agent.pos) < BROWSE_NEAR_SHELF_M
+            cruise = physique.browse_speed_mps if near else physique.walk_speed_mps
+        remaining = self.remaining(agent)
+        target = min(cruise, math.sqrt(2.0 * DECEL_MPS2 * remaining))
+        change = max(-DECEL_MPS2 * 2.0 * DT_S, min(ACCEL_MPS2 * DT_S, target - agent.speed))
+        agent.speed = max(0.05, agent.speed + change)
+        travel = agent.speed * DT_S
+        moved = 0.0
+        while self.points and travel > 1e-12:
+            offset = self.points[0] - agent.pos
+            length = float(np.linalg.norm(offset))
+            if length <= travel:
+                agent.pos = self.points.pop(0)
+                travel -= length
+                moved += length
+            else:
+                agent.pos = agent.pos + offset / length * travel
+                moved += travel
+                travel = 0.0
+        if self.points:
+            direction = self.points[0] - agent.pos
+            if float(np.linalg.norm(direction)) > 1e-6:
+                agent.turn_towards(math.atan2(direction[1], direction[0]))
+        agent.phase = (agent.phase + math.pi * moved / physique.step_length_m) % (4 * math.pi)
+        if not self.points:
+            agent.speed = 0.0
+            return True
+        return False
+
+
+class _Walk(_Action):
+    interruptible = True
+
+    def __init__(self, goal: NDArray, pace: str = 'auto') -> None:
+        self.goal = np.asarray(goal, dtype=float)
+        self.pace = pace
+        self.follower: Optional[_Follower] = None
+
+    def start(self, sim: Simulation, agent: _Agent) -> bool:
+        self.follower = _Follower(sim.geometry.plan(agent.pos, self.goal))
+        return True
+
+    def step(self, sim: Simulation, agent: _Agent) -> bool:
+        assert self.follower is not None
+        return self.follower.move(sim, agent, self.pace)
+
+    def interrupted(self) -> Optional[_Action]:
+        return _Walk(self.goal, self.pace)
+
+
+class _Dwell(_Action):
+    interruptible = True
+
+    def __init__(self, steps: int, heading: Optional[float] = None) -> None:
+        self.steps = max(1, steps)
+        self.heading = heading
+        self.count = 0
+
+    def step(self, sim: Simulation, agent: _Agent) -> bool:
+        agent.stand_still()
+        if self.heading is not None:
+            agent.turn_towards(self.heading)
+        self.count += 1
+        return self.count >= self.steps
+
+
+class _Leave(_Action):
+    def __init__(self, gate: Gate) -> None:
+        self.gate = gate
+        self.follower: Optional[_Follower] = None
+
+    def start(self, sim: Simulation, agent: _Agent) -> bool:
+        agent.exiting = True
+        goal = sim.gate_point(self.gate, agent.rng)
+        self.follower = _Follower(sim.geometry.plan(agent.pos, goal))
+        return True
+
+    def step(self, sim: Simulation, agent: _Agent) -> bool:
+        assert self.follower is not None
+        if self.follower.move(sim, agent, 'auto'):
+            sim.remove(agent)
+            return True
+        return False
+
+
+@dataclass
+class _Sync:
+    """Two shoppers reaching into the same shelf at overlapping times."""
+
+    participants: list[_Agent]
+    created_step: int
+    ready: set[int] = field(default_factory=set)
+    go_step: Optional[int] = None
+    cancelled: bool = False
+    windows: dict[int, tuple[int, int]] = field(default_factory=dict)
+    timeout_steps: int = 20 * STEP_HZ
+
+
+class _Reach(_Action):
+    """Reach into a bin: pick, return or restock (the hand goes into the bin box)."""
+
+    def __init__(self, kind: str, spot: _ReachSpot, sku: str, quantity: int,
+                 behaviours: Sequence[str] = (), sync: Optional[_Sync] = None,
+                 pick_event: Optional[dict[str, Any]] = None,
+                 decide_after: bool = False) -> None:
+        self.kind = kind
+        self.spot = spot
+        self.sku = sku
+        self.quantity = quantity
+        self.behaviours = list(behaviours)
+        self.sync = sync
+        self.had_sync = sync is not None
+        self.pick_event = pick_event
+        self.decide_after = decide_after
+        self.state = 'new'
+        self.k0 = 0
+        self.steps = 0
+        self.event: Optional[dict[str, Any]] = None
+        self.waited = 0
+
+    def start(self, sim: Simulation, agent: _Agent) -> bool:
+        if float(np.linalg.norm(agent.pos - self.spot.stand)) > 0.03:
+            agent.queue.appendleft(self)
+            agent.queue.appendleft(_Walk(self.spot.stand, 'browse'))
+            return False
+        if self.sync is not None and not self.sync.cancelled:
+            self.sync.ready.add(agent.pid)
+            self.state = 'wait'
+        else:
+            self.sync = None
+            self._go(sim, agent, sim.step + 1)
+        return True
+
+    def _go(self, sim: Simulation, agent: _Agent, k0: int) -> None:
+        self.k0 = k0
+        seconds = agent.rng.uniform(3.0, 4.5) if self.kind == 'restock' else \
+            agent.rng.uniform(1.5, 2.4)
+        self.steps = int(round(seconds * STEP_HZ))
+        self.state = 'go'
+        if self.k0 + self.steps >= sim.total_steps:
+            self.state = 'skip'
+            return
+        self.event = sim.schedule_reach(agent, self)
+        if self.event is None:
+            self.state = 'skip'
+
+    def step(self, sim: Simulation, agent: _Agent) -> bool:
+        agent.stand_still()
+        agent.turn_towards(self.spot.heading)
+        if self.state == 'wait':
+            assert self.sync is not None
+            self.waited += 1
+            sync = self.sync
+            if sync.go_step is None and len(sync.ready) == len(sync.participants):
+                sync.go_step = sim.step + 6
+            if sync.go_step is not None:
+                offset = 0 if agent is sync.participants[0] else int(agent.rng.integers(0, 25))
+                self.behaviours.append('shared_reach')
+                self._go(sim, agent, sync.go_step + offset)
+            elif self.waited > sync.timeout_steps or sync.cancelled:
+                sync.cancelled = True
+                self.sync = None
+                self._go(sim, agent, sim.step + 1)
+            if self.state == 'skip':
+                agent.committed = False
+                return True
+            return False
+        if self.state == 'skip':
+            if self.had_sync:
+                agent.committed = False
+            return True
+        fraction = (sim.step - self.k0) / self.steps
+        if fraction < 0.0:
+            return False
+        amount = _envelope(fraction, 0.4, 0.6)
+        side = self.spot.side
+        agent.targets[side] = self.spot.target
+        agent.amounts[side] = amount
+        agent.crouch = self.spot.crouch * amount
+        agent.lean = self.spot.lean * amount
+        if fraction >= 1.0:
+            agent.reset_arms()
+            for _ in range(len(agent.hand_items[side])):
+                agent.basket.append(agent.hand_items[side].pop())
+            if self.had_sync:
+                agent.committed = False
+            if self.decide_after and self.event is not None:
+                sim.after_pick(agent, self)
+            return True
+        return False
+
+
+@dataclass
+class _HandOff:
+    giver: _Agent
+    receiver: _Agent
+    sku: str
+    pick_event: dict[str, Any]
+    created_step: int
+    receiver_ready: bool = False
+    go_step: Optional[int] = None
+    steps: int = 72
+    cancelled: bool = False
+    done: bool = False
+    midpoint: Optional[NDArray] = None
+
+
+class _GiveApproach(_Action):
+    """The giver walks up to the receiver (re-planning as the receiver moves)."""
+
+    def __init__(self, handoff: _HandOff) -> None:
+        self.handoff = handoff
+        self.follower: Optional[_Follower] = None
+        self.count = 0
+
+    def step(self, sim: Simulation, agent: _Agent) -> bool:
+        h = self.handoff
+        receiver = h.receiver
+        self.count += 1
+        if h.cancelled or not receiver.present or self.count > 30 * STEP_HZ:
+            h.cancelled = True
+            agent.committed = False
+            receiver.committed = False
+            agent.stand_still()
+            return True
+        gap = float(np.linalg.norm(receiver.pos - agent.pos))
+        arrived = self.follower is not None and not self.follower.points
+        if h.receiver_ready and (gap <= 0.8 or (arrived and gap <= 1.3)):
+            agent.stand_still()
+            return True
+        if gap <= 0.8:
+            agent.stand_still()
+            return False
+        if self.follower is None or self.count % STEP_HZ == 0:
+            goal = sim.meeting_point(receiver.pos, agent.pos, 0.65)
+            self.follower = _Follower(sim.geometry.plan(agent.pos, goal))
+        self.follower.move(sim, agent, 'browse')
+        return False
+
+
+class _GiveItem(_Action):
+    """The giver hands the item over (both hands meet between the two)."""
+
+    def __init__(self, handoff: _HandOff) -> None:
+        self.handoff = handoff
+
+    def start(self, sim: Simulation, agent: _Agent) -> bool:
+        h = self.handoff
+        if h.cancelled or not h.receiver.present or h.sku not in agent.basket:
+            h.cancelled = True
+            agent.committed = False
+            h.receiver.committed = False
+            return False
+        agent.basket.remove(h.sku)
+        agent.hand_items['right'].append(h.sku)
+        middle = (agent.pos + h.receiver.pos) / 2.0
+        h.midpoint = np.array([middle[0], middle[1], 0.55 * min(
+            agent.physique.height_m, h.receiver.physique.height_m)])
+        h.go_step = sim.step + 1
+        sim.record_hand_off(h)
+        return True
+
+    def step(self, sim: Simulation, agent: _Agent) -> bool:
+        h = self.handoff
+        assert h.go_step is not None and h.midpoint is not None
+        agent.stand_still()
+        gap = h.receiver.pos - agent.pos
+        agent.turn_towards(math.atan2(gap[1], gap[0]))
+        fraction = (sim.step - h.go_step) / h.steps
+        agent.targets['right'] = h.midpoint
+        agent.amounts['right'] = _envelope(fraction, 0.45, 0.55)
+        if fraction >= 0.5 and h.sku in agent.hand_items['right']:
+            agent.hand_items['right'].remove(h.sku)
+            h.receiver.hand_items['right'].append(h.sku)
+        if fraction >= 1.0:
+            agent.reset_arms()
+            h.done = True
+            return True
+        return False
+
+
+class _ReceiveWait(_Action):
+    """The receiver stops, turns to the giver and takes the item."""
+
+    def __init__(self, handoff: _HandOff) -> None:
+        self.handoff = handoff
+        self.count = 0
+
+    def start(self, sim: Simulation, agent: _Agent) -> bool:
+        self.handoff.receiver_ready = True
+        return True
+
+    def step(self, sim: Simulation, agent: _Agent) -> bool:
+        h = self.handoff
+        agent.stand_still()
+        self.count += 1
+        gap = h.giver.pos - agent.pos
+        if float(np.linalg.norm(gap)) > 1e-3:
+            agent.turn_towards(math.atan2(gap[1], gap[0]))
+        if h.cancelled or (h.go_step is None and self.count > 35 * STEP_HZ):
+            h.cancelled = True
+            agent.committed = False
+            return True
+        if h.go_step is None or h.midpoint is None:
+            return False
+        fraction = (sim.step - h.go_step) / h.steps
+        agent.targets['right'] = h.midpoint
+        agent.amounts['right'] = _envelope(fraction, 0.45, 0.55)
+        if fraction >= 1.0:
+            agent.reset_arms()
+            for _ in range(len(agent.hand_items['right'])):
+                agent.basket.append(agent.hand_items['right'].pop())
+            agent.committed = False
+            h.giver.committed = False
+            return True
+        return False
+
+
+@dataclass
+class _Tangle:
+    leader: _Agent          # walks its detour; the follower walks in contact with it
+    follower: _Agent
+    created_step: int
+    side: float = 1.0
+    leader_ready: bool = False
+    joined: bool = False
+    cancelled: bool = False
+    contact_steps: int = 0
+    first_contact: Optional[int] = None
+    last_contact: Optional[int] = None
+    detour: Optional[_Walk] = None
+
+
+class _TangleWait(_Action):
+    """The leader waits for the follower to come up beside it."""
+
+    def __init__(self, tangle: _Tangle) -> None:
+        self.tangle = tangle
+        self.count = 0
+
+    def start(self, sim: Simulation, agent: _Agent) -> bool:
+        self.tangle.leader_ready = True
+        return True
+
+    def step(self, sim: Simulation, agent: _Agent) -> bool:
+        agent.stand_still()
+        self.count += 1
+        if self.tangle.joined:
+            return True
+        if self.tangle.cancelled or self.count > 25 * STEP_HZ:
+            self.tangle.cancelled = True
+            agent.committed = False
+            return True
+        return False
+
+
+class _TangleApproach(_Action):
+    """The follower walks up to the waiting leader."""
+
+    def __init__(self, tangle: _Tangle) -> None:
+        self.tangle = tangle
+        self.follower: Optional[_Follower] = None
+        self.count = 0
+
+    def step(self, sim: Simulation, agent: _Agent) -> bool:
+        tangle = self.tangle
+        leader = tangle.leader
+        self.count += 1
+        if tangle.cancelled or not leader.present or self.count > 25 * STEP_HZ:
+            tangle.cancelled = True
+            agent.committed = False
+            leader.committed = False
+            agent.stand_still()
+            return True
+        gap = float(np.linalg.norm(leader.pos - agent.pos))
+        if gap <= 0.6 and tangle.leader_ready:
+            tangle.joined = True
+            agent.stand_still()
+            return True
+        if gap <= 0.6:
+            agent.stand_still()
+            return False
+        if self.follower is None or self.count % STEP_HZ == 0:
+            goal = sim.meeting_point(leader.pos, agent.pos, 0.45)
+            self.follower = _Follower(sim.geometry.plan(agent.pos, goal))
+        self.follower.move(sim, agent, 'auto')
+        return False
+
+
+class _TangleFollow(_Action):
+    """The follower walks in contact with the leader (< 0.3 m) for a few seconds."""
+
+    def __init__(self, tangle: _Tangle, steps: int) -> None:
+        self.tangle = tangle
+        self.steps = steps
+        self.count = 0
+
+    def start(self, sim: Simulation, agent: _Agent) -> bool:
+        if self.tangle.cancelled:
+            agent.committed = False
+            return False
+        return True
+
+    def _target(self, sim: Simulation, side: float) -> NDArray:
+        leader = self.tangle.leader
+        forward = np.array([math.cos(leader.heading), math.sin(leader.heading)])
+        left = np.array([-forward[1], forward[0]])
+        return leader.pos - 0.17 * forward + side * 0.22 * left
+
+    def step(self, sim: Simulation, agent: _Agent) -> bool:
+        tangle = self.tangle
+        leader = tangle.leader
+        self.count += 1
+        walking = leader.action is tangle.detour and leader.present
+        if not walking and self.count > 2 * STEP_HZ:
+            return self._finish(sim, agent)
+        target = self._target(sim, tangle.side)
+        if sim.geometry.distance(target) < BODY_CLEARANCE_M + 0.05:
+            tangle.side = -tangle.side
+            target = self._target(sim, tangle.side)
+        offset = target - agent.pos
+        length = float(np.linalg.norm(offset))
+        limit = FOLLOW_MAX_SPEED_MPS * DT_S
+        new = agent.pos + (offset if length <= limit else offset / length * limit)
+        if sim.geometry.distance(new) >= BODY_CLEARANCE_M and sim.geometry.in_bounds(new):
+            moved = float(np.linalg.norm(new - agent.pos))
+            agent.pos = new
+            agent.speed = moved / DT_S
+            agent.phase = (agent.phase + math.pi * moved / agent.physique.step_length_m) \
+                % (4 * math.pi)
+        else:
+            agent.stand_still()
+        agent.turn_towards(leader.heading)
+        if float(np.linalg.norm(leader.pos - agent.pos)) < TANGLE_CONTACT_M and walking:
+            tangle.contact_steps += 1
+            if tangle.first_contact is None:
+                tangle.first_contact = sim.step
+            tangle.last_contact = sim.step
+        if self.count >= self.steps:
+            return self._finish(sim, agent)
+        return False
+
+    def _finish(self, sim: Simulation, agent: _Agent) -> bool:
+        agent.speed = min(agent.speed, agent.physique.browse_speed_mps)
+        agent.committed = False
+        self.tangle.leader.committed = False
+        sim.record_tangle(self.tangle)
+        return True
+
+
+class _ShopItem(_Action):
+    """One line of a shopping list: walk to the bin, browse, reach and pick."""
+
+    def __init__(self, bin_: Bin, sku: str, quantity: int) -> None:
+        self.bin = bin_
+        self.sku = sku
+        self.quantity = quantity
+
+    def start(self, sim: Simulation, agent: _Agent) -> bool:
+        spot = sim.reach_spot(agent, self.bin)
+        if spot is None:
+            return False
+        dwell_s = float(agent.rng.uniform(*sim.scenario.shoppers.dwell_s))
+        exit_gate = sim.exit_gate
+        estimate_s = (float(np.linalg.norm(spot.stand - agent.pos)) * 1.4
+                      / agent.physique.browse_speed_mps + dwell_s + 3.0
+                      + sim.exit_estimate_s(spot.stand, exit_gate) + 2.0)
+        if sim.step + estimate_s * STEP_HZ > sim.total_steps - STEP_HZ:
+            # Out of time: skip the rest of the list.
+            while agent.queue and isinstance(agent.queue[0], _ShopItem):
+                agent.queue.popleft()
+            return False
+        sync = sim.maybe_shared_reach(agent, spot)
+        agent.queue.appendleft(_Reach('pick', spot, self.sku, self.quantity, sync=sync,
+                                      decide_after=sync is None))
+        agent.queue.appendleft(_Dwell(int(dwell_s * STEP_HZ), spot.heading))
+        agent.queue.appendleft(_Walk(spot.stand))
+        return False
+
+
+class _AssociateLoop(_Action):
+    """An associate waits near the staff door and restocks bins now and then."""
+
+    def start(self, sim: Simulation, agent: _Agent) -> bool:
+        staff = sim.staff_gate
+        leave_at = sim.total_steps - int((sim.exit_estimate_s(agent.pos, staff) + 12.0)
+                                         * STEP_HZ)
+        rate = sim.scenario.behaviours.restock
+        wait_steps = int(agent.rng.exponential(60.0 / rate) * STEP_HZ) if rate > 0 \
+            else sim.total_steps
+        if sim.step + wait_steps + 12 * STEP_HZ >= leave_at:
+            agent.queue.appendleft(_Leave(staff))
+            if sim.step < leave_at:
+                agent.queue.appendleft(_Dwell(leave_at - sim.step))
+            return False
+        bins = [b for shelf in sim.store.shelves for b in shelf.bins]
+        bin_ = bins[int(agent.rng.integers(len(bins)))]
+        sku = bin_.skus[int(agent.rng.integers(len(bin_.skus)))]
+        unit = sim.store.product(sku).unit_weight_g
+        room = int((sim.max_bin_load_g - sim.bin_load_g(bin_.bin_id)) // unit)
+        quantity = min(int(agent.rng.integers(2, 7)), room)
+        agent.queue.appendleft(_AssociateLoop())
+        spot = sim.reach_spot(agent, bin_)
+        if spot is not None and quantity >= 1:
+            agent.queue.appendleft(_Reach('restock', spot, sku, quantity))
+        agent.queue.appendleft(_Dwell(wait_steps))
+        agent.queue.appendleft(_Walk(sim.idle_point(agent)))
+        return False
+
+
+# --------------------------------------------------------------------------- simulation
+
+
+class Simulation:
+    """The store world of one scenario; ``run()`` yields ticks, then ``truth`` is complete."""
+
+    def __init__(self, scenario: Scenario, store: StoreDescription,
+                 signing_key: Any = None) -> None:
+        """Check the scenario against the store and prepare the check-in token issuer.
+
+        ``signing_key`` (an Ed25519 private key) signs check-in tokens; by default the
+        demo key is read from ``scenario.check_in_key_path`` or the package's
+        ``config/demo_keys/store_app_private.pem``.
+        """
+        self.scenario = scenario
+        self.store = store
+        for camera in store.cameras:
+            if scenario.render.camera_fps > camera.model.fps + 1e-9:
+                raise ValueError(
+                    f'{scenario.source_path or scenario.name}: render.camera_fps '
+                    f'{scenario.render.camera_fps} exceeds camera {camera.camera_id} '
+                    f'({camera.model.name}) at {camera.model.fps} fps')
+        if not store.gates_of_kind('entry') or not store.gates_of_kind('exit'):
+            raise ValueError('store: needs an entry and an exit gate')
+        if scenario.associates.count > 0 and not store.gates_of_kind('staff'):
+            raise ValueError('associates.count: the store has no staff gate')
+        self.geometry = Geometry(store)
+        self.issuer = TokenIssuer(signing_key if signing_key is not None
+                                  else load_private_key(self._key_path()))
+        self.total_steps = int(round(scenario.duration_s * STEP_HZ))
+        self.start_ns = scenario.start_ns
+        self.entry_gate = store.gates_of_kind('entry')[0]
+        self.exit_gate = store.gates_of_kind('exit')[0]
+        staff = store.gates_of_kind('staff')
+        self.staff_gate = staff[0] if staff else self.entry_gate
+        self.max_bin_load_g = 15_000.0
+        self.step = 0
+        self.truth = self._empty_truth()
+
+    def _key_path(self) -> pathlib.Path:
+        """Find the demo signing key of check-in tokens."""
+        if self.scenario.check_in_key_path:
+            return pathlib.Path(self.scenario.check_in_key_path)
+        candidates = []
+        if self.scenario.source_path:
+            candidates.append(pathlib.Path(self.scenario.source_path).resolve().parent.parent
+                              / DEFAULT_KEY)
+        candidates.append(pathlib.Path(__file__).resolve().parents[3] / 'config' / DEFAULT_KEY)
+        for path in candidates:
+            if path.is_file():
+                return path
+        raise ValueError(f'check_in_key: no demo signing key found at '
+                         f'{", ".join(str(c) for c in candidates)}; set check_in_key')
+
+    def _empty_truth(self) -> Truth:
+        fps = self.scenario.render.camera_fps
+        return Truth(scenario=self.scenario.name, seed=self.scenario.seed,
+                     store=self.store.name, start_ns=self.start_ns, end_ns=self.start_ns,
+                     frame_period_ns=int(round(1e9 / fps)),
+                     behaviour_counts={name: 0 for name in BEHAVIOURS})
+
+    # ----------------------------------------------------------------- set-up
+
+    def _rng(self, *stream: int) -> np.random.Generator:
+        return np.random.default_rng([self.scenario.seed, *stream])
+
+    def _reset(self) -> None:
+        scenario = self.scenario
+        self.step = 0
+        self.rng = self._rng(0)
+        self.bins = self.store.bins()
+        self.shelf_of_bin = {b.bin_id: s for s in self.store.shelves for b in s.bins}
+        self.sku_bins: dict[str, list[Bin]] = {}
+        for bin_ in self.bins.values():
+            for sku in bin_.skus:
+                self.sku_bins.setdefault(sku, []).append(bin_)
+        stock_rng = self._rng(5)
+        self.stock: dict[str, dict[str, int]] = {}
+        self.tare_g: dict[str, float] = {}
+        for bin_id, bin_ in self.bins.items():
+            self.tare_g[bin_id] = float(stock_rng.uniform(600.0, 2400.0))
+            cap = 12_000.0 / len(bin_.skus)
+            self.stock[bin_id] = {}
+            for sku in bin_.skus:
+                unit = self.store.product(sku).unit_weight_g
+                self.stock[bin_id][sku] = min(int(stock_rng.integers(8, 16)), int(cap // unit))
+        sensors = scenario.sensors
+        self.loadcells = LoadCellArray(
+            [(s.shelf_id, [b.bin_id for b in s.bins]) for s in self.store.shelves],
+            {b: self.bin_load_g(b) + self.tare_g[b] for b in self.bins},
+            LoadCellConfig(noise_g=sensors.load_cell_noise_g,
+                           drift_g_per_min=sensors.load_cell_drift_g_per_min,
+                           spike_rate_per_min=sensors.load_cell_spike_rate_per_min),
+            self._rng(2))
+        self.drop_rng = self._rng(3)
+        self.token_rng = self._rng(4)
+        self.agents: list[_Agent] = []
+        self.parties: list[_Party] = []
+        self.arrivals: dict[int, list[_Agent]] = {}
+        self.check_ins_at: dict[int, list[tuple[_Party, list[_Agent]]]] = {}
+        self.events: list[dict[str, Any]] = []
+        self.episodes: list[TruthEpisode] = []
+        self.frames: list[TruthFrame] = []
+        self.check_in_truth: list[TruthCheckIn] = []
+        self.syncs: list[_Sync] = []
+        self.sensor_counts = {'camera_frames': 0, 'camera_frames_dropped': 0,
+                              'load_cell_batches': 0, 'load_cell_spikes': 0}
+        self._plan_arrivals()
+
+    def _plan_arrivals(self) -> None:
+        scenario = self.scenario
+        rng = self.rng
+        count = scenario.shoppers.count
+        gaps = rng.exponential(60.0 / scenario.shoppers.arrival_rate_per_min, count)
+        times = float(rng.uniform(0.5, 3.0)) + np.concatenate([[0.0], np.cumsum(gaps)[:-1]])
+        times = times[:count]
+        latest = 0.55 * scenario.duration_s
+        if count and times[-1] > latest:
+            first = min(float(times[0]), 0.5 * latest)
+            span = float(times[-1] - times[0])
+            times = first + (times - times[0]) * ((latest - first) / span if span > 0 else 0.0)
+        pid = 0
+        for index, t_s in enumerate(times):
+            size = 1
+            if rng.random() < scenario.behaviours.group_entry:
+                size = 3 if rng.random() < 0.35 else 2
+            party = _Party(index + 1, f'acct_{index + 1:04d}')
+            self.parties.append(party)
+            step = int(round(t_s * STEP_HZ))
+            for member in range(size):
+                pid += 1
+                member_step = step + int(round(member * rng.uniform(0.7, 1.2) * STEP_HZ))
+                agent = self._new_agent(pid, 'shopper', party, member_step, self.entry_gate)
+                party.members.append(agent)
+                self._plan_shopping(agent)
+            self.check_ins_at.setdefault(step, []).append((party, list(party.members)))
+        for _ in range(scenario.associates.count):
+            pid += 1
+            step = int(round(rng.uniform(1.0, 10.0) * STEP_HZ))
+            agent = self._new_agent(pid, 'associate', None, step, self.staff_gate)
+            agent.queue.append(_AssociateLoop())
+
+    def _new_agent(self, pid: int, role: str, party: Optional[_Party], step: int,
+                   gate: Gate) -> _Agent:
+        rng = self._rng(1, pid)
+        spawn = self.gate_point(gate, rng)
+        centre = np.array(self.store.size_m) / 2.0
+        heading = math.atan2(centre[1] - spawn[1], centre[0] - spawn[0])
+        agent = _Agent(pid, role, sample_physique(rng), rng, party, step, spawn, heading)
+        agent.tangle_planned = role == 'shopper' and \
+            rng.random() < self.scenario.behaviours.tangled
+        self.agents.append(agent)
+        self.arrivals.setdefault(step, []).append(agent)
+        return agent
+
+    def _plan_shopping(self, agent: _Agent) -> None:
+        rng = agent.rng
+        low, high = self.scenario.shoppers.list_size
+        size = int(rng.integers(low, high + 1))
+        skus = sorted(self.sku_bins)
+        chosen = [skus[int(i)] for i in rng.choice(len(skus), size=min(size, len(skus)),
+                                                      replace=False)]
+        stops = []
+        for sku in chosen:
+            options = self.sku_bins[sku]
+            bin_ = options[int(rng.integers(len(options)))]
+            quantity = 2 if rng.random() < 0.1 else 1
+            stops.append((bin_, sku, quantity))
+        # Visit in nearest-neighbour order from the entry.
+        position = self.gate_point(self.entry_gate, rng)
+        ordered = []
+        while stops:
+            distances = [float(np.linalg.norm(self._bin_floor(b) - position)) for b, _, _ in stops]
+            nearest = stops.pop(int(np.argmin(distances)))
+            ordered.append(nearest)
+            position = self._bin_floor(nearest[0])
+        for bin_, sku, quantity in ordered:
+            agent.queue.append(_ShopItem(bin_, sku, quantity))
+        agent.queue.append(_Leave(self.exit_gate))
+
+    def _bin_floor(self, bin_: Bin) -> NDArray:
+        shelf = self.shelf_of_bin[bin_.bin_id]
+        centre = bin_.center_m()
+        return shelf.t_map_shelf.apply([centre[0], -0.3, 0.0])[:2]
+
+    # ----------------------------------------------------------------- helpers
+
+    def gate_point(self, gate: Gate, rng: np.random.Generator) -> NDArray:
+        """Return a random free floor point inside a gate zone (within the walls' margin)."""
+        low = np.clip(np.array(gate.min_m), self.geometry.bounds_low, self.geometry.bounds_high)
+        high = np.clip(np.array(gate.max_m), self.geometry.bounds_low,
+                       self.geometry.bounds_high)
+        for _ in range(50):
+            p = rng.uniform(low, high)
+            if not self.geometry.blocked(p):
+                return p
+        return self.geometry.escape((low + high) / 2.0)
+
+    def exit_estimate_s(self, position: NDArray, gate: Gate) -> float:
+        """Estimate generously the time to walk from a point to a gate (s)."""
+        centre = (np.array(gate.min_m) + np.array(gate.max_m)) / 2.0
+        return 1.5 * float(np.linalg.norm(centre - position)) / 0.8 + 2.0
+
+    def meeting_point(self, other: NDArray, me: NDArray, gap_m: float) -> NDArray:
+        """Return a free floor point ``gap_m`` from ``other`` on my side (to walk up to it)."""
+        gap = float(np.linalg.norm(me - other))
+        direction = (me - other) / gap if gap > 1e-6 else np.array([1.0, 0.0])
+        goal = other + gap_m * direction
+        if self.geometry.distance(goal) < BODY_CLEARANCE_M + 0.1 \
+                or not self.geometry.in_bounds(goal):
+            goal = self.geometry.escape(goal)
+        return goal
+
+    def idle_point(self, agent: _Agent) -> NDArray:
+        """Where an associate waits: a free point near the staff gate."""
+        centre = (np.array(self.staff_gate.min_m) + np.array(self.staff_gate.max_m)) / 2.0
+        return self.geometry.random_free_point(agent.rng, centre, (0.3, 1.5))
+
+    def bin_load_g(self, bin_id: str) -> float:
+        """Weight of the items in a bin (g), without the tare."""
+        return sum(self.store.product(sku).unit_weight_g * count
+                   for sku, count in self.stock[bin_id].items())
+
+    def reach_spot(self, agent: _Agent, bin_: Bin, avoid_x: Optional[float] = None
+                   ) -> Optional[_ReachSpot]:
+        """Where to stand and where the hand goes to reach into a bin; None if no spot."""
+        shelf = self.shelf_of_bin[bin_.bin_id]
+        physique = agent.physique
+        rng = agent.rng
+        pose = shelf.t_map_shelf
+        forward = pose.rotation[:2, 1]
+        heading = math.atan2(forward[1], forward[0])
+        low, high = np.asarray(bin_.min_m), np.asarray(bin_.max_m)
+        for _ in range(30):
+            x_low, x_high = low[0] + 0.08, high[0] - 0.08
+            if avoid_x is not None:
+                options = [(x_low, min(x_high, avoid_x - 0.6)),
+                           (max(x_low, avoid_x + 0.6), x_high)]
+                options = [o for o in options if o[0] < o[1]]
+                if not options:
+                    return None
+                x_low, x_high = options[int(rng.integers(len(options)))]
+            x = float(rng.uniform(x_low, x_high)) if x_low < x_high else float(
+                (low[0] + high[0]) / 2.0)
+            y = float(min(low[1] + rng.uniform(0.06, 0.14), (low[1] + high[1]) / 2.0))
+            z = float(min(low[2] + rng.uniform(0.08, 0.16), (low[2] + high[2]) / 2.0))
+            side = 'left' if rng.random() < 0.5 else 'right'
+            sign = 1.0 if side == 'left' else -1.0
+            stand_local = [x + sign * physique.shoulder_width_m / 2.0 * rng.uniform(0.3, 1.0),
+                           -rng.uniform(0.28, 0.34), 0.0]
+            stand = pose.apply(stand_local)[:2]
+            if self.geometry.distance(stand) < BODY_CLEARANCE_M + 0.1 \
+                    or not self.geometry.in_bounds(stand):
+                continue
+            target = pose.apply([x, y, z])
+            body = to_body_frame(target, float(stand[0]), float(stand[1]), heading)
+            try:
+                crouch, lean = reach_posture(physique, body, side)
+            except ValueError:
+                continue
+            return _ReachSpot(bin_, shelf, stand, heading, target, side, crouch, lean)
+        return None
+
+    # ----------------------------------------------------------------- behaviours
+
+    def _time_left_ok(self, agent: _Agent, seconds: float) -> bool:
+        need = seconds + self.exit_estimate_s(agent.pos, self.exit_gate)
+        return self.step + need * STEP_HZ < self.total_steps
+
+    def _free_shoppers(self, exclude: _Agent) -> list[_Agent]:
+        return [a for a in self.agents if a.present and a.role == 'shopper' and a is not exclude
+                and not a.exiting and not a.committed and self._time_left_ok(a, 30.0)]
+
+    def maybe_shared_reach(self, agent: _Agent, spot: _ReachSpot) -> Optional[_Sync]:
+        """With probability ``shared_reach``, bring another shopper to the same shelf."""
+        if agent.committed or self.rng.random() >= self.scenario.behaviours.shared_reach:
+            return None
+        if not self._time_left_ok(agent, 35.0):
+            return None
+        candidates = self._free_shoppers(agent)
+        if not candidates:
+            return None
+        partner = candidates[int(self.rng.integers(len(candidates)))]
+        local_x = float(spot.shelf.t_map_shelf.inverse().apply(spot.target)[0])
+        bins = [b for b in spot.shelf.bins if any(self.stock[b.bin_id].get(s, 0) > 0
+                                                  for s in b.skus)]
+        for index in self.rng.permutation(len(bins)):
+            bin_ = bins[int(index)]
+            partner_spot = self.reach_spot(partner, bin_, avoid_x=local_x)
+            if partner_spot is None:
+                continue
+            skus = [s for s in bin_.skus if self.stock[bin_.bin_id].get(s, 0) > 0]
+            sku = skus[int(partner.rng.integers(len(skus)))]
+            sync = _Sync([agent, partner], self.step)
+            self.syncs.append(sync)
+            partner.committed = True
+            agent.committed = True
+            partner.pending.append(_Reach('pick', partner_spot, sku, 1, sync=sync))
+            return sync
+        return None
+
+    def after_pick(self, agent: _Agent, reach: _Reach) -> None:
+        """Decide what happens to a picked item: keep, put back, misplace or hand off."""
+        behaviours = self.scenario.behaviours
+        event = reach.event
+        assert event is not None
+        if agent.role != 'shopper' or agent.committed or not self._time_left_ok(agent, 30.0):
+            return
+        draw = self.rng.random()
+        if draw < behaviours.return_same_bin:
+            spot = self.reach_spot(agent, reach.spot.bin)
+            if spot is not None:
+                event['behaviours'].append('return_same_bin')
+                agent.queue.appendleft(_Reach('return', spot, reach.sku, reach.quantity,
+                                              ['return_same_bin'], pick_event=event))
+                agent.queue.appendleft(_Dwell(int(agent.rng.uniform(1.0, 3.0) * STEP_HZ),
+                                              reach.spot.heading))
+            return
+        draw -= behaviours.return_same_bin
+        if draw < behaviours.return_other_bin:
+            others = [b for b in self.bins.values()
+                      if self.shelf_of_bin[b.bin_id] is not reach.spot.shelf]
+            others.sort(key=lambda b: float(np.linalg.norm(self._bin_floor(b) - agent.pos)))
+            for bin_ in others[:4]:
+                spot = self.reach_spot(agent, bin_)
+                if spot is not None:
+                    event['behaviours'].append('return_other_bin')
+                    agent.queue.appendleft(_Reach('return', spot, reach.sku, reach.quantity,
+                                                  ['return_other_bin'], pick_event=event))
+                    return
+            return
+        draw -= behaviours.return_other_bin
+        if draw < behaviours.hand_off and reach.quantity == 1:
+            companions = [m for m in agent.others_in_party() if m.present and not m.exiting
+                          and not m.committed]
+            if companions:
+                receiver = companions[int(self.rng.integers(len(companions)))]
+                handoff = _HandOff(agent, receiver, reach.sku, event, self.step)
+                agent.committed = True
+                receiver.committed = True
+                event['behaviours'].append('hand_off')
+                agent.queue.appendleft(_GiveItem(handoff))
+                agent.queue.appendleft(_GiveApproach(handoff))
+                receiver.pending.append(_ReceiveWait(handoff))
+            return
+        if agent.tangle_planned:
+            self._start_tangle(agent)
+
+    def _start_tangle(self, agent: _Agent) -> None:
+        """``agent`` walks up to another shopper and walks in contact with it a while."""
+        agent.tangle_planned = False
+        if not self._time_left_ok(agent, 40.0):
+            return
+        candidates = [a for a in self._free_shoppers(agent) if a.party is not agent.party]
+        if not candidates:
+            candidates = self._free_shoppers(agent)
+        if not candidates:
+            return
+        leader = candidates[int(self.rng.integers(len(candidates)))]
+        tangle = _Tangle(leader, agent, self.step, side=1.0 if self.rng.random() < 0.5
+                         else -1.0)
+        detour_goal = self.geometry.random_free_point(self.rng, leader.pos, (4.0, 8.0))
+        tangle.detour = _Walk(detour_goal, 'walk')
+        leader.committed = True
+        agent.committed = True
+        leader.pending.extend([_TangleWait(tangle), tangle.detour])
+        follow_steps = int(self.rng.uniform(3.0, 6.0) * STEP_HZ)
+        agent.queue.appendleft(_TangleFollow(tangle, follow_steps))
+        agent.queue.appendleft(_TangleApproach(tangle))
+
+    # ----------------------------------------------------------------- records
+
+    def schedule_reach(self, agent: _Agent, reach: _Reach) -> Optional[dict[str, Any]]:
+        """Fix a reach's timing: stock, load-cell changes and presses, the truth event."""
+        bin_id = reach.spot.bin.bin_id
+        shelf_id = reach.spot.shelf.shelf_id
+        stock = self.stock[bin_id]
+        sku, quantity = reach.sku, reach.quantity
+        if reach.kind == 'pick':
+            if stock.get(sku, 0) < quantity:
+                available = [s for s in reach.spot.bin.skus if stock.get(s, 0) >= quantity]
+                if not available:
+                    available = [s for s in reach.spot.bin.skus if stock.get(s, 0) >= 1]
+                    quantity = 1
+                if not available:
+                    return None
+                sku = available[int(agent.rng.integers(len(available)))]
+                reach.sku, reach.quantity = sku, quantity
+        elif reach.kind == 'return':
+            if sku not in agent.basket:
+                return None
+        unit = self.store.product(sku).unit_weight_g
+        sign = -1.0 if reach.kind == 'pick' else 1.0
+        k0, steps = reach.k0, reach.steps
+        touch_start = k0 + int(0.3 * steps)
+        touch_end = k0 + int(0.7 * steps)
+        k_event = k0 + steps // 2
+        self.loadcells.press(bin_id, touch_start, touch_end - touch_start)
+        if reach.kind == 'restock':
+            for unit_index in range(quantity):
+                k = touch_start + int((unit_index + 0.5) * (touch_end - touch_start)
+                                      / quantity)
+                self.loadcells.change(bin_id, k, unit)
+        else:
+            self.loadcells.change(bin_id, k_event, sign * unit * quantity)
+        behaviours = list(reach.behaviours)
+        if reach.pick_event is not None:
+            for tag in reach.pick_event['behaviours']:
+                if tag not in behaviours:
+                    behaviours.append(tag)
+        event = {
+            'kind': reach.kind, 'stamp_ns': self.stamp(k_event),
+            'start_ns': self.stamp(touch_start), 'end_ns': self.stamp(touch_end),
+            'person_id': agent.pid, 'to_person_id': None,
+            'account_id': agent.account_id if agent.role == 'shopper' else None,
+            'sku': sku, 'quantity': quantity, 'bin_id': bin_id, 'shelf_id': shelf_id,
+            'delta_grams': round(sign * unit * quantity, 3), 'behaviours': behaviours,
+            '_step': k_event, '_agent': agent, '_reach': reach, '_done': False,
+            '_touch': (touch_start, touch_end), '_pick': reach.pick_event}
+        self.events.append(event)
+        if reach.sync is not None:
+            reach.sync.windows[agent.pid] = (touch_start, touch_end)
+        if reach.kind == 'return':
+            agent.basket.remove(sku)
+            agent.hand_items[reach.spot.side].append(sku)
+        elif reach.kind == 'restock':
+            agent.hand_items[reach.spot.side].extend([sku] * quantity)
+        return event
+
+    def _apply_events(self) -> None:
+        """Move stock and items at the steps the reaches scheduled."""
+        for event in self.events:
+            if event['_done'] or event['_step'] != self.step or event['kind'] == 'hand_off':
+                continue
+            event['_done'] = True
+            agent: _Agent = event['_agent']
+            reach: _Reach = event['_reach']
+            stock = self.stock[event['bin_id']]
+            sku, quantity = event['sku'], event['quantity']
+            if event['kind'] == 'pick':
+                stock[sku] -= quantity
+                agent.hand_items[reach.spot.side].extend([sku] * quantity)
+            elif event['kind'] == 'return':
+                stock[sku] = stock.get(sku, 0) + quantity
+                if sku in agent.hand_items[reach.spot.side]:
+                    agent.hand_items[reach.spot.side].remove(sku)
+            else:
+                stock[sku] = stock.get(sku, 0) + quantity
+                hand = agent.hand_items[reach.spot.side]
+                for _ in range(min(quantity, hand.count(sku))):
+                    hand.remove(sku)
+
+    def record_hand_off(self, handoff: _HandOff) -> None:
+        """Write the truth event of a hand-off that starts now."""
+        assert handoff.go_step is not None
+        giver = handoff.giver
+        self.events.append({
+            'kind': 'hand_off', 'stamp_ns': self.stamp(handoff.go_step + handoff.steps // 2),
+            'start_ns': self.stamp(handoff.go_step + int(0.45 * handoff.steps)),
+            'end_ns': self.stamp(handoff.go_step + int(0.55 * handoff.steps)),
+            'person_id': giver.pid, 'to_person_id': handoff.receiver.pid,
+            'account_id': giver.account_id, 'sku': handoff.sku, 'quantity': 1,
+            'bin_id': None, 'shelf_id': None, 'delta_grams': 0.0, 'behaviours': ['hand_off'],
+            '_step': handoff.go_step + handoff.steps // 2, '_done': True,
+            '_pick': handoff.pick_event})
+
+    def record_tangle(self, tangle: _Tangle) -> None:
+        """Count a tangled walk if the two were in contact long enough."""
+        if tangle.contact_steps >= int(1.5 * STEP_HZ) and tangle.first_contact is not None \
+                and tangle.last_contact is not None:
+            self.episodes.append(TruthEpisode(
+                'tangled', self.stamp(tangle.first_contact), self.stamp(tangle.last_contact),
+                (tangle.leader.pid, tangle.follower.pid)))
+
+    def stamp(self, step: int) -> int:
+        """Stamp (ns) of a step."""
+        return stamp_of_step(self.start_ns, step)
+
+    def remove(self, agent: _Agent) -> None:
+        """Take an agent out of the store (it walked out through a gate)."""
+        agent.present = False
+        agent.exit_step = self.step
+
+    # ----------------------------------------------------------------- stepping
+
+    def _advance(self, agent: _Agent) -> None:
+        if agent.pending and (agent.action is None or agent.action.interruptible):
+            if agent.action is not None:
+                back = agent.action.interrupted()
+                if back is not None:
+                    agent.queue.appendleft(back)
+                agent.action = None
+                agent.reset_arms()
+            for action in reversed(agent.pending):
+                agent.queue.appendleft(action)
+            agent.pending.clear()
+        for _ in range(20):
+            if agent.action is not None or not agent.queue:
+                break
+            candidate = agent.queue.popleft()
+            if candidate.start(self, agent):
+                agent.action = candidate
+        if agent.action is None:
+            agent.stand_still()
+            return
+        if agent.action.step(self, agent):
+            agent.action = None
+
+    def _body(self, agent: _Agent) -> BodyState:
+        physique = agent.physique
+        x, y = float(agent.pos[0]), float(agent.pos[1])
+        joints = pose_joints(physique, PoseInput(
+            x, y, agent.heading, agent.phase, agent.speed, agent.crouch, agent.lean,
+            agent.targets['left'], agent.amounts['left'], agent.targets['right'],
+            agent.amounts['right']))
+        held: list[HeldItem] = []
+        for side in ('left', 'right'):
+            for sku in agent.hand_items[side]:
+                held.append(HeldItem(sku, joints[f'{side}_hand'] + [0.0, 0.0, -0.04], side))
+        for index, sku in enumerate(agent.basket):
+            held.append(HeldItem(sku, basket_position(physique, x, y, agent.heading,
+                                                      agent.crouch, index), 'basket'))
+        return BodyState(agent.pid, joints, physique.shirt_rgb, physique.trousers_rgb,
+                         physique.skin_rgb, tuple(held), agent.heading, agent.role,
+                         physique.shoulder_width_m)
+
+    def _check_ins(self) -> list[CheckInData]:
+        data = []
+        for party, members in self.check_ins_at.get(self.step, ()):
+            stamp = self.stamp(self.step)
+            issued = stamp - int(self.token_rng.uniform(3.0, 30.0) * 1e9)
+            token = self.issuer.issue(party.account_id, issued, TOKEN_TTL_NS,
+                                      token_id=self.token_rng.bytes(16))
+            data.append(CheckInData(self.entry_gate.gate_id, token, party.account_id))
+            self.check_in_truth.append(TruthCheckIn(
+                stamp, self.entry_gate.gate_id, party.account_id,
+                tuple(m.pid for m in members)))
+            if len(members) > 1:
+                self.episodes.append(TruthEpisode(
+                    'group_entry', stamp, self.stamp(max(m.enter_step for m in members)),
+                    tuple(m.pid for m in members)))
+        return data
+
+    def run(self) -> Iterator[Tick]:
+        """Step the world to the end of the scenario, yielding a tick per 60 Hz step."""
+        self._reset()
+        fps = self.scenario.render.camera_fps
+        drop = self.scenario.sensors.camera_frame_drop
+        camera_ids = [c.camera_id for c in self.store.cameras]
+        for step in range(self.total_steps):
+            self.step = step
+            for agent in self.arrivals.get(step, ()):
+                agent.present = True
+            check_ins = self._check_ins()
+            self._apply_events()
+            for agent in self.agents:
+                if agent.present:
+                    self._advance(agent)
+            batches = self.loadcells.sample(step, self.stamp(step))
+            camera_frame = step == 0 or math.floor(step * fps / STEP_HZ + 1e-9) != \
+                math.floor((step - 1) * fps / STEP_HZ + 1e-9)
+            dropped: frozenset[str] = frozenset()
+            if camera_frame:
+                self.sensor_counts['camera_frames'] += 1
+                if drop > 0.0:
+                    dropped = frozenset(c for c in camera_ids if self.drop_rng.random() < drop)
+                    self.sensor_counts['camera_frames_dropped'] += len(dropped)
+            self.sensor_counts['load_cell_batches'] += len(batches)
+            bodies = tuple(self._body(a) for a in self.agents if a.present)
+            if camera_frame:
+                self._record_frame(step, bodies)
+            yield Tick(self.stamp(step), bodies, camera_frame, dropped, tuple(batches),
+                       tuple(check_ins), step)
+        self.sensor_counts['load_cell_spikes'] = self.loadcells.spike_count
+        self.truth = self._finish_truth()
+
+    def _record_frame(self, step: int, bodies: tuple[BodyState, ...]) -> None:
+        people = []
+        for body in bodies:
+            rows = np.round(np.array([body.joints[name] for name in JOINTS]), 3).tolist()
+            joints = dict(zip(JOINTS, rows, strict=True))
+            pelvis = joints['pelvis']
+            people.append(TruthFramePerson(body.person_id, pelvis[0], pelvis[1], joints))
+        self.frames.append(TruthFrame(self.stamp(step), tuple(people)))
+
+    def _finish_truth(self) -> Truth:
+        events = sorted((e for e in self.events if e['_step'] < self.total_steps),
+                        key=lambda e: (e['stamp_ns'], e['person_id'], e['kind']))
+        # A pick keeps a behaviour tag only if the return or hand-off really happened.
+        followed = {id(e['_pick']): e['kind'] for e in events if e.get('_pick') is not None}
+        for event in events:
+            if event['kind'] == 'pick':
+                kind = followed.get(id(event))
+                event['behaviours'] = [
+                    tag for tag in event['behaviours']
+                    if tag not in ('return_same_bin', 'return_other_bin', 'hand_off')
+                    or (tag == 'hand_off') == (kind == 'hand_off') and kind is not None]
+        truth_events = []
+        for index, event in enumerate(events, start=1):
+            public = {k: v for k, v in event.items() if not k.startswith('_')}
+            public['behaviours'] = tuple(public['behaviours'])
+            truth_events.append(TruthEvent(event_id=f'e{index:04d}', **public))
+        for sync in self.syncs:
+            if len(sync.windows) == len(sync.participants):
+                starts = [w[0] for w in sync.windows.values()]
+                ends = [w[1] for w in sync.windows.values()]
+                self.episodes.append(TruthEpisode(
+                    'shared_reach', self.stamp(min(starts)), self.stamp(max(ends)),
+                    tuple(a.pid for a in sync.participants)))
+        episodes = tuple(sorted(self.episodes, key=lambda e: (e.start_ns, e.behaviour)))
+        counts = {name: 0 for name in BEHAVIOURS}
+        for episode in episodes:
+            counts[episode.behaviour] += 1
+        for truth_event in truth_events:
+            if truth_event.kind == 'return':
+                for tag in ('return_same_bin', 'return_other_bin'):
+                    counts[tag] += tag in truth_event.behaviours
+            elif truth_event.kind in ('hand_off', 'restock'):
+                counts[truth_event.kind] += 1
+        people = tuple(TruthPerson(
+            person_id=a.pid, role=a.role, account_id=a.account_id,
+            party_id=a.party.party_id if a.party is not None else None,
+            height_m=round(a.physique.height_m, 3), enter_ns=self.stamp(a.enter_step),
+            exit_ns=self.stamp(a.exit_step) if a.exit_step is not None else None)
+            for a in sorted(self.agents, key=lambda a: a.pid) if a.enter_step < self.total_steps)
+        prices = {sku: p.price_cents for sku, p in self.store.catalog.items()}
+        receipts = compute_receipts(truth_events, [p.account_id for p in self.parties], prices)
+        return Truth(
+            scenario=self.scenario.name, seed=self.scenario.seed, store=self.store.name,
+            start_ns=self.start_ns, end_ns=self.stamp(self.total_steps - 1),
+            frame_period_ns=int(round(1e9 / self.scenario.render.camera_fps)),
+            people=people, frames=tuple(self.frames), events=tuple(truth_events),
+            check_ins=tuple(self.check_in_truth), receipts=receipts,
+            behaviour_counts=counts, episodes=episodes, sensor_counts=dict(self.sensor_counts))

@@ -1,0 +1,1 @@
+"""Replay a bag through the node graph: rclpy player (with /clock) and recorder."""

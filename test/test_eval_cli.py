@@ -1,0 +1,108 @@
+"""`go-store eval` on an output bag: the table, JSON, and exit codes with min-metrics."""
+
+import json
+
+import pytest
+
+from go_store_nodes.bagio import messages
+from go_store_nodes.bagio.predictions import CUSTOM_REAL_TIME_FACTOR, load_predictions
+from go_store_nodes.bagio.typestore import message_class
+from go_store_nodes.bagio.writer import BagWriter
+from go_store_nodes.cli import main
+
+S = 1_000_000_000
+T0 = 1_700_000_000 * S
+
+
+def _truth():
+    return {'format': 1, 'scenario': 'cli', 'seed': 3, 'start_ns': T0, 'end_ns': T0 + 20 * S,
+            'frame_period_ns': S // 15,
+            'people': [{'person_id': 1, 'role': 'shopper', 'account_id': 'acct_0001',
+                        'party_id': 1, 'enter_ns': T0, 'exit_ns': T0 + 10 * S}],
+            'frames': [], 'check_ins': [],
+            'events': [{'event_id': 'e1', 'kind': 'pick', 'stamp_ns': T0 + 5 * S,
+                        'start_ns': T0 + 4 * S, 'end_ns': T0 + 6 * S, 'person_id': 1,
+                        'account_id': 'acct_0001', 'sku': 'cola', 'quantity': 1,
+                        'bin_id': 'b1', 'shelf_id': 's1'}],
+            'receipts': [{'account_id': 'acct_0001',
+                          'lines': [{'sku': 'cola', 'quantity': 1, 'unit_price_cents': 99}],
+                          'total_cents': 99}]}
+
+
+def _output_bag(path, quantity=1):
+    receipt = message_class('go_store/msg/Receipt')(
+        header=messages.header(T0 + 11 * S, 'map'), receipt_id='r1', visit_id='v1',
+        account_id='acct_0001', status=1,
+        lines=[message_class('go_store/msg/ReceiptLine')(
+            sku='cola', name='Cola', quantity=quantity, unit_price_cents=99,
+            line_total_cents=99 * quantity)],
+        total_cents=99 * quantity, currency='EUR', open_review_ids=[])
+    status = message_class('go_store/msg/CalibrationStatus')(
+        header=messages.header(T0, 'map'), cameras=[])
+    with BagWriter(path, custom_data={CUSTOM_REAL_TIME_FACTOR: '2.5'}) as bag:
+        bag.write('/calibration/status', 'go_store/msg/CalibrationStatus', T0, status)
+        bag.write('/receipts', 'go_store/msg/Receipt', T0 + 11 * S, receipt)
+    return path
+
+
+@pytest.fixture
+def files(tmp_path):
+    truth = tmp_path / 'truth.json'
+    truth.write_text(json.dumps(_truth()))
+    return truth, _output_bag(tmp_path / 'out')
+
+
+def test_output_bag_converts_to_predictions(files):
+    _, bag = files
+    predictions = load_predictions(bag)
+    assert predictions.count('/receipts') == 1 and predictions.count('/people/tracks') == 0
+    (receipt,) = predictions.receipts
+    assert receipt.issued and receipt.lines == {'cola': 1} and receipt.account_id == 'acct_0001'
+    assert receipt.received_ns == T0 + 11 * S
+    assert predictions.real_time_factor == 2.5
+
+
+def test_eval_prints_table_writes_json_and_passes(files, tmp_path, capsys):
+    truth, bag = files
+    limits = tmp_path / 'min.yaml'
+    limits.write_text('metrics:\n  receipt_exact_match_rate: {min: 1.0}\n'
+                      '  real_time_factor: {min: 1.0}\n'
+                      '  messages./calibration/status: {min: 1}\n'
+                      '  latency_exit_to_receipt_p99_s: {max: 2.0}\n')
+    out = tmp_path / 'eval.json'
+    code = main(['eval', '--truth', str(truth), '--bag', str(bag), '--json', str(out),
+                 '--min-metrics', str(limits)])
+    printed = capsys.readouterr().out
+    assert code == 0, printed
+    assert 'receipt_exact_match_rate' in printed and 'all 4 min-metrics pass' in printed
+    assert 'missing (no /people/tracks messages)' in printed
+    report = json.loads(out.read_text())
+    assert report['metrics']['receipt_exact_match_rate']['value'] == 1.0
+    assert report['metrics']['latency_exit_to_receipt_p50_s']['value'] == pytest.approx(1.0)
+    assert report['metrics']['tracking_mota'] == {
+        'value': None, 'unit': 'ratio', 'missing': 'no /people/tracks messages'}
+
+
+def test_eval_exit_codes(files, tmp_path, capsys):
+    truth, _ = files
+    wrong = _output_bag(tmp_path / 'wrong', quantity=2)
+    limits = tmp_path / 'min.yaml'
+    limits.write_text('metrics:\n  receipt_exact_match_rate: {min: 1.0}\n')
+    assert main(['eval', '--truth', str(truth), '--bag', str(wrong),
+                 '--min-metrics', str(limits)]) == 1
+    assert 'receipt_exact_match_rate: 0.000 < min 1' in capsys.readouterr().err
+    # A missing metric fails only when the file names it.
+    limits.write_text('metrics:\n  messages./receipts: {min: 1}\n')
+    assert main(['eval', '--truth', str(truth), '--bag', str(wrong),
+                 '--min-metrics', str(limits)]) == 0
+    limits.write_text('metrics:\n  tracking_idf1: {min: 0.5}\n')
+    assert main(['eval', '--truth', str(truth), '--bag', str(wrong),
+                 '--min-metrics', str(limits)]) == 1
+    assert 'tracking_idf1: missing (no /people/tracks messages)' in capsys.readouterr().err
+    # Bad input: exit 2 with a message.
+    assert main(['eval', '--truth', str(tmp_path / 'nope.json'), '--bag', str(wrong)]) == 2
+    assert main(['eval', '--truth', str(truth), '--bag', str(tmp_path)]) == 2
+    limits.write_text('metrics: [1, 2]\n')
+    assert main(['eval', '--truth', str(truth), '--bag', str(wrong),
+                 '--min-metrics', str(limits)]) == 2
+    assert 'metrics' in capsys.readouterr().err

@@ -1,0 +1,80 @@
+"""Replay a small bag through the real node graph over DDS (use_sim_time, /clock).
+
+`go-store replay` runs in its own process: the player publishes the bag and /clock,
+the calibration node (the graph's running node) follows /clock, and the recorder
+writes /calibration/status into the output bag; evaluation follows.
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from test_bagio_fake_sim import START_NS, write_fake_bag
+
+from go_store_nodes.bagio.reader import messages, summarize
+from go_store_nodes.core.store import load_store_description
+
+pytestmark = pytest.mark.slow
+S = 1_000_000_000
+
+
+@pytest.fixture(scope='module')
+def fake_bag(tmp_path_factory, store_path):
+    out = tmp_path_factory.mktemp('replay') / 'fake'
+    write_fake_bag(load_store_description(store_path), out, duration_s=2.0)
+    return out
+
+
+def _replay(repo, bag, out, *args):
+    result = subprocess.run(
+        [sys.executable, '-m', 'go_store_nodes.cli', 'replay', str(bag), '--out', str(out),
+         '--quiet', *args], cwd=repo, capture_output=True, text=True, timeout=180,
+        env=dict(os.environ))
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result, json.loads((out / 'report.json').read_text())
+
+
+@pytest.mark.parametrize('speed', [['--as-fast-as-possible'], ['--rate', '4']])
+def test_replay_drives_the_graph_clock_and_records_calibration_status(
+        repo, fake_bag, tmp_path, speed):
+    result, report = _replay(repo, fake_bag, tmp_path / 'out', *speed, '--tail', '0.5')
+    assert report['published'] == sum(s.count for s in summarize(fake_bag).values())
+    assert report['first_ns'] == START_NS and report['last_ns'] == START_NS + 2 * S
+    assert report['real_time_factor'] > 0.0
+    if speed[0] == '--rate':
+        assert report['real_time_factor'] == pytest.approx(4.0, rel=0.25)
+    # /clock drove every node on sim time: their clocks read the end of the bag + tail.
+    end = START_NS + int(2.5 * S)
+    assert report['end_clock_ns'] == end
+    assert report['node_clocks_ns']['/calibration'] == end
+    assert report['node_clocks_ns']['/go_store_recorder'] == end
+    assert report['recorded']['/calibration/status'] == 1
+    recorded = list(messages(tmp_path / 'out' / 'bag'))
+    (status,) = [m for topic, _, m in recorded if topic == '/calibration/status']
+    assert len(status.cameras) == 12
+    assert all(START_NS <= stamp <= end for _, stamp, _ in recorded)
+    evaluation = json.loads((tmp_path / 'out' / 'eval.json').read_text())['metrics']
+    assert evaluation['messages./calibration/status']['value'] == 1
+    assert evaluation['receipt_exact_match_rate']['missing'] == 'no /receipts messages'
+    assert evaluation['real_time_factor']['value'] == pytest.approx(
+        report['real_time_factor'], rel=1e-4)
+    assert 'missing (no /people/tracks messages)' in result.stdout
+
+
+def test_replay_refuses_an_existing_output_and_fails_min_metrics(repo, fake_bag, tmp_path):
+    out = tmp_path / 'out'
+    limits = tmp_path / 'min.yaml'
+    limits.write_text('metrics:\n  messages./calibration/status: {min: 1}\n'
+                      '  receipt_exact_match_rate: {min: 1.0}\n')
+    result = subprocess.run(
+        [sys.executable, '-m', 'go_store_nodes.cli', 'replay', str(fake_bag), '--out',
+         str(out), '--quiet', '--as-fast-as-possible', '--tail', '0', '--min-metrics',
+         str(limits)], cwd=repo, capture_output=True, text=True, timeout=180)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert 'receipt_exact_match_rate: missing (no /receipts messages)' in result.stderr
+    again = subprocess.run(
+        [sys.executable, '-m', 'go_store_nodes.cli', 'replay', str(fake_bag), '--out',
+         str(out), '--quiet'], cwd=repo, capture_output=True, text=True, timeout=60)
+    assert again.returncode == 2 and '--overwrite' in again.stderr

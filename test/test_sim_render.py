@@ -1,0 +1,336 @@
+"""Camera renderer: geometry at the right pixels, occlusion, D435 noise and holes, targets."""
+
+import copy
+import math
+
+import cv2
+import numpy as np
+import pytest
+import yaml
+
+from go_store_nodes.core.sim.people import BodyState, HeldItem, Physique, pose_joints, PoseInput
+from go_store_nodes.core.sim.render import FloorTarget, Renderer, scale_intrinsics
+from go_store_nodes.core.sim.render_scene import HEAD_RADIUS_M
+from go_store_nodes.core.store import load_store_description, parse_store_description
+from go_store_nodes.core.transforms import rotation_angle_rad, Transform
+
+STAMP_NS = 1_700_000_000 * 10**9
+SKIN = (224, 172, 105)
+
+
+def make_body(person_id, x_m, y_m, heading_rad=0.0, shirt=(40, 150, 60),
+              trousers=(60, 80, 120), right_target=None, held=()):
+    physique = Physique(height_m=1.70, shoulder_width_m=0.44, arm_reach_m=0.70,
+                        shirt_rgb=shirt, trousers_rgb=trousers, skin_rgb=SKIN)
+    joints = pose_joints(physique, PoseInput(x_m, y_m, heading_rad, right_target=right_target,
+                                             right_amount=1.0 if right_target is not None
+                                             else 0.0))
+    return BodyState(person_id, joints, shirt, trousers, SKIN, tuple(held), heading_rad)
+
+
+def project(point_map, t_map_optical, intrinsics):
+    """Pixel (u, v) and optical depth of a map point."""
+    p = t_map_optical.inverse().apply(np.asarray(point_map, dtype=float))
+    return (intrinsics.fx * p[0] / p[2] + intrinsics.cx,
+            intrinsics.fy * p[1] / p[2] + intrinsics.cy, p[2])
+
+
+def window(image, u, v, half=2):
+    ui, vi = int(round(u)), int(round(v))
+    return image[vi - half:vi + half + 1, ui - half:ui + half + 1]
+
+
+@pytest.fixture(scope='module')
+def store(store_path):
+    return load_store_description(store_path)
+
+
+@pytest.fixture(scope='module')
+def renderer(store):
+    return Renderer(store, image_scale=1.0, seed=3, depth_noise_subpixel=0.08)
+
+
+def test_image_sizes_and_intrinsics_follow_image_scale(store):
+    model = store.camera('cam_01').model
+    for scale, (w, h) in ((1.0, (424, 240)), (0.5, (212, 120)), (0.25, (106, 60))):
+        r = Renderer(store, image_scale=scale, seed=0, depth_noise_subpixel=0.08)
+        depth_k, color_k = r.intrinsics('cam_01')
+        assert (depth_k.width, depth_k.height) == (w, h) == (color_k.width, color_k.height)
+        assert depth_k.fx == pytest.approx(model.depth.fx * scale)
+        assert color_k.fy == pytest.approx(model.color.fy * scale)
+        assert depth_k.cx == pytest.approx((model.depth.cx + 0.5) * scale - 0.5)
+        assert color_k.cy == pytest.approx((model.color.cy + 0.5) * scale - 0.5)
+        if scale < 1.0:
+            depth, colour = r.render('cam_01', [], STAMP_NS)
+            assert depth.shape == (h, w) and depth.dtype == np.uint16
+            assert colour.shape == (h, w, 3) and colour.dtype == np.uint8
+    assert scale_intrinsics(model.depth, 0.5).cx == pytest.approx(105.5)
+
+
+def test_empty_store_frame_looks_like_a_floor(renderer):
+    depth, colour = renderer.render('cam_01', [], STAMP_NS)
+    # Open floor under cam_01 (no shelves there): ~3 m, light grey, few holes.
+    centre = depth[80:160, 150:270]
+    assert np.mean(centre > 0) > 0.97
+    assert abs(float(np.median(centre[centre > 0])) - 3000.0) < 10.0
+    patch = colour[80:160, 150:270].reshape(-1, 3).astype(float)
+    assert np.all(np.abs(patch.mean(axis=0) - 200.0) < 20.0)
+
+
+def test_person_under_camera_appears_at_projected_head_with_range(renderer, store):
+    camera = store.camera('cam_01')
+    body = make_body(7, 1.6, 1.3, heading_rad=0.4)
+    empty, _ = renderer.render('cam_01', [], STAMP_NS)
+    depth, colour = renderer.render('cam_01', [body], STAMP_NS)
+    depth_k, color_k = renderer.intrinsics('cam_01')
+    head = np.asarray(body.joints['head'])
+    u, v, z_centre = project(head, camera.t_map_depth, depth_k)
+    patch = window(depth, u, v)
+    assert np.count_nonzero(patch) >= 10
+    expected_mm = (z_centre - HEAD_RADIUS_M) * 1000.0       # the camera looks straight down
+    assert abs(float(np.median(patch[patch > 0])) - expected_mm) < 30.0
+    # Foreground (well above what is there without the person) lies around the head.
+    rows, cols = np.nonzero((depth > 0) & (empty.astype(int) - depth > 400))
+    assert len(rows) > 300
+    assert math.hypot(cols.mean() - u, rows.mean() - v) < 25.0
+    assert np.max(np.hypot(cols - u, rows - v)) < 90.0
+    # And in colour, with the colour intrinsics: the shirt on the shoulder.
+    shoulder = np.asarray(body.joints['left_shoulder']) + [0.0, 0.0, 0.07]
+    uc, vc, _ = project(shoulder, camera.t_map_color, color_k)
+    seen = window(colour, uc, vc, 1).reshape(-1, 3).mean(axis=0)
+    assert seen[1] > seen[0] + 40 and seen[1] > seen[2] + 40       # green shirt
+
+
+def _oblique_store(store_path):
+    data = yaml.safe_load(store_path.read_text())
+    data = copy.deepcopy(data)
+    tilt = math.radians(35.0)
+    forward = [0.0, math.cos(tilt), -math.sin(tilt)]
+    down = [0.0, -math.sin(tilt), -math.cos(tilt)]
+    matrix = [[1.0, 0.0, forward[0]], [0.0, down[1], forward[1]], [0.0, down[2], forward[2]]]
+    model = data['cameras'][0]['model']
+    data['cameras'] = [
+        {'id': 'cam_top', 'model': model, 'serial': '',
+         'pose': {'translation_m': [5.0, 3.0, 3.0],
+                  'rotation': {'matrix': [[1.0, 0.0, 0.0], [0.0, -1.0, 0.0],
+                                          [0.0, 0.0, -1.0]]}}},
+        {'id': 'cam_oblique', 'model': model, 'serial': '',
+         'pose': {'translation_m': [5.0, 0.0, 3.0], 'rotation': {'matrix': matrix}}}]
+    shelf = copy.deepcopy(data['shelves'][0])
+    shelf['pose'] = {'translation_m': [5.0, 2.2, 0.0], 'rotation': {'rpy_deg': [0.0, 0.0, 0.0]}}
+    shelf['size_m'] = [2.0, 0.5, 2.2]
+    data['shelves'] = [shelf]
+    return parse_store_description(data, 'oblique test store')
+
+
+def test_tall_shelf_hides_person_from_oblique_camera_not_from_above(store_path):
+    store = _oblique_store(store_path)
+    renderer = Renderer(store, image_scale=0.5, seed=1, depth_noise_subpixel=0.0,
+                        color_noise_dn=0.0)
+    body = make_body(3, 5.0, 3.0, heading_rad=-math.pi / 2)
+    for camera_id in ('cam_oblique', 'cam_top'):
+        camera = store.camera(camera_id)
+        depth_k, _ = renderer.intrinsics(camera_id)
+        empty, _ = renderer.render(camera_id, [], STAMP_NS)
+        with_person, _ = renderer.render(camera_id, [body], STAMP_NS)
+        u, v, z = project(body.joints['head'], camera.t_map_depth, depth_k)
+        assert 0 <= u < depth_k.width and 0 <= v < depth_k.height, camera_id
+        changed = np.count_nonzero(empty != with_person)
+        if camera_id == 'cam_oblique':
+            assert changed == 0, 'the shelf must hide the whole person'
+            seen = window(with_person, u, v, 1)
+            assert np.all((seen > 0) & (seen < (z - 0.3) * 1000.0)), 'shelf in front of head'
+        else:
+            assert changed > 200
+            patch = window(with_person, u, v)
+            assert abs(float(np.median(patch[patch > 0])) - (z - HEAD_RADIUS_M) * 1000) < 15
+
+
+def test_held_item_visible_in_colour_with_catalog_colour(renderer, store):
+    camera = store.camera('cam_01')
+    product = store.product('apple_red_single')
+    target = np.array([1.25, 1.65, 1.1])
+    body = make_body(4, 1.25, 1.0, heading_rad=math.pi / 2, right_target=target)
+    hand = np.asarray(body.joints['right_hand'])
+    item = HeldItem('apple_red_single', hand + [0.0, 0.0, 0.01], 'right')
+    body = BodyState(4, body.joints, body.shirt_rgb, body.trousers_rgb, body.skin_rgb, (item,))
+    _, colour = renderer.render('cam_01', [body], STAMP_NS)
+    _, color_k = renderer.intrinsics('cam_01')
+    top = item.position + [0.0, 0.0, product.appearance.size_m[2] / 2.0]
+    u, v, _ = project(top, camera.t_map_color, color_k)
+    seen = window(colour, u, v, 1).reshape(-1, 3).astype(float).mean(axis=0)
+    assert np.all(np.abs(seen - np.asarray(product.appearance.color_rgb)) < 30.0), seen
+    _, without = renderer.render('cam_01', [make_body(4, 1.25, 1.0, math.pi / 2,
+                                                      right_target=target)], STAMP_NS)
+    assert not np.allclose(window(without, u, v, 1).reshape(-1, 3).mean(axis=0), seen,
+                           atol=30.0)
+
+
+@pytest.mark.parametrize('scale', [1.0, 0.5])
+def test_depth_noise_rms_on_floor_matches_d435_model(store, scale):
+    renderer = Renderer(store, image_scale=scale, seed=11, depth_noise_subpixel=0.08)
+    camera = store.camera('cam_01')
+    depth_k, _ = renderer.intrinsics('cam_01')
+    cols, rows = np.meshgrid(np.arange(depth_k.width), np.arange(depth_k.height))
+    # Floor point seen by each pixel (the camera looks straight down from 3 m).
+    rays = np.stack([(cols - depth_k.cx) / depth_k.fx, (rows - depth_k.cy) / depth_k.fy,
+                     np.ones(cols.shape)], axis=-1)
+    floor = camera.t_map_depth.apply(rays.reshape(-1, 3) * 3.0).reshape(rays.shape)
+    inside = ((floor[..., 0] > 0.4) & (floor[..., 0] < 2.4) & (floor[..., 1] > 0.4)
+              & (floor[..., 1] < 2.3))
+    errors = []
+    for k in range(2):
+        depth, _ = renderer.render('cam_01', [], STAMP_NS + k)
+        ok = inside & (depth > 0)
+        assert np.mean(ok[inside]) > 0.98
+        errors.append(depth[ok] / 1000.0 - 3.0)
+    error = np.concatenate(errors)
+    expected = 3.0 ** 2 * 0.08 / (depth_k.fx * 0.050)
+    assert abs(float(np.mean(error))) < 0.2 * expected
+    assert float(np.sqrt(np.mean(error ** 2))) == pytest.approx(expected, rel=0.3)
+    # Spatially correlated a little: neighbours agree more than by chance, not fully.
+    depth, _ = renderer.render('cam_01', [], STAMP_NS)
+    field = np.where(inside & (depth > 0), depth / 1000.0 - 3.0, np.nan)
+    a, b = field[:, :-1].ravel(), field[:, 1:].ravel()
+    both = ~np.isnan(a) & ~np.isnan(b)
+    correlation = float(np.corrcoef(a[both], b[both])[0, 1])
+    assert 0.2 < correlation < 0.95
+
+
+def test_holes_at_depth_edges_dark_surfaces_and_minimum_range(renderer, store):
+    camera = store.camera('cam_01')
+    depth_k, _ = renderer.intrinsics('cam_01')
+    body = make_body(5, 1.25, 1.2, heading_rad=0.0, shirt=(235, 235, 230))
+    depth, _ = renderer.render('cam_01', [body], STAMP_NS)
+    u, v, z_head = project(body.joints['head'], camera.t_map_depth, depth_k)
+    row = depth[int(round(v))]
+    near = np.nonzero((row > 0) & (row < 2000))[0]
+    left, right = near.min(), near.max()
+    # Occlusion shadow left of the head (right imager at +x): about the disparity jump.
+    jump_px = depth_k.fx * 0.05 * (1.0 / (z_head - HEAD_RADIUS_M) - 1.0 / 3.0)
+    holes_left = int(np.count_nonzero(row[left - 8:left] == 0))
+    assert holes_left >= int(jump_px) - 1 and row[left - 1] == 0
+    assert row[right + 1] == 0                      # far side of the right edge
+    assert np.all(row[right + 3:right + 20] > 2500)  # then floor again
+
+    # Dark shirt: a fraction of its pixels lose depth; a light shirt keeps nearly all.
+    def hole_fraction(shirt):
+        person = make_body(6, 1.25, 1.2, heading_rad=0.0, shirt=shirt)
+        d, _ = renderer.render('cam_01', [person], STAMP_NS)
+        pu, pv, _ = project(person.joints['left_shoulder'], camera.t_map_depth, depth_k)
+        patch = window(d, pu, pv, 3)
+        return np.mean(patch == 0)
+
+    assert hole_fraction((235, 235, 230)) < 0.05
+    assert 0.2 < hole_fraction((15, 15, 18)) < 0.7
+
+    # Below the minimum range (0.3 m): an item held up to the camera has no depth.
+    item = HeldItem('milk_whole_1l', np.array([1.25, 1.0, 2.85]), 'right')
+    lifted = BodyState(8, body.joints, body.shirt_rgb, body.trousers_rgb, body.skin_rgb,
+                       (item,))
+    depth, colour = renderer.render('cam_01', [lifted], STAMP_NS)
+    u, v, _ = project(item.position, camera.t_map_depth, depth_k)
+    assert np.all(window(depth, u, v, 3) == 0)
+
+
+def test_render_is_deterministic_per_seed_camera_and_stamp(store, renderer):
+    bodies = [make_body(1, 1.5, 1.4), make_body(2, 4.0, 1.5, heading_rad=1.0)]
+    first = renderer.render('cam_01', bodies, STAMP_NS)
+    again = Renderer(store, image_scale=1.0, seed=3, depth_noise_subpixel=0.08).render(
+        'cam_01', bodies, STAMP_NS)
+    assert np.array_equal(first[0], again[0]) and np.array_equal(first[1], again[1])
+    renderer.render('cam_02', bodies, STAMP_NS)
+    repeat = renderer.render('cam_01', bodies, STAMP_NS)
+    assert np.array_equal(first[0], repeat[0]) and np.array_equal(first[1], repeat[1])
+    later = renderer.render('cam_01', bodies, STAMP_NS + 66_666_667)
+    assert not np.array_equal(first[0], later[0])
+    assert not np.array_equal(first[1], later[1])
+    other_seed = Renderer(store, 1.0, 4, 0.08).render('cam_01', bodies, STAMP_NS)
+    assert not np.array_equal(first[0], other_seed[0])
+
+
+def _board_pose_from_colour(colour, target, color_k):
+    gray = cv2.cvtColor(colour, cv2.COLOR_RGB2GRAY)
+    found, corners = cv2.findChessboardCorners(gray, (target.cols, target.rows))
+    assert found, 'chessboard not found in the rendered colour image'
+    corners = cv2.cornerSubPix(gray, corners, (5, 5), (-1, -1),
+                               (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_MAX_ITER, 50, 1e-3))
+    corners = corners.reshape(-1, 2)
+    # The square diagonally outside corner 0 is black: flip OpenCV's order if it is not.
+    c0, c11 = corners[0], corners[target.cols + 1]
+    outside = c0 + 0.5 * (c0 - c11)
+    if gray[int(round(outside[1])), int(round(outside[0]))] > 128:
+        corners = corners[::-1].copy()
+    ok, rvec, tvec = cv2.solvePnP(target.object_points(), corners, color_k.k(), np.zeros(5))
+    assert ok
+    rotation, _ = cv2.Rodrigues(rvec)
+    return Transform(rotation, tvec.ravel())
+
+
+def test_floor_chessboard_is_found_and_gives_camera_pose(store, renderer):
+    camera = store.camera('cam_01')
+    target = FloorTarget.on_floor(9, 6, 0.2, x_m=0.45, y_m=1.5, yaw_deg=0.0)
+    depth, colour = renderer.render('cam_01', [], STAMP_NS, extra=[target])
+    _, color_k = renderer.intrinsics('cam_01')
+    t_color_board = _board_pose_from_colour(colour, target, color_k)
+    t_map_color = target.t_map_board @ t_color_board.inverse()
+    truth = camera.t_map_color
+    assert np.linalg.norm(t_map_color.translation - truth.translation) < 0.02
+    assert math.degrees(rotation_angle_rad(truth.rotation.T @ t_map_color.rotation)) < 0.5
+    # Depth: the board is flat, 2 mm above the floor.
+    depth_k, _ = renderer.intrinsics('cam_01')
+    u, v, z = project(target.t_map_board.apply([0.8, 0.5, 0.0]), camera.t_map_depth, depth_k)
+    patch = window(depth, u, v, 20)
+    assert z == pytest.approx(2.998)
+    assert abs(float(np.median(patch[patch > 0])) - 2998.0) < 10.0
+
+
+def test_floor_target_turned_board_and_validation(store, renderer):
+    camera = store.camera('cam_01')
+    target = FloorTarget.on_floor(7, 4, 0.22, x_m=2.1, y_m=0.5, yaw_deg=90.0)
+    _, colour = renderer.render('cam_01', [], STAMP_NS, extra=[target])
+    _, color_k = renderer.intrinsics('cam_01')
+    t_map_color = target.t_map_board @ _board_pose_from_colour(colour, target,
+                                                               color_k).inverse()
+    assert np.linalg.norm(t_map_color.translation - camera.t_map_color.translation) < 0.03
+    with pytest.raises(ValueError, match='inner corners'):
+        FloorTarget(1, 5, 0.1, Transform.identity())
+    with pytest.raises(ValueError, match='square_m'):
+        FloorTarget(9, 6, -0.1, Transform.identity())
+    with pytest.raises(ValueError, match='FloorTarget'):
+        renderer.render('cam_01', [], STAMP_NS, extra=['board'])
+
+
+def test_config_is_validated(store):
+    with pytest.raises(ValueError, match='image_scale'):
+        Renderer(store, image_scale=0.0, seed=0, depth_noise_subpixel=0.08)
+    with pytest.raises(ValueError, match='seed'):
+        Renderer(store, image_scale=1.0, seed=-1, depth_noise_subpixel=0.08)
+    with pytest.raises(ValueError, match='depth_noise_subpixel'):
+        Renderer(store, image_scale=1.0, seed=0, depth_noise_subpixel=float('nan'))
+    with pytest.raises(ValueError, match='dark_hole_fraction'):
+        Renderer(store, 1.0, 0, 0.08, dark_hole_fraction=2.0)
+    with pytest.raises(KeyError, match='cam_99'):
+        Renderer(store, 0.25, 0, 0.08).render('cam_99', [], STAMP_NS)
+
+
+def test_oblique_camera_sees_products_on_the_shelf_front(store_path):
+    store = _oblique_store(store_path)
+    renderer = Renderer(store, image_scale=1.0, seed=1, depth_noise_subpixel=0.08,
+                        color_noise_dn=0.0)
+    camera = store.camera('cam_oblique')
+    shelf = store.shelves[0]
+    first_bin = shelf.bins[0]
+    _, colour = renderer.render('cam_oblique', [], STAMP_NS)
+    _, color_k = renderer.intrinsics('cam_oblique')
+    centre = first_bin.center_m()
+    front = shelf.t_map_shelf.apply([centre[0], first_bin.min_m[1], first_bin.min_m[2] + 0.05])
+    u, v, _ = project(front, camera.t_map_color, color_k)
+    assert 0 <= u < color_k.width and 0 <= v < color_k.height
+    seen = window(colour, u, v, 4).reshape(-1, 3).astype(float)
+    # Front faces (facing -y) get 0.6 of the light; products show body or accent colour.
+    expected = [0.6 * np.asarray(rgb, dtype=float) for sku in first_bin.skus
+                for rgb in (store.product(sku).appearance.color_rgb,
+                            store.product(sku).appearance.accent_rgb)]
+    close = [np.all(np.abs(seen - e) < 25.0, axis=1) for e in expected]
+    assert np.mean(np.any(close, axis=0)) > 0.5

@@ -1,0 +1,385 @@
+"""The simulated world: determinism, physical plausibility, sensors, check-ins and truth.
+
+Most checks run on one full ``busy`` run (every hard behaviour; a few seconds).
+"""
+
+from collections import defaultdict
+import dataclasses
+import hashlib
+import math
+
+import numpy as np
+import pytest
+
+from go_store_nodes.core.ledger.tokens import load_public_key, TokenVerifier
+from go_store_nodes.core.sim.scenario import BEHAVIOURS, load_scenario
+from go_store_nodes.core.sim.truth import compute_receipts, Truth
+from go_store_nodes.core.sim.world import Geometry, Simulation, STEP_HZ
+from go_store_nodes.core.store import load_store_description
+
+
+@dataclasses.dataclass
+class Run:
+    scenario: object
+    store: object
+    truth: Truth
+    ticks: int
+    camera_steps: list
+    dropped: int
+    batches: dict
+    check_ins: list
+    digest: str
+
+
+def _run(scenario, store=None):
+    store = store or load_store_description(scenario.store_path)
+    simulation = Simulation(scenario, store)
+    digest = hashlib.sha256()
+    batches = defaultdict(list)
+    check_ins = []
+    camera_steps = []
+    dropped = 0
+    ticks = 0
+    for tick in simulation.run():
+        ticks += 1
+        digest.update(str(tick.stamp_ns).encode())
+        for body in tick.bodies:
+            digest.update(np.stack([body.joints[n] for n in sorted(body.joints)]).tobytes())
+        for batch in tick.load_cells:
+            batches[batch.shelf_id].append(batch)
+            digest.update(batch.grams.tobytes())
+        for check_in in tick.check_ins:
+            check_ins.append((tick.stamp_ns, check_in))
+            digest.update(check_in.token.encode())
+        if tick.camera_frame:
+            camera_steps.append(tick.step)
+            dropped += len(tick.dropped_cameras)
+            digest.update(','.join(sorted(tick.dropped_cameras)).encode())
+    return Run(scenario, store, simulation.truth, ticks, camera_steps, dropped, dict(batches),
+               check_ins, digest.hexdigest())
+
+
+@pytest.fixture(scope='module')
+def busy(repo):
+    return _run(load_scenario(repo / 'config' / 'scenarios' / 'busy.yaml'))
+
+
+@pytest.fixture(scope='module')
+def smoke_scenario(repo):
+    return load_scenario(repo / 'config' / 'scenarios' / 'smoke.yaml')
+
+
+def _tracks(truth):
+    tracks = defaultdict(list)
+    for frame in truth.frames:
+        for person in frame.people:
+            tracks[person.person_id].append((frame.stamp_ns, person))
+    return tracks
+
+
+# ----------------------------------------------------------------------- determinism
+
+
+def test_same_seed_same_ticks_and_truth(smoke_scenario):
+    first = _run(smoke_scenario)
+    second = _run(smoke_scenario)
+    assert first.digest == second.digest
+    assert first.truth.to_json() == second.truth.to_json()
+    assert first.truth.events, 'the smoke shopper picks something'
+
+
+def test_different_seed_different_run(smoke_scenario):
+    first = _run(smoke_scenario)
+    other = _run(dataclasses.replace(smoke_scenario, seed=smoke_scenario.seed + 1))
+    assert first.digest != other.digest
+    assert first.truth.to_json() != other.truth.to_json()
+
+
+def test_smoke_run_shape(smoke_scenario):
+    run = _run(smoke_scenario)
+    truth = run.truth
+    assert run.ticks == 60 * STEP_HZ
+    assert truth.end_ns - truth.start_ns == pytest.approx(60e9 - 1e9 / 60, abs=1)
+    assert truth.start_ns == 1_700_000_000 * 10 ** 9
+    assert [p.role for p in truth.people] == ['shopper']
+    assert truth.people[0].exit_ns is not None, 'the shopper leaves before the end'
+    assert all(v == 0 for v in truth.behaviour_counts.values())
+    assert len(truth.check_ins) == 1 and len(run.check_ins) == 1
+
+
+def test_camera_rate_follows_the_scenario(smoke_scenario):
+    run = _run(dataclasses.replace(
+        smoke_scenario, duration_s=5.0,
+        render=dataclasses.replace(smoke_scenario.render, camera_fps=10.0)))
+    assert run.camera_steps == list(range(0, 300, 6))
+    assert run.truth.frame_period_ns == 100_000_000
+    assert len(run.truth.frames) == 50
+
+
+def test_camera_fps_above_the_model_is_refused(smoke_scenario):
+    store = load_store_description(smoke_scenario.store_path)
+    scenario = dataclasses.replace(
+        smoke_scenario, render=dataclasses.replace(smoke_scenario.render, camera_fps=30.0))
+    with pytest.raises(ValueError, match='camera_fps'):
+        Simulation(scenario, store)
+
+
+# ----------------------------------------------------------------------- behaviours
+
+
+def test_busy_has_every_hard_behaviour(busy):
+    counts = busy.truth.behaviour_counts
+    assert set(counts) == set(BEHAVIOURS)
+    assert all(counts[name] > 0 for name in BEHAVIOURS), counts
+
+
+def test_behaviour_counts_match_events_and_episodes(busy):
+    truth = busy.truth
+    kinds = defaultdict(int)
+    for event in truth.events:
+        kinds[event.kind] += 1
+    assert truth.behaviour_counts['hand_off'] == kinds['hand_off']
+    assert truth.behaviour_counts['restock'] == kinds['restock']
+    assert truth.behaviour_counts['return_same_bin'] + \
+        truth.behaviour_counts['return_other_bin'] == kinds['return']
+    for name in ('group_entry', 'shared_reach', 'tangled'):
+        assert truth.behaviour_counts[name] == sum(e.behaviour == name for e in truth.episodes)
+
+
+# ----------------------------------------------------------------------- plausibility
+
+
+def test_speeds_within_bounds(busy):
+    cruising = []
+    for track in _tracks(busy.truth).values():
+        stamps = np.array([s for s, _ in track]) / 1e9
+        xy = np.array([[p.x_m, p.y_m] for _, p in track])
+        speed = np.linalg.norm(np.diff(xy, axis=0), axis=1) / np.diff(stamps)
+        assert speed.max() < 1.6, speed.max()
+        cruising.extend(speed[speed > 0.3])
+    cruising = np.array(cruising)
+    assert 0.5 < np.median(cruising) < 1.4
+    assert np.percentile(cruising, 99) <= 1.45
+
+
+def test_nobody_walks_through_shelves(busy):
+    geometry = Geometry(busy.store)
+    worst = min(geometry.distance(np.array([p.x_m, p.y_m]))
+                for frame in busy.truth.frames for p in frame.people)
+    assert worst >= 0.15
+    size = busy.store.size_m
+    for frame in busy.truth.frames:
+        for p in frame.people:
+            assert 0.0 < p.x_m < size[0] and 0.0 < p.y_m < size[1]
+
+
+def test_heights_and_joints_in_range(busy):
+    heights = {p.person_id: p.height_m for p in busy.truth.people}
+    assert all(1.5 <= h <= 1.95 for h in heights.values())
+    for frame in busy.truth.frames[::15]:
+        for p in frame.people:
+            head = p.joints['head'][2]
+            assert heights[p.person_id] * 0.55 < head <= heights[p.person_id]
+            assert 0.0 < p.joints['left_foot'][2] < 0.2
+            for hand in ('left_hand', 'right_hand'):
+                assert 0.0 < p.joints[hand][2] < 2.0
+
+
+def test_hands_reach_the_bins_they_use(busy):
+    truth = busy.truth
+    bins = busy.store.bins()
+    shelves = {s.shelf_id: s for s in busy.store.shelves}
+    frames = {f.stamp_ns: f for f in truth.frames}
+    stamps = np.array(sorted(frames))
+    checked = 0
+    for event in truth.events:
+        if event.bin_id is None:
+            continue
+        frame = frames[int(stamps[np.argmin(np.abs(stamps - event.stamp_ns))])]
+        person = next(p for p in frame.people if p.person_id == event.person_id)
+        box = bins[event.bin_id]
+        to_shelf = shelves[event.shelf_id].t_map_shelf.inverse()
+        inside = [np.all(q >= np.array(box.min_m) - 0.01) and np.all(q <= np.array(box.max_m)
+                                                                     + 0.01)
+                  for q in (to_shelf.apply(person.joints[h]) for h in ('left_hand',
+                                                                       'right_hand'))]
+        assert any(inside), event
+        checked += 1
+    assert checked > 30
+
+
+def test_people_use_the_gates(busy):
+    gates = {g.kind: g for g in busy.store.gates}
+    roles = {p.person_id: p for p in busy.truth.people}
+
+    def near(gate, p, margin=0.35):
+        return gate.min_m[0] - margin <= p.x_m <= gate.max_m[0] + margin and \
+            gate.min_m[1] - margin <= p.y_m <= gate.max_m[1] + margin
+
+    for pid, track in _tracks(busy.truth).items():
+        person = roles[pid]
+        enter, leave = ('entry', 'exit') if person.role == 'shopper' else ('staff', 'staff')
+        assert near(gates[enter], track[0][1]), (pid, track[0])
+        if person.exit_ns is not None:
+            assert near(gates[leave], track[-1][1]), (pid, track[-1])
+    assert sum(p.exit_ns is not None for p in busy.truth.people) >= len(busy.truth.people) - 1
+
+
+def test_tangled_people_walk_in_contact(busy):
+    tracks = {pid: dict(t) for pid, t in _tracks(busy.truth).items()}
+    for episode in (e for e in busy.truth.episodes if e.behaviour == 'tangled'):
+        a, b = episode.person_ids
+        close = [math.hypot(pa.x_m - tracks[b][s].x_m, pa.y_m - tracks[b][s].y_m)
+                 for s, pa in tracks[a].items()
+                 if episode.start_ns <= s <= episode.end_ns and s in tracks[b]]
+        assert episode.end_ns - episode.start_ns >= 1.4e9
+        assert np.median(close) < 0.3
+
+
+def test_shared_reaches_overlap_on_one_shelf(busy):
+    events = [e for e in busy.truth.events if 'shared_reach' in e.behaviours]
+    for episode in (e for e in busy.truth.episodes if e.behaviour == 'shared_reach'):
+        mine = [e for e in events if e.person_id in episode.person_ids
+                and episode.start_ns <= e.stamp_ns <= episode.end_ns]
+        assert len({e.person_id for e in mine}) == 2
+        assert len({e.shelf_id for e in mine}) == 1
+        assert max(e.start_ns for e in mine) < min(e.end_ns for e in mine)
+
+
+def test_returns_hand_offs_and_restocks(busy):
+    truth = busy.truth
+    people = {p.person_id: p for p in truth.people}
+    bins = busy.store.bins()
+    shelf_of = {b.bin_id: b.shelf_id for b in bins.values()}
+    for event in truth.events:
+        if event.kind == 'hand_off':
+            assert people[event.person_id].party_id == people[event.to_person_id].party_id
+            assert event.account_id == people[event.to_person_id].account_id
+        elif event.kind == 'restock':
+            assert people[event.person_id].role == 'associate'
+            assert event.account_id is None and event.delta_grams > 0
+        elif event.kind == 'return':
+            assert event.delta_grams > 0
+            pick = [e for e in truth.events if e.kind == 'pick' and e.sku == event.sku
+                    and e.person_id == event.person_id and e.stamp_ns < event.stamp_ns]
+            assert pick
+            if 'return_other_bin' in event.behaviours:
+                assert shelf_of[event.bin_id] != pick[-1].shelf_id
+            else:
+                assert event.bin_id == pick[-1].bin_id
+        else:
+            assert event.delta_grams < 0
+            assert event.sku in bins[event.bin_id].skus
+
+
+# ----------------------------------------------------------------------- sensors
+
+
+def test_load_cell_settled_deltas_equal_unit_weights(busy):
+    truth = busy.truth
+    checked = 0
+    for event in truth.events:
+        if event.bin_id is None:
+            continue
+        crowded = any(o is not event and o.bin_id == event.bin_id
+                      and abs(o.stamp_ns - event.stamp_ns) < 4e9 for o in truth.events)
+        if crowded:
+            continue
+        batches = busy.batches[event.shelf_id]
+        column = batches[0].bin_ids.index(event.bin_id)
+        stamps = np.concatenate([b.first_stamp_ns + np.arange(12) * b.period_ns
+                                 for b in batches])
+        grams = np.concatenate([b.grams[:, column] for b in batches])
+        before = np.median(grams[(stamps > event.start_ns - 1.0e9)
+                                 & (stamps < event.start_ns - 0.3e9)])
+        after = np.median(grams[(stamps > event.end_ns + 0.5e9)
+                                & (stamps < event.end_ns + 1.2e9)])
+        during = grams[(stamps >= event.start_ns) & (stamps <= event.end_ns)]
+        assert after - before == pytest.approx(event.delta_grams, abs=8.0), event
+        assert np.max(np.abs(during - before)) > 50.0          # pressing transient
+        unit = busy.store.product(event.sku).unit_weight_g
+        assert abs(event.delta_grams) == pytest.approx(unit * event.quantity)
+        checked += 1
+    assert checked > 20
+
+
+def test_load_cell_batches_and_frame_drops(busy):
+    duration = busy.scenario.duration_s
+    for shelf in busy.store.shelves:
+        batches = busy.batches[shelf.shelf_id]
+        assert abs(len(batches) - duration * 5) <= 1
+        assert batches[0].grams.shape == (12, len(shelf.bins))
+    frames = len(busy.camera_steps) * len(busy.store.cameras)
+    assert len(busy.camera_steps) == duration * 15
+    rate = busy.dropped / frames
+    assert rate == pytest.approx(busy.scenario.sensors.camera_frame_drop, rel=0.3)
+    assert busy.truth.sensor_counts['camera_frames_dropped'] == busy.dropped
+
+
+# ----------------------------------------------------------------------- money
+
+
+def test_check_ins_are_signed_tokens_of_the_party(busy, repo):
+    verifier = TokenVerifier(load_public_key(repo / 'config' / 'demo_keys' /
+                                             'store_app_public.pem'))
+    truth = busy.truth
+    by_account = {c.account_id: c for c in truth.check_ins}
+    assert len(busy.check_ins) == len(truth.check_ins) == busy.scenario.shoppers.count
+    for stamp_ns, data in busy.check_ins:
+        token = verifier.verify(data.token, stamp_ns)
+        assert token.account_id == data.account_id
+        assert data.gate_id == 'gate_entry'
+        members = [p.person_id for p in truth.people if p.account_id == data.account_id]
+        assert list(by_account[data.account_id].person_ids) == members
+    groups = [c for c in truth.check_ins if len(c.person_ids) > 1]
+    assert len(groups) == truth.behaviour_counts['group_entry']
+
+
+def test_receipts_are_picks_minus_returns(busy):
+    truth = busy.truth
+    accounts = sorted({p.account_id for p in truth.people if p.account_id})
+    assert [r.account_id for r in truth.receipts] == accounts
+    prices = {sku: product.price_cents for sku, product in busy.store.catalog.items()}
+    for receipt in truth.receipts:
+        held = defaultdict(int)
+        for event in truth.events:
+            if event.account_id == receipt.account_id:
+                held[event.sku] += {'pick': event.quantity, 'return': -event.quantity}.get(
+                    event.kind, 0)
+        assert {line.sku: line.quantity for line in receipt.lines} == \
+            {sku: n for sku, n in held.items() if n}
+        assert receipt.total_cents == sum(line.quantity * prices[line.sku]
+                                          for line in receipt.lines)
+    assert compute_receipts(truth.events, accounts, prices) == truth.receipts
+    assert any(r.total_cents > 0 for r in truth.receipts)
+
+
+def test_truth_json_round_trip(busy):
+    text = busy.truth.to_json()
+    assert Truth.from_json(text).to_json() == text
+
+
+def test_run_twice_on_one_simulation_gives_the_same_truth(smoke_scenario):
+    store = load_store_description(smoke_scenario.store_path)
+    simulation = Simulation(dataclasses.replace(smoke_scenario, duration_s=20.0), store)
+    first = [t.stamp_ns for t in simulation.run()]
+    text = simulation.truth.to_json()
+    second = [t.stamp_ns for t in simulation.run()]
+    assert first == second and simulation.truth.to_json() == text
+
+
+def test_items_ride_in_hands_then_in_the_basket(smoke_scenario):
+    store = load_store_description(smoke_scenario.store_path)
+    simulation = Simulation(smoke_scenario, store)
+    seen = set()
+    for tick in simulation.run():
+        for body in tick.bodies:
+            for item in body.held:
+                seen.add(item.hand)
+                if item.hand != 'basket':
+                    hand = body.joints[f'{item.hand}_hand']
+                    assert np.linalg.norm(item.position - hand) < 0.1
+                else:
+                    assert np.linalg.norm(item.position[:2] - body.position_xy()) < 0.5
+                    assert 0.5 < item.position[2] < 1.2
+    assert 'basket' in seen and seen & {'left', 'right'}
