@@ -1,10 +1,13 @@
-"""`go-store calibrate` on a rendered store: poses to 2 cm / 0.5 deg, depth check, bad input.
+"""`go-store calibrate` on the simulated store: poses to 2 cm / 0.5 deg, depth check, bad input.
 
-Each camera of the reference store sees a 9x6 chessboard (0.2 m squares) at two floor
-marks; its colour image is rendered through the camera's true colour pose by the
-board-plane homography, with sensor noise, and its depth image is the floor seen from
-the true depth pose with D435-like noise. The tool starts from the description's poses
-only as the place to write to: it estimates every pose from the images alone.
+As docs/calibration.md advises, the board (9x6, 0.1 m squares) is captured in colour at
+848x480, twice the 424x240 the store streams. For each camera the test lays the board at
+two marks where that camera sees all of it: free floor, or the top of the island under a
+camera that sees almost no floor past it. The simulator's renderer draws each capture
+through the camera's true colour pose with sensor noise; each depth image (424x240) is
+the store without the board (floor, shelves, walls, D435 noise and holes) from the true
+depth pose. The tool estimates every pose from the images alone; the description's poses
+are only where it writes.
 """
 
 import math
@@ -16,90 +19,103 @@ import pytest
 import yaml
 
 from go_store_nodes.cli import main as go_store
-from go_store_nodes.core.calibration.depth_check import render_floor_depth
-from go_store_nodes.core.calibration.session import color_camera_model, depth_camera_model
-from go_store_nodes.core.calibration.targets import BoardPlacement, ChessboardTarget
+from go_store_nodes.core.calibration.estimate import detect_chessboard
+from go_store_nodes.core.calibration.targets import ChessboardTarget
+from go_store_nodes.core.sim.render import BOARD_THICKNESS_M, FloorTarget, Renderer
 from go_store_nodes.core.store import load_store_description
 from go_store_nodes.core.transforms import rotation_angle_rad, rotation_from_rpy, Transform
 
-TARGET = ChessboardTarget(cols=9, rows=6, square_m=0.2)
-PX_PER_M = 400  # board texture resolution
+TARGET = ChessboardTarget(cols=9, rows=6, square_m=0.1)
+CAPTURE_SCALE = 2.0  # colour captured at 848x480
 
 
-def _board_texture():
-    """Board image with a one-square white margin; the origin corner's square is black."""
-    squares_x, squares_y = TARGET.cols + 1, TARGET.rows + 1
-    side = int(TARGET.square_m * PX_PER_M)
-    texture = np.full(((squares_y + 2) * side, (squares_x + 2) * side), 255, np.uint8)
-    for j in range(squares_y):
-        for i in range(squares_x):
-            if (i + j) % 2 == 0:
-                texture[(j + 1) * side:(j + 2) * side, (i + 1) * side:(i + 2) * side] = 0
-    # Texture pixel (u, v) <-> board point ((u / PX_PER_M) - 2 squares, (v / PX_PER_M) - 2 sq)
-    return texture, 2 * TARGET.square_m
+def _rectangle_inside(corners, rectangles):
+    return all(any(x0 <= x <= x1 and y0 <= y <= y1 for x0, x1, y0, y1 in rectangles)
+               for x, y in corners)
 
 
-def _render_color(camera_model, t_map_color, placement, rng):
-    texture, offset_m = _board_texture()
-    t_cam_board = np.linalg.inv(t_map_color.matrix()) @ placement.map_from_board
-    k = camera_model.camera_matrix
-    board_from_texture = np.array([[1 / PX_PER_M, 0, -offset_m], [0, 1 / PX_PER_M, -offset_m],
-                                   [0, 0, 1]])
-    homography = k @ t_cam_board[:3, [0, 1, 3]] @ board_from_texture
-    floor = np.full((camera_model.height, camera_model.width), 170, np.uint8)
-    board = cv2.warpPerspective(texture, homography, (camera_model.width, camera_model.height),
-                                flags=cv2.INTER_AREA, borderMode=cv2.BORDER_CONSTANT,
-                                borderValue=170)
-    mask = cv2.warpPerspective(np.full_like(texture, 255), homography,
-                               (camera_model.width, camera_model.height)) > 127
-    gray = np.where(mask, board, floor).astype(np.float64)
-    gray += rng.normal(0.0, 2.0, gray.shape)
-    return cv2.cvtColor(np.clip(gray, 0, 255).astype(np.uint8), cv2.COLOR_GRAY2BGR)
+def _rectangles_overlap(a, b):
+    return a[0] < b[1] and b[0] < a[1] and a[2] < b[3] and b[2] < a[3]
 
 
-def _render_depth(store, camera_id, t_map_depth, rng):
-    model = depth_camera_model(store, camera_id)
-    depth = render_floor_depth(model, t_map_depth.matrix()).astype(np.float64)
-    z_m = depth / 1000.0
-    fx = model.camera_matrix[0, 0]
-    sigma_m = z_m ** 2 * 0.08 / (fx * 0.050)  # D435 RMS depth error
-    noisy = np.where(depth > 0, (z_m + rng.normal(0.0, 1.0, z_m.shape) * sigma_m) * 1000, 0)
-    return np.clip(np.round(noisy), 0, 65535).astype(np.uint16)
+def _footprints(store):
+    """Each shelf's map rectangle (x0, x1, y0, y1) and height."""
+    result = []
+    for shelf in store.shelves:
+        length, depth, height = shelf.size_m
+        corners = shelf.t_map_shelf.apply(np.array(
+            [[-length / 2, 0, 0], [length / 2, 0, 0], [-length / 2, depth, 0],
+             [length / 2, depth, 0]]))
+        result.append(((corners[:, 0].min(), corners[:, 0].max(), corners[:, 1].min(),
+                        corners[:, 1].max()), height))
+    return result
+
+
+def _candidate_boards(store, camera):
+    """Physically possible board placements near the camera, most central first."""
+    footprints = _footprints(store)
+    cx, cy = camera.t_map_color.translation[:2]
+    centres = [(cx + dx, cy + dy, 0.0) for dx in (0.0, 0.4, -0.4, 0.8, -0.8)
+               for dy in (0.0, -0.35, 0.35, -0.7, 0.7)]
+    for shelf in store.shelves:  # back edge: the middle of a back-to-back island's top
+        x, y, _ = shelf.t_map_shelf.apply([0.0, shelf.size_m[1], 0.0])
+        centres.append((float(x), float(y), shelf.size_m[2]))
+    centres.sort(key=lambda c: math.hypot(c[0] - cx, c[1] - cy))
+    outline_w = (TARGET.cols + 1) * TARGET.square_m
+    outline_h = (TARGET.rows + 1) * TARGET.square_m
+    for x, y, z in centres:
+        for yaw in (0.0, 180.0):
+            half = (outline_w / 2, outline_h / 2)
+            corners = [(x + sx * half[0], y + sy * half[1]) for sx in (-1, 1) for sy in (-1, 1)]
+            outline = (x - half[0], x + half[0], y - half[1], y + half[1])
+            if z == 0.0 and any(_rectangles_overlap(outline, r) for r, _ in footprints):
+                continue  # a board cannot lie under a shelf
+            if z > 0.0 and not _rectangle_inside(corners, [r for r, h in footprints if h == z]):
+                continue  # on a shelf top, the whole board must lie on top
+            yaw_rad = math.radians(yaw)
+            ax = np.array([math.cos(yaw_rad), math.sin(yaw_rad)])
+            ay = np.array([math.sin(yaw_rad), -math.cos(yaw_rad)])
+            board_w = (TARGET.cols - 1) * TARGET.square_m
+            board_h = (TARGET.rows - 1) * TARGET.square_m
+            origin = np.array([x, y]) - ax * board_w / 2 - ay * board_h / 2
+            yield FloorTarget.on_floor(TARGET.cols, TARGET.rows, TARGET.square_m,
+                                       float(origin[0]), float(origin[1]), yaw,
+                                       z + BOARD_THICKNESS_M), yaw
 
 
 @pytest.fixture(scope='module')
 def captured(tmp_path_factory, store_path):
-    """Render a calibration session from the true camera poses, with a store copy."""
+    """Render a calibration session with the simulator, with a store copy."""
     folder = tmp_path_factory.mktemp('calibration')
     store_copy = folder / 'store.yaml'
     shutil.copy(store_path, store_copy)
     store = load_store_description(store_copy)
     session = folder / 'session'
     session.mkdir()
-    rng = np.random.default_rng(7)
+    colour_renderer = Renderer(store, image_scale=CAPTURE_SCALE, seed=7)
+    depth_renderer = Renderer(store, image_scale=1.0, seed=7)
     placements, images = [], []
-    board_w = (TARGET.cols - 1) * TARGET.square_m
-    board_h = (TARGET.rows - 1) * TARGET.square_m
-    for camera in store.cameras:
-        cx, cy = camera.t_map_color.translation[:2]
-        for index, (dx, dy, yaw) in enumerate([(-0.15, 0.05, 0.0), (0.2, -0.05, 180.0)]):
-            # Board centre near the camera's view centre: origin corner offset by half the
-            # board along its axes (x along yaw, y along yaw - 90).
-            yaw_rad = math.radians(yaw)
-            ax = np.array([math.cos(yaw_rad), math.sin(yaw_rad)])
-            ay = np.array([math.sin(yaw_rad), -math.cos(yaw_rad)])
-            origin = np.array([cx + dx, cy + dy]) - ax * board_w / 2 - ay * board_h / 2
-            name = f'{camera.camera_id}_P{index}'
-            placement = BoardPlacement.on_floor(name, float(origin[0]), float(origin[1]), yaw)
-            placements.append({'id': name, 'x_m': float(origin[0]), 'y_m': float(origin[1]),
+    for number, camera in enumerate(store.cameras):
+        stamp_ns = 1_700_000_000 * 10**9 + number * 10**9
+        depth, _ = depth_renderer.render(camera.camera_id, (), stamp_ns)
+        chosen = 0
+        for board, yaw in _candidate_boards(store, camera):
+            _, color = colour_renderer.render(camera.camera_id, (), stamp_ns + chosen + 1,
+                                              extra=(board,))
+            if not detect_chessboard(color, TARGET).found:
+                continue  # out of view or hidden by a shelf: the integrator moves the board
+            name = f'{camera.camera_id}_P{chosen}'
+            x, y, z = board.t_map_board.translation
+            placements.append({'id': name, 'x_m': float(x), 'y_m': float(y), 'z_m': float(z),
                                'yaw_deg': yaw})
-            color = _render_color(color_camera_model(store, camera.camera_id),
-                                  camera.t_map_color, placement, rng)
-            depth = _render_depth(store, camera.camera_id, camera.t_map_depth, rng)
-            cv2.imwrite(str(session / f'{name}.png'), color)
+            cv2.imwrite(str(session / f'{name}.png'), cv2.cvtColor(color, cv2.COLOR_RGB2BGR))
             cv2.imwrite(str(session / f'{name}_depth.png'), depth)
             images.append({'camera': camera.camera_id, 'placement': name,
                            'color': f'{name}.png', 'depth': f'{name}_depth.png'})
+            chosen += 1
+            if chosen == 2:
+                break
+        assert chosen == 2, f'no two board placements visible from {camera.camera_id}'
     (session / 'session.yaml').write_text(yaml.safe_dump({
         'target': {'type': 'chessboard', 'cols': TARGET.cols, 'rows': TARGET.rows,
                    'square_m': TARGET.square_m},
@@ -164,7 +180,7 @@ def test_a_camera_that_never_sees_the_target_leaves_the_calibration_untouched(
     blind = tmp_path / 'session'
     shutil.copytree(session, blind)
     for name in ('cam_03_P0', 'cam_03_P1'):
-        cv2.imwrite(str(blind / f'{name}.png'), np.full((240, 424, 3), 170, np.uint8))
+        cv2.imwrite(str(blind / f'{name}.png'), np.full((480, 848, 3), 170, np.uint8))
     out = tmp_path / 'extrinsics.yaml'
     out.write_text('cameras: {}\n')
     assert go_store(['calibrate', str(blind), '--store', str(store_copy),

@@ -48,6 +48,19 @@ class Intrinsics:
         """Return the 3x3 camera matrix K."""
         return np.array([[self.fx, 0.0, self.cx], [0.0, self.fy, self.cy], [0.0, 0.0, 1.0]])
 
+    def scaled(self, scale: float) -> Intrinsics:
+        """Intrinsics of the same optics with the image resized by ``scale``.
+
+        Pixel centres map as cx' = (cx + 0.5) * scale - 0.5; a RealSense stream at another
+        resolution of the same sensor has (close to) these intrinsics.
+        """
+        if not (math.isfinite(scale) and scale > 0.0):
+            raise ValueError(f'scale must be positive, got {scale}')
+        return replace(self, width=max(1, int(round(self.width * scale))),
+                       height=max(1, int(round(self.height * scale))),
+                       fx=self.fx * scale, fy=self.fy * scale,
+                       cx=(self.cx + 0.5) * scale - 0.5, cy=(self.cy + 0.5) * scale - 0.5)
+
 
 @dataclass(frozen=True)
 class CameraModel:

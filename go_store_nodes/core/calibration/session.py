@@ -125,9 +125,22 @@ def load_session(path: str | pathlib.Path, store: StoreDescription) -> Calibrati
     return CalibrationSession(path, target, placements, tuple(images))
 
 
-def color_camera_model(store: StoreDescription, camera_id: str) -> CameraModel:
-    """Intrinsics of a camera's colour stream, as its camera_info gives them."""
+def color_camera_model(store: StoreDescription, camera_id: str,
+                       image_size: tuple[int, int] | None = None) -> CameraModel:
+    """Intrinsics of a camera's colour stream, as its camera_info gives them.
+
+    ``image_size`` (width, height) of a capture at another resolution of the same sensor
+    (e.g. 848x480 for a store streaming 424x240) scales them; the aspect ratio must match.
+    """
     intrinsics = store.camera(camera_id).model.color
+    if image_size is not None and image_size != (intrinsics.width, intrinsics.height):
+        scale = image_size[0] / intrinsics.width
+        if abs(image_size[1] - intrinsics.height * scale) > 0.5:
+            raise SessionError(
+                f'{camera_id}: colour images of {image_size[0]}x{image_size[1]} do not have '
+                f'the aspect ratio of the stream in the store description '
+                f'({intrinsics.width}x{intrinsics.height}); give its camera_info instead')
+        intrinsics = intrinsics.scaled(scale)
     return CameraModel(camera_id, intrinsics.k(), np.asarray(intrinsics.d or (0.0,) * 5),
                        intrinsics.width, intrinsics.height)
 
@@ -143,14 +156,24 @@ def run_calibration(session: CalibrationSession, store: StoreDescription,
                     config: CalibrationConfig | None = None) -> CalibrationResult:
     """Detect the board in every colour image and estimate the session's cameras' poses."""
     observations: list[Observation] = []
+    sizes: dict[str, set[tuple[int, int]]] = {}
     for image in session.images:
         if image.color_path is None:
             continue
         pixels = cv2.imread(str(image.color_path), cv2.IMREAD_COLOR)
+        if pixels is None:
+            raise SessionError(f'{image.color_path}: not an image OpenCV can read')
+        sizes.setdefault(image.camera_id, set()).add((pixels.shape[1], pixels.shape[0]))
         observations.append(observe(pixels, image.camera_id, image.color_path.name,
                                     image.placement, session.target))
-    cameras = {camera_id: color_camera_model(store, camera_id)
-               for camera_id in session.camera_ids()}
+    cameras = {}
+    for camera_id in session.camera_ids():
+        camera_sizes = sizes.get(camera_id, set())
+        if len(camera_sizes) > 1:
+            raise SessionError(f'{camera_id}: colour images of different sizes '
+                               f'{sorted(camera_sizes)}: capture every image at one resolution')
+        cameras[camera_id] = color_camera_model(
+            store, camera_id, next(iter(camera_sizes)) if camera_sizes else None)
     return calibrate(cameras, observations, session.placements, session.target,
                      config or CalibrationConfig())
 

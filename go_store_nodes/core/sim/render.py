@@ -18,7 +18,7 @@ outside the model's depth range. Noise is deterministic for (seed, camera, stamp
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 import math
 from typing import Any, Sequence
 import zlib
@@ -169,13 +169,8 @@ class FloorTarget:
 
 
 def scale_intrinsics(intrinsics: Intrinsics, scale: float) -> Intrinsics:
-    """Scale intrinsics with an image resized by ``scale`` (cx' = (cx + .5) s - .5)."""
-    return replace(
-        intrinsics,
-        width=max(1, int(round(intrinsics.width * scale))),
-        height=max(1, int(round(intrinsics.height * scale))),
-        fx=intrinsics.fx * scale, fy=intrinsics.fy * scale,
-        cx=(intrinsics.cx + 0.5) * scale - 0.5, cy=(intrinsics.cy + 0.5) * scale - 0.5)
+    """Scale intrinsics with an image resized by ``scale`` (see ``Intrinsics.scaled``)."""
+    return intrinsics.scaled(scale)
 
 
 @dataclass(eq=False)
