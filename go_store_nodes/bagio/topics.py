@@ -4,6 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..core.evaluation.data import (  # noqa: F401 - re-exported for the recorder
+    CALIBRATION_STATUS_TOPIC,
+    CART_EVENTS_TOPIC,
+    CHECK_IN_RESULT_TOPIC,
+    RECEIPTS_TOPIC,
+    SHELF_EVENTS_TOPIC,
+    TRACKS_TOPIC,
+    VISITS_TOPIC,
+)
+
 IMAGE = 'sensor_msgs/msg/Image'
 CAMERA_INFO = 'sensor_msgs/msg/CameraInfo'
 LOAD_CELL_BATCH = 'go_store/msg/LoadCellBatch'
@@ -13,14 +23,8 @@ CLOCK = 'rosgraph_msgs/msg/Clock'
 TF_STATIC_TOPIC = '/tf_static'
 CLOCK_TOPIC = '/clock'
 
-# What the node graph produces: the recorder of `go-store replay` records these.
-TRACKS_TOPIC = '/people/tracks'
-SHELF_EVENTS_TOPIC = '/shelves/events'
-CART_EVENTS_TOPIC = '/cart/events'
-VISITS_TOPIC = '/visits'
-RECEIPTS_TOPIC = '/receipts'
-CHECK_IN_RESULT_TOPIC = '/gates/check_in_result'
-CALIBRATION_STATUS_TOPIC = '/calibration/status'
+# What the node graph produces (names from the evaluation, which reads them): the
+# recorder of `go-store replay` records these.
 OUTPUT_TOPICS: dict[str, str] = {
     TRACKS_TOPIC: 'go_store/msg/TrackArray',
     SHELF_EVENTS_TOPIC: 'go_store/msg/ShelfEvent',

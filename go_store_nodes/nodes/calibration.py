@@ -17,20 +17,17 @@ import sys
 
 from go_store.msg import CalibrationStatus, CameraCalibration
 from rclpy.node import Node
-from rclpy.parameter import Parameter
 
 from ..core.store import load_store_description, static_transforms, StoreDescription
 from ..ros.diagnostics import NodeDiagnostics, OK
-from ..ros.params import declare_parameters, ParamSpec
+from ..ros.params import declare_parameters, DIAGNOSTICS_PERIOD, STORE_DESCRIPTION
 from ..ros.share import default_store_description
 from ..ros.tf import STATIC_TF_QOS, StaticTransformBroadcaster, transform_to_msg
 from .runner import run_single_node
 
 PARAMETERS = (
-    ParamSpec('store_description', Parameter.Type.STRING,
-              "path of the store description YAML; '' for the package's config/store.yaml"),
-    ParamSpec('diagnostics_period_s', Parameter.Type.DOUBLE,
-              'seconds between diagnostics messages', 0.1, 60.0),
+    STORE_DESCRIPTION,
+    DIAGNOSTICS_PERIOD,
 )
 
 

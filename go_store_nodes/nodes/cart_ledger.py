@@ -43,7 +43,14 @@ from ..ros.ledger_conversions import (
     review_item_msg,
     stamp_to_ns,
 )
-from ..ros.params import declare_parameters, MissingParameterError, ParamSpec
+from ..ros.params import (
+    DATABASE_URL,
+    declare_parameters,
+    DIAGNOSTICS_PERIOD,
+    MissingParameterError,
+    ParamSpec,
+    STORE_DESCRIPTION,
+)
 from ..ros.share import default_store_description
 from .runner import run_single_node
 
@@ -53,12 +60,8 @@ NS_PER_DAY = 86_400 * NS_PER_SECOND
 MAX_RETRY_EVENTS = 10_000
 
 PARAMETERS = (
-    ParamSpec('store_description', Parameter.Type.STRING,
-              "path of the store description YAML (catalog: names and prices); '' for the "
-              "package's config/store.yaml"),
-    ParamSpec('database_url', Parameter.Type.STRING,
-              'SQLAlchemy URL of the ledger database (sqlite:///PATH, ~ and $VARS expanded; '
-              'or postgresql+psycopg://...), shared with the gate'),
+    STORE_DESCRIPTION,
+    DATABASE_URL,
     ParamSpec('grace_period_s', Parameter.Type.DOUBLE,
               's after the exit during which late cart events still count', 0.0, 86_400.0),
     ParamSpec('receipt_check_period_s', Parameter.Type.DOUBLE,
@@ -70,8 +73,7 @@ PARAMETERS = (
               'cart events with a lower confidence wait for a person (0: never)', 0.0, 1.0),
     ParamSpec('max_quantity_delta', Parameter.Type.INTEGER,
               'cart events moving more units than this wait for a person', 1, 10_000),
-    ParamSpec('diagnostics_period_s', Parameter.Type.DOUBLE,
-              'seconds between diagnostics messages', 0.1, 60.0),
+    DIAGNOSTICS_PERIOD,
 )
 
 DURABLE_QOS = QoSProfile(depth=100, history=HistoryPolicy.KEEP_LAST,

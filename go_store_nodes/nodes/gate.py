@@ -36,18 +36,22 @@ from ..ros.ledger_conversions import (
     track_observations,
     visit_msg,
 )
-from ..ros.params import declare_parameters, MissingParameterError, ParamSpec
+from ..ros.params import (
+    DATABASE_URL,
+    declare_parameters,
+    DIAGNOSTICS_PERIOD,
+    MissingParameterError,
+    ParamSpec,
+    STORE_DESCRIPTION,
+)
 from ..ros.share import default_store_description
 from .runner import run_single_node
 
 NS_PER_SECOND = 1_000_000_000
 
 PARAMETERS = (
-    ParamSpec('store_description', Parameter.Type.STRING,
-              "path of the store description YAML; '' for the package's config/store.yaml"),
-    ParamSpec('database_url', Parameter.Type.STRING,
-              'SQLAlchemy URL of the ledger database (sqlite:///PATH, ~ and $VARS expanded; '
-              'or postgresql+psycopg://...), shared with cart_ledger'),
+    STORE_DESCRIPTION,
+    DATABASE_URL,
     ParamSpec('token_public_key_file', Parameter.Type.STRING,
               "PEM Ed25519 public key of the app server's check-in tokens; a relative path "
               'is taken from the package share folder'),
@@ -59,8 +63,7 @@ PARAMETERS = (
     ParamSpec('require_registered_accounts', Parameter.Type.BOOL,
               'true: refuse tokens of accounts the app server has not registered '
               '(unknown_account); false: register them on first check-in'),
-    ParamSpec('diagnostics_period_s', Parameter.Type.DOUBLE,
-              'seconds between diagnostics messages', 0.1, 60.0),
+    DIAGNOSTICS_PERIOD,
 )
 
 VISITS_QOS = QoSProfile(depth=100, history=HistoryPolicy.KEEP_LAST,

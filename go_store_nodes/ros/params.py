@@ -59,3 +59,16 @@ def declare_parameters(node: Node, specs: tuple[ParamSpec, ...]) -> dict[str, An
                 'is not set; pass the params file (config/go_store.yaml) with a value '
                 f'for it under {node.get_name()}.ros__parameters') from None
     return values
+
+
+# Parameters several nodes declare, described once.
+STORE_DESCRIPTION = ParamSpec(
+    'store_description', Parameter.Type.STRING,
+    "path of the store description YAML; '' for the package's config/store.yaml")
+DATABASE_URL = ParamSpec(
+    'database_url', Parameter.Type.STRING,
+    'SQLAlchemy URL of the ledger database shared by gate and cart_ledger '
+    '(sqlite:///PATH, ~ and $VARS expanded; or postgresql+psycopg://...)')
+DIAGNOSTICS_PERIOD = ParamSpec(
+    'diagnostics_period_s', Parameter.Type.DOUBLE, 'seconds between diagnostics messages',
+    0.1, 60.0)
