@@ -113,7 +113,14 @@ def test_migration_is_idempotent_and_reversible(backend: Backend) -> None:
     Ledger(engine, CONFIG, CATALOG)  # a second start finds the schema at head
     with engine.connect() as connection:
         assert connection.execute(text('SELECT version_num FROM alembic_version')).scalar() \
-            == '0001'
+            == '0002'
+    with engine.begin() as connection:
+        command.downgrade(alembic_config(connection), '0001')
+    columns = {c['name'] for c in inspect(engine).get_columns('receipts')}
+    assert 'published_at_ns' not in columns
+    Ledger(engine, CONFIG, CATALOG)  # upgrades 0001 -> head
+    columns = {c['name'] for c in inspect(engine).get_columns('receipts')}
+    assert 'published_at_ns' in columns
     with engine.begin() as connection:
         command.downgrade(alembic_config(connection), 'base')
     assert 'visits' not in inspect(engine).get_table_names()

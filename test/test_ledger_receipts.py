@@ -242,6 +242,32 @@ def test_crash_between_receipt_and_charge_is_settled_once(
     assert len(provider.calls) == 3
 
 
+def test_receipts_written_before_a_crash_are_still_announced_once(
+        backend: Backend, monkeypatch: pytest.MonkeyPatch) -> None:
+    first = backend.new_ledger()
+    visit_ids = [start_visit(first, (f't{n}',), f'acct-{n}') for n in range(2)]
+    for n, visit_id in enumerate(visit_ids):
+        first.apply_cart_event(event(visit_id, f'e-{n}', 'bread', 1, f't{n}'))
+        first.mark_exit(visit_id, T0)
+    announced = issued(first.issue_receipt(visit_ids[0], T0 + GRACE))
+    assert [r.receipt_id for r in first.unpublished_receipts()] == [announced.receipt_id]
+    assert first.mark_receipt_published(announced.receipt_id, T0 + GRACE)
+    assert not first.mark_receipt_published(announced.receipt_id, T0 + GRACE + S)
+
+    def crash(*args: object) -> None:
+        raise SimulatedCrash('died after writing the receipt')
+
+    monkeypatch.setattr(first, '_settle_receipt', crash)
+    with pytest.raises(SimulatedCrash):
+        first.issue_receipt(visit_ids[1], T0 + GRACE)
+    restarted = backend.new_ledger()
+    waiting = restarted.unpublished_receipts()
+    assert [r.visit_id for r in waiting] == [visit_ids[1]]
+    assert waiting[0].total_cents == 250 and waiting[0].charge is None
+    assert restarted.mark_receipt_published(waiting[0].receipt_id, T0 + GRACE + S)
+    assert restarted.unpublished_receipts() == []
+
+
 def test_crash_after_the_processor_took_the_money_charges_once(backend: Backend) -> None:
     provider = CountingProvider(crash_after_charging=1)
     ledger = backend.new_ledger(payment_provider=provider)

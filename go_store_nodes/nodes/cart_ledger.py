@@ -221,7 +221,13 @@ class CartLedgerNode(Node):
                 self._retry.popleft()
             self.diagnostics.values['events_waiting_for_database'] = '0'
             for visit_id in self.ledger.due_receipts(now_ns):
-                self._issue(visit_id, now_ns)
+                try:
+                    self._issue(visit_id, now_ns)
+                except Exception as error:  # noqa: BLE001 - one visit must not stop the rest
+                    # E.g. the payment provider failed: the receipt is written and
+                    # settle_pending charges it; it is announced below all the same.
+                    self._fault(f'issuing the receipt of visit {visit_id} failed', error)
+            self._publish_unannounced(now_ns)
             self.ledger.settle_pending(now_ns)
             if self._last_purge_ns is None or now_ns - self._last_purge_ns >= NS_PER_DAY:
                 report = self.ledger.purge_evidence(now_ns)
@@ -249,13 +255,23 @@ class CartLedgerNode(Node):
                 f'receipt of visit {visit_id} held for review {list(result.review_ids)}')
             return
         self._held.pop(visit_id, None)
-        self._receipt_publisher.publish(receipt_msg(result, self._names, self._frame_id))
-        self.diagnostics.count('receipts_issued')
-        charge = result.charge
-        self.get_logger().info(
-            f'receipt {result.receipt_id} of visit {visit_id}: {len(result.items)} lines, '
-            f'{result.total_cents} {result.currency} cents, charge '
-            f'{charge.state.value if charge else "pending"}')
+
+    def _publish_unannounced(self, now_ns: int) -> None:
+        """Announce every written receipt not announced yet, then record that it was.
+
+        The one place receipts are published: a receipt written just before a crash or a
+        failed charge is announced at the next check. A crash between publishing and
+        recording repeats the message once; consumers keep one per receipt_id.
+        """
+        for receipt in self.ledger.unpublished_receipts():
+            self._receipt_publisher.publish(receipt_msg(receipt, self._names, self._frame_id))
+            self.ledger.mark_receipt_published(receipt.receipt_id, now_ns)
+            self.diagnostics.count('receipts_issued')
+            charge = receipt.charge
+            self.get_logger().info(
+                f'receipt {receipt.receipt_id} of visit {receipt.visit_id}: '
+                f'{len(receipt.items)} lines, {receipt.total_cents} {receipt.currency} cents, '
+                f'charge {charge.state.value if charge else "pending"}')
 
     # -- services -------------------------------------------------------------------------
 

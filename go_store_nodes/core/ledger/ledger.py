@@ -924,6 +924,27 @@ class Ledger:
 
         return self._read(work)
 
+    def unpublished_receipts(self) -> list[Receipt]:
+        """Receipts written but not yet announced, oldest first."""
+        def work(session: Session) -> list[Receipt]:
+            rows = session.scalars(select(ReceiptRow).where(
+                ReceiptRow.published_at_ns.is_(None)).order_by(ReceiptRow.issued_at_ns)).all()
+            charges = {c.receipt_id: c for c in session.scalars(select(ChargeRow).where(
+                ChargeRow.receipt_id.in_([r.receipt_id for r in rows])))} if rows else {}
+            return [_receipt_view(row, charges.get(row.receipt_id)) for row in rows]
+
+        return self._read(work)
+
+    def mark_receipt_published(self, receipt_id: str, now_ns: int) -> bool:
+        """Record that a receipt was announced; False if it already was (or is unknown)."""
+        def work(session: Session) -> bool:
+            result = session.execute(update(ReceiptRow).where(
+                ReceiptRow.receipt_id == receipt_id,
+                ReceiptRow.published_at_ns.is_(None)).values(published_at_ns=now_ns))
+            return bool(getattr(result, 'rowcount', 0))
+
+        return self._write(work)
+
     def _settle_receipt(self, receipt_id: str, now_ns: int) -> Charge:
         """Claim the one charge row of a receipt, call the provider, record the outcome."""
         provider_name = self._provider.name

@@ -172,6 +172,9 @@ class ReceiptRow(Base):
     total_cents: Mapped[int] = mapped_column(BigInteger)
     currency: Mapped[str] = mapped_column(String(3))
     issued_at_ns: Mapped[int] = mapped_column(BigInteger, index=True)
+    # When the receipt was first announced (the node's `receipts` topic); NULL until then,
+    # so a receipt written just before a crash or a failed charge is still announced.
+    published_at_ns: Mapped[Optional[int]] = mapped_column(BigInteger, nullable=True)
 
 
 class ChargeRow(Base):
