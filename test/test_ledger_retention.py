@@ -43,14 +43,13 @@ def test_purge_removes_old_track_evidence_and_keeps_money_records(backend: Backe
     now = T0 + 120 * S + RETENTION_NS + S
 
     report = ledger.purge_evidence(now)
-    assert (report.visits, report.tracks_deleted, report.events_scrubbed,
-            report.tokens_deleted) == (1, 2, 1, 1)
+    assert (report.visits, report.tracks_deleted, report.events_scrubbed) == (1, 2, 1)
     assert ledger.get_visit(old).track_ids == ()
     assert ledger.get_visit(recent).track_ids == ('t-3',)
     assert ledger.get_visit(still_inside).track_ids == ('t-4',)
     with Session(ledger.engine) as session:
         rows = {row.visit_id: row for row in session.scalars(select(CartEventRow))}
-        assert session.get(UsedTokenRow, 'tok-old') is None
+        assert session.get(UsedTokenRow, 'tok-old') is not None  # spent ids are kept
     assert (rows[old].track_id, rows[old].evidence_ids) == (None, None)
     assert (rows[old].sku, rows[old].quantity_delta) == ('apple', 2)
     assert rows[recent].evidence_ids == '["clip-a", "clip-b"]'
@@ -60,12 +59,14 @@ def test_purge_removes_old_track_evidence_and_keeps_money_records(backend: Backe
     assert receipt is not None and receipt.total_cents == 240
     assert receipt.charge is not None and receipt.charge.amount_cents == 240
     assert ledger.get_visit(old).account_id == 'acct-old'
-    assert ledger.purge_evidence(now) == PurgeReport(0, 0, 0, 0)
+    assert ledger.purge_evidence(now) == PurgeReport(0, 0, 0)
+    # A captured token replayed long after, with its original stamp, stays refused.
+    assert not ledger.consume_token('tok-old', 'acct-old', T0, T0 + 60 * S)
 
 
 def test_recently_used_tokens_survive_the_purge(backend: Backend) -> None:
     ledger = backend.new_ledger()
     now = T0 + RETENTION_NS + NS_PER_DAY
     assert ledger.consume_token('tok-recent', 'acct-1', now - S, now + 60 * S)
-    assert ledger.purge_evidence(now).tokens_deleted == 0
+    ledger.purge_evidence(now)
     assert not ledger.consume_token('tok-recent', 'acct-1', now, now + 60 * S)

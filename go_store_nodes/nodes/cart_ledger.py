@@ -232,7 +232,7 @@ class CartLedgerNode(Node):
             if self._last_purge_ns is None or now_ns - self._last_purge_ns >= NS_PER_DAY:
                 report = self.ledger.purge_evidence(now_ns)
                 self._last_purge_ns = now_ns
-                if report.visits or report.tokens_deleted:
+                if report.visits:
                     self.get_logger().info(f'retention: purged {report}')
         except Exception as error:  # noqa: BLE001 - retried on the next tick
             self._fault('receipt check failed', error)

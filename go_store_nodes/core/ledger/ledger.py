@@ -298,7 +298,6 @@ class PurgeReport:
     visits: int
     tracks_deleted: int
     events_scrubbed: int
-    tokens_deleted: int
 
 
 def alembic_config(connection: Optional[Connection] = None) -> Config:
@@ -1031,9 +1030,10 @@ class Ledger:
     def purge_evidence(self, now_ns: int) -> PurgeReport:
         """Delete track-level evidence of visits closed before the retention window.
 
-        Removes ``visit_tracks`` rows and the ``track_id`` / ``evidence_ids`` of cart events,
-        and spent tokens that expired before the window. Receipts, charges, cart lines,
-        event quantities and review decisions are kept.
+        Removes ``visit_tracks`` rows and the ``track_id`` / ``evidence_ids`` of cart events.
+        Receipts, charges, cart lines, event quantities and review decisions are kept, and so
+        are spent token ids: the gate checks expiry against the scan's stamp, which a sender
+        controls, so a purged id would let a captured token in again.
         """
         cutoff = now_ns - self._config.evidence_retention_days * NS_PER_DAY
 
@@ -1054,14 +1054,9 @@ class Ledger:
                        (CartEventRow.track_id.is_not(None))
                        | (CartEventRow.evidence_ids.is_not(None)))
                 .values(track_id=None, evidence_ids=None))
-            tokens = session.execute(
-                delete(UsedTokenRow).where(
-                    UsedTokenRow.used_at_ns < cutoff,
-                    UsedTokenRow.expires_at_ns.is_(None)
-                    | (UsedTokenRow.expires_at_ns < cutoff)))
             return PurgeReport(
                 visits=len(touched), tracks_deleted=_rowcount(tracks),
-                events_scrubbed=_rowcount(events), tokens_deleted=_rowcount(tokens))
+                events_scrubbed=_rowcount(events))
 
         return self._write(work)
 
