@@ -106,3 +106,33 @@ def test_racing_receipts_and_settlements_charge_each_visit_once(backend: Backend
         states = set(session.scalars(select(ChargeRow.state)))
     assert states == {'succeeded'}
     assert sorted(provider.money_taken.values()) == [250, 500, 750, 1000, 1250]
+
+
+def test_a_ledger_opening_while_another_process_writes_waits_for_the_lock(tmp_path) -> None:
+    """Gate and cart_ledger open a new SQLite ledger together: neither may fail to start.
+
+    The other process holds a write transaction (RESERVED) and commits while this one
+    switches the file to WAL; SQLite answers that switch with 'database is locked' at
+    once, without waiting, so the ledger must retry it.
+    """
+    import sqlite3
+    import threading
+
+    from go_store_nodes.core.ledger import Ledger
+
+    path = tmp_path / 'ledger.sqlite'
+    holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10)
+    holder.execute('CREATE TABLE other_writer (x INTEGER)')
+    holder.execute('BEGIN IMMEDIATE')
+    holder.execute('INSERT INTO other_writer VALUES (1)')
+    released = threading.Timer(0.5, lambda: holder.execute('COMMIT'))
+    released.start()
+    try:
+        ledger = Ledger(f'sqlite:///{path}')
+        assert ledger.register_account('acct-1', 1)
+        with ledger.engine.connect() as connection:
+            assert connection.exec_driver_sql('PRAGMA journal_mode').scalar() == 'wal'
+        ledger.close()
+    finally:
+        released.join()
+        holder.close()

@@ -138,7 +138,9 @@ class CartLedgerNode(Node):
 
     def destroy_node(self) -> None:
         """Release the database connections, then the node."""
-        self.ledger.close()
+        ledger = getattr(self, 'ledger', None)  # absent when the constructor failed
+        if ledger is not None:
+            ledger.close()
         super().destroy_node()
 
     def _now_ns(self) -> int:

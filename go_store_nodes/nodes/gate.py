@@ -125,7 +125,9 @@ class GateNode(Node):
 
     def destroy_node(self) -> None:
         """Release the database connections, then the node."""
-        self.ledger.close()
+        ledger = getattr(self, 'ledger', None)  # absent when the constructor failed
+        if ledger is not None:
+            ledger.close()
         super().destroy_node()
 
     def on_check_in(self, msg: CheckIn, topic_gate_id: str) -> None:

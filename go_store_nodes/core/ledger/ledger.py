@@ -13,7 +13,9 @@ import json
 import logging
 import math
 from pathlib import Path
+import sqlite3
 import threading
+import time
 from types import MappingProxyType
 from typing import Any, Callable, Iterable, Mapping, Optional, TypeVar, Union
 import uuid
@@ -334,6 +336,29 @@ def normalise_url(url: Union[str, URL]) -> URL:
     return parsed
 
 
+def _enable_wal(cursor: Any, busy_timeout_ms: int) -> None:
+    """Switch the database file to WAL (persistent), waiting out other processes' locks.
+
+    Switching needs a moment with no other writer, and SQLite answers 'database is locked'
+    at once instead of waiting: two nodes opening a new ledger together (gate and
+    cart_ledger) would otherwise make one of them fail to start.
+    """
+    deadline = time.monotonic() + busy_timeout_ms / 1000.0
+    delay_s = 0.01
+    while True:
+        try:
+            mode = cursor.execute('PRAGMA journal_mode=WAL').fetchone()
+            if mode and str(mode[0]).lower() == 'wal':
+                return
+        except sqlite3.OperationalError as error:
+            if 'locked' not in str(error) or time.monotonic() > deadline:
+                raise
+        if time.monotonic() > deadline:
+            raise sqlite3.OperationalError('could not switch the ledger database to WAL')
+        time.sleep(delay_s)
+        delay_s = min(delay_s * 2, 0.2)
+
+
 def install_sqlite_hooks(engine: Engine, busy_timeout_ms: int) -> None:
     """Enable WAL, foreign keys and ledger-controlled BEGIN on a SQLite engine (once)."""
     if engine.dialect.name != 'sqlite' or engine in _HOOKED_ENGINES:
@@ -346,9 +371,9 @@ def install_sqlite_hooks(engine: Engine, busy_timeout_ms: int) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         try:
-            cursor.execute('PRAGMA foreign_keys=ON')
-            cursor.execute('PRAGMA journal_mode=WAL')
             cursor.execute(f'PRAGMA busy_timeout={int(busy_timeout_ms)}')
+            cursor.execute('PRAGMA foreign_keys=ON')
+            _enable_wal(cursor, busy_timeout_ms)
         finally:
             cursor.close()
 
