@@ -37,7 +37,7 @@ def check_rotation_matrix(matrix: ArrayLike, tolerance: float = ORTHONORMAL_TOLE
     return rotation
 
 
-def rotation_from_quaternion_xyzw(quaternion: Sequence[float],
+def rotation_from_quaternion_xyzw(quaternion: ArrayLike,
                                   tolerance: float = QUATERNION_NORM_TOLERANCE) -> NDArray:
     """Rotation matrix of a unit quaternion given as x, y, z, w (ROS order)."""
     q = np.asarray(quaternion, dtype=float)

@@ -13,6 +13,12 @@ from typing import Sequence, Union
 import numpy as np
 import numpy.typing as npt
 
+from ..transforms import (
+    quaternion_xyzw_from_rotation,
+    rotation_angle_rad,
+    rotation_from_quaternion_xyzw,
+)
+
 FloatArray = npt.NDArray[np.float64]
 
 # Chessboard targets: the square diagonally outside inner corner 0 is black.
@@ -88,29 +94,13 @@ def rvec_from_rotation(rotation: npt.ArrayLike) -> FloatArray:
 
 def quaternion_from_rotation(rotation: npt.ArrayLike) -> FloatArray:
     """Convert a 3x3 rotation matrix into a unit quaternion (x, y, z, w) with w >= 0."""
-    r = np.asarray(rotation, dtype=np.float64)
-    # Largest-eigenvector method (robust near 180 degrees).
-    k = np.array([
-        [r[0, 0] - r[1, 1] - r[2, 2], r[1, 0] + r[0, 1], r[2, 0] + r[0, 2], r[2, 1] - r[1, 2]],
-        [r[1, 0] + r[0, 1], r[1, 1] - r[0, 0] - r[2, 2], r[2, 1] + r[1, 2], r[0, 2] - r[2, 0]],
-        [r[2, 0] + r[0, 2], r[2, 1] + r[1, 2], r[2, 2] - r[0, 0] - r[1, 1], r[1, 0] - r[0, 1]],
-        [r[2, 1] - r[1, 2], r[0, 2] - r[2, 0], r[1, 0] - r[0, 1], r[0, 0] + r[1, 1] + r[2, 2]],
-    ]) / 3.0
-    _, vectors = np.linalg.eigh(k)
-    q = vectors[:, -1]
-    if q[3] < 0.0:
-        q = -q
-    return np.asarray(q / np.linalg.norm(q), dtype=np.float64)
+    return np.asarray(quaternion_xyzw_from_rotation(rotation), dtype=np.float64)
 
 
 def rotation_from_quaternion(quaternion: npt.ArrayLike) -> FloatArray:
-    """Convert a quaternion (x, y, z, w) into a 3x3 rotation matrix."""
-    x, y, z, w = np.ravel(np.asarray(quaternion, dtype=np.float64)) / np.linalg.norm(quaternion)
-    return np.array([
-        [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
-        [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
-        [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
-    ])
+    """Convert a quaternion (x, y, z, w) of any non-zero length into a 3x3 rotation matrix."""
+    q = np.ravel(np.asarray(quaternion, dtype=np.float64))
+    return np.asarray(rotation_from_quaternion_xyzw(q / np.linalg.norm(q)), dtype=np.float64)
 
 
 def transform_from_rvec_tvec(rvec: npt.ArrayLike, tvec: npt.ArrayLike) -> FloatArray:
@@ -129,9 +119,7 @@ def rvec_tvec_from_transform(transform: npt.ArrayLike) -> tuple[FloatArray, Floa
 
 def rotation_angle_deg(rotation: npt.ArrayLike) -> float:
     """Return the angle of a 3x3 rotation (or of the rotation part of a 4x4) in degrees."""
-    r = np.asarray(rotation, dtype=np.float64)[:3, :3]
-    cos_angle = float(np.clip((np.trace(r) - 1.0) / 2.0, -1.0, 1.0))
-    return math.degrees(math.acos(cos_angle))
+    return math.degrees(rotation_angle_rad(np.asarray(rotation, dtype=np.float64)[:3, :3]))
 
 
 def transform_points(transform: npt.ArrayLike, points: npt.ArrayLike) -> FloatArray:
