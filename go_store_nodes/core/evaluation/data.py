@@ -9,20 +9,29 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from ..topics import (  # noqa: F401 - output topics the metrics read, re-exported
+    CALIBRATION_STATUS_TOPIC,
+    CART_EVENTS_TOPIC,
+    CHECK_IN_RESULT_TOPIC,
+    RECEIPTS_TOPIC,
+    SHELF_EVENTS_TOPIC,
+    TRACKS_TOPIC,
+    VISITS_TOPIC,
+)
+
 TRUTH_FORMAT = 1
 
-# Output topics of the graph whose messages the metrics use (absolute names).
-TRACKS_TOPIC = '/people/tracks'
-SHELF_EVENTS_TOPIC = '/shelves/events'
-CART_EVENTS_TOPIC = '/cart/events'
-VISITS_TOPIC = '/visits'
-RECEIPTS_TOPIC = '/receipts'
-CHECK_IN_RESULT_TOPIC = '/gates/check_in_result'
-CALIBRATION_STATUS_TOPIC = '/calibration/status'
+# Event ids of the truth-fed test harness (go_store_testing.truth_feed) start with this:
+# output carrying them was made from ground truth, not measured, and is refused.
+TRUTH_FEED_EVENT_PREFIX = 'truth-feed-'
 
 
 class TruthFormatError(ValueError):
     """truth.json is not in a format this evaluation reads."""
+
+
+class TruthDerivedOutputError(ValueError):
+    """The output to evaluate carries ids that only ground truth could have produced."""
 
 
 @dataclass(frozen=True)
