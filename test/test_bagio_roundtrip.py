@@ -159,7 +159,8 @@ def test_simulation_refuses_truth_inside_the_bag_folder(tmp_path, description):
 
 
 def write_fake_bag_with_truth(description, out, truth):
-    from go_store_nodes.bagio.simulate import record_simulation
     from test_bagio_fake_sim import FakeRenderer, FakeSimulation
+
+    from go_store_nodes.bagio.simulate import record_simulation
     return record_simulation(FakeSimulation(description, 1.0), FakeRenderer(description),
                              description, out, truth)
