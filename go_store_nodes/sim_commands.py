@@ -176,8 +176,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if not is_bag(args.bag):
         return _fail(f'{args.bag}: not a rosbag2 folder (no metadata.yaml)')
     try:
-        config = EvaluationConfig(event_time_tolerance_s=args.event_tolerance_s,
-                                  tracking_distance_m=args.tracking_distance_m)
+        overrides = {'event_time_tolerance_s': args.event_tolerance_s,
+                     'tracking_distance_m': args.tracking_distance_m}
+        config = EvaluationConfig(**{k: v for k, v in overrides.items() if v is not None})
         report = evaluate_bag(args.truth, args.bag, config)
     except TruthDerivedOutputError as error:
         return _fail(f'{args.bag}: {error}')
@@ -245,6 +246,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 def add_subcommands(sub: Any) -> None:
     """Add simulate, replay and eval to the `go-store` subparsers."""
+    from .core.evaluation import EvaluationConfig
     simulate = sub.add_parser('simulate', help='simulate a scenario into a rosbag2 MCAP bag')
     simulate.add_argument('scenario', help='scenario YAML, or a tier name of '
                           'config/scenarios (smoke, easy, busy, crowd, rush)')
@@ -291,8 +293,11 @@ def add_subcommands(sub: Any) -> None:
     evaluate.add_argument('--bag', required=True, help='output bag of `go-store replay`')
     evaluate.add_argument('--json', help='write the report as JSON here')
     evaluate.add_argument('--min-metrics', help='min-metrics YAML: exit 1 when a bound fails')
-    evaluate.add_argument('--event-tolerance-s', type=float, default=2.0,
-                          help='time tolerance matching shelf/cart events to truth (s)')
-    evaluate.add_argument('--tracking-distance-m', type=float, default=0.5,
-                          help='ground-plane match threshold for MOTA/IDF1 (m)')
+    defaults = EvaluationConfig()
+    evaluate.add_argument('--event-tolerance-s', type=float,
+                          help='time tolerance matching shelf/cart events to truth (s; '
+                          f'default {defaults.event_time_tolerance_s:g})')
+    evaluate.add_argument('--tracking-distance-m', type=float,
+                          help='ground-plane match threshold for MOTA/IDF1 (m; default '
+                          f'{defaults.tracking_distance_m:g})')
     evaluate.set_defaults(func=cmd_eval)
