@@ -212,12 +212,15 @@ class LoadCellArray:
 
     def lift(self, bin_id: str, start_step: int, steps: int, unit_g: float
              ) -> tuple[int, int]:
-        """Lift a unit of ``unit_g`` off a bin and put it straight back within a contact.
+        """Grasp a unit of ``unit_g``, lift it off a bin and put it straight back.
 
         The contact runs over samples [``start_step``, ``start_step + steps``); the lift
         starts after a tenth of it and the unit is back before its last twentieth, each
-        way a drawn ramp of at most 40 % of the contact. Return the samples (off, back)
-        between which the unit is wholly in the hand. The settled weight is unchanged.
+        way a drawn ramp of at most 40 % of the contact. The hand presses while it grasps
+        (until the lift is half done) and as it sets the unit down (from half way down),
+        not while it holds the unit off the plate, so the dip shows. Return the samples
+        (off, back) between which the unit is wholly in the hand. The settled weight is
+        unchanged.
         """
         if steps < 8:
             raise ValueError(f'steps: a lift needs a contact of >= 8 samples, got {steps}')
@@ -225,6 +228,9 @@ class LoadCellArray:
         down = self.ramp_steps(int(0.4 * steps))
         lift_at = start_step + max(1, steps // 10)
         back_at = start_step + steps - max(1, steps // 20) - down
+        self.press(bin_id, start_step, lift_at + up // 2 - start_step)
+        set_down = back_at + down // 2
+        self.press(bin_id, set_down, start_step + steps - set_down)
         self.change(bin_id, lift_at, -unit_g, up)
         self.change(bin_id, back_at, unit_g, down)
         return lift_at + up, back_at

@@ -1369,9 +1369,9 @@ class Simulation:
         touch_end = k0 + int(0.7 * steps)
         contact = touch_end - touch_start
         k_event = k0 + steps // 2
-        self.loadcells.press(bin_id, touch_start, contact)
         if reach.kind == 'touch':
             return self._schedule_touch(agent, reach, touch_start, touch_end)
+        self.loadcells.press(bin_id, touch_start, contact)
         if reach.kind == 'pick':
             moved = [units[sku].pop(0) for _ in range(quantity)]
         elif reach.kind == 'return':
@@ -1423,13 +1423,15 @@ class Simulation:
 
     def _schedule_touch(self, agent: _Agent, reach: _Reach, touch_start: int,
                         touch_end: int) -> dict[str, Any]:
-        """Record a touch that takes nothing; maybe lift the front unit and put it back."""
+        """Record a touch that takes nothing: a press, or the front unit lifted and put back."""
         bin_id = reach.spot.bin.bin_id
         lifted = 0.0
         if self.touch_rng.random() < TOUCH_LIFT_PROBABILITY:
             lifted = self.units[bin_id][reach.sku][0]
             reach.held_steps = self.loadcells.lift(bin_id, touch_start, touch_end - touch_start,
                                                    lifted)
+        else:
+            self.loadcells.press(bin_id, touch_start, touch_end - touch_start)
         touch = {
             'stamp_ns': self.stamp((touch_start + touch_end) // 2),
             'start_ns': self.stamp(touch_start), 'end_ns': self.stamp(touch_end),
