@@ -213,7 +213,7 @@ def test_hands_reach_the_bins_they_use(busy):
     frames = {f.stamp_ns: f for f in truth.frames}
     stamps = np.array(sorted(frames))
     checked = 0
-    for event in truth.events:
+    for event in (*truth.events, *truth.touches):
         if event.bin_id is None:
             continue
         frame = frames[int(stamps[np.argmin(np.abs(stamps - event.stamp_ns))])]
