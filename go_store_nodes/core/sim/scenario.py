@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 
 BEHAVIOURS = ('group_entry', 'return_same_bin', 'return_other_bin', 'hand_off',
-              'shared_reach', 'tangled', 'restock')
+              'shared_reach', 'tangled', 'restock', 'touch_no_pick')
 """The hard behaviours a scenario can switch on (``occlusion`` is always geometric)."""
 
 
@@ -92,6 +92,7 @@ class BehaviourConfig:
     shared_reach: float = 0.0
     tangled: float = 0.0
     restock: float = 0.0
+    touch_no_pick: float = 0.0
     occlusion: bool = True
 
     def __post_init__(self) -> None:
