@@ -10,6 +10,7 @@ from go_store_nodes.core.ledger.ledger import (
     Charge,
     EventOutcome,
     HeldForReview,
+    is_retryable_database_error,
     Ledger,
     LedgerConfig,
     LedgerError,
@@ -42,7 +43,8 @@ from go_store_nodes.core.ledger.tokens import (
 
 __all__ = [
     'Cart', 'CartEvent', 'CartItem', 'Charge', 'ChargeRequest', 'ChargeResult', 'ChargeState',
-    'EventOutcome', 'HeldForReview', 'Ledger', 'LedgerConfig', 'LedgerError',
+    'EventOutcome', 'HeldForReview', 'is_retryable_database_error', 'Ledger', 'LedgerConfig',
+    'LedgerError',
     'LedgerPaymentProvider', 'PaymentProvider', 'PurgeReport', 'Receipt', 'RejectReason',
     'Review', 'ReviewReason', 'TokenConfig', 'TokenIssuer', 'TokenRejected',
     'TokenReplayedError', 'TokenVerifier', 'UnknownAccountError', 'UnknownReviewError',

@@ -25,7 +25,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import create_engine, delete, event, select, text, update
 from sqlalchemy.engine import Connection, Engine, make_url, URL
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from go_store_nodes.core.ledger.models import (
@@ -59,7 +59,8 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent / 'migrations'
 MIGRATION_LOCK_KEY = 0x676F73746F7265
 _SQLITE_BEGIN_OPTION = 'go_store_ledger_sqlite_begin'
 _SQLITE_BEGIN_MODES = ('DEFERRED', 'IMMEDIATE')
-_TRANSIENT_SQLSTATES = ('40001', '40P01')
+# Serialisation failure, deadlock, lock_timeout expired (PostgreSQL SQLSTATEs).
+_TRANSIENT_SQLSTATES = ('40001', '40P01', '55P03')
 _MIGRATION_LOCK = threading.Lock()
 _HOOKED_ENGINES: 'weakref.WeakSet[Engine]' = weakref.WeakSet()
 
@@ -93,10 +94,19 @@ class LedgerConfig:
     grace_period_ns: int = 120 * NS_PER_SECOND
     currency: str = 'EUR'
     evidence_retention_days: int = 30
+    # A visit not closed this many days after it opened is abandoned (its exit was never
+    # seen): its evidence is purged ``evidence_retention_days`` after that.
+    stale_visit_days: int = 2
     review_below_confidence: float = 0.0
     max_quantity_delta: int = 24
     max_write_retries: int = 3
+    # Longest wait for another writer's lock per statement: SQLite busy timeout, PostgreSQL
+    # lock_timeout. Bounded so a stalled database fails a write that the caller retries.
     sqlite_busy_timeout_ms: int = 10_000
+    postgres_lock_timeout_ms: int = 10_000
+    # A cart event stamped this long before its visit opened goes to review (clock skew
+    # between the shelf sensors and the gate is tolerated up to here).
+    event_before_visit_tolerance_ns: int = 30 * NS_PER_SECOND
     auto_migrate: bool = True
 
     def __post_init__(self) -> None:
@@ -110,6 +120,8 @@ class LedgerConfig:
             raise ValueError(
                 'evidence_retention_days must be in [1, 3650], '
                 f'got {self.evidence_retention_days}')
+        if not 1 <= self.stale_visit_days <= 365:
+            raise ValueError(f'stale_visit_days must be in [1, 365], got {self.stale_visit_days}')
         if not 0.0 <= self.review_below_confidence <= 1.0:
             raise ValueError(
                 'review_below_confidence must be in [0, 1], '
@@ -124,6 +136,19 @@ class LedgerConfig:
             raise ValueError(
                 'sqlite_busy_timeout_ms must be in [0, 600000], '
                 f'got {self.sqlite_busy_timeout_ms}')
+        if not 0 <= self.postgres_lock_timeout_ms <= 600_000:
+            raise ValueError(
+                'postgres_lock_timeout_ms must be in [0, 600000], '
+                f'got {self.postgres_lock_timeout_ms}')
+        if not 0 <= self.event_before_visit_tolerance_ns <= NS_PER_DAY:
+            raise ValueError(
+                'event_before_visit_tolerance_ns must be in [0, 1 day], '
+                f'got {self.event_before_visit_tolerance_ns}')
+
+
+# Bounds of a cart event's evidence ids (a 5 MB event must not reach the database).
+MAX_EVIDENCE_IDS = 32
+EVIDENCE_ID_LENGTH = 128
 
 
 def _check_id(name: str, value: Optional[str], max_length: int) -> None:
@@ -148,11 +173,14 @@ class CartEvent:
     evidence_ids: tuple[str, ...] = ()
     needs_review: bool = False
     review_reason: str = ''
+    account_id: Optional[str] = None  # the sender's view of the visit's account
 
     def __post_init__(self) -> None:
         """Validate the event."""
         _check_id('event_id', self.event_id, EVENT_ID_LENGTH)
         _check_id('visit_id', self.visit_id, 36)
+        if self.account_id is not None:
+            _check_id('account_id', self.account_id, ID_LENGTH)
         _check_id('sku', self.sku, SKU_LENGTH)
         if self.track_id is not None:
             _check_id('track_id', self.track_id, ID_LENGTH)
@@ -167,6 +195,10 @@ class CartEvent:
         if not isinstance(self.evidence_ids, tuple) or not all(
                 isinstance(item, str) for item in self.evidence_ids):
             raise ValueError('evidence_ids must be a tuple of strings')
+        if len(self.evidence_ids) > MAX_EVIDENCE_IDS or any(
+                len(item) > EVIDENCE_ID_LENGTH for item in self.evidence_ids):
+            raise ValueError(f'evidence_ids: at most {MAX_EVIDENCE_IDS} ids of at most '
+                             f'{EVIDENCE_ID_LENGTH} characters')
         if not isinstance(self.review_reason, str) or len(self.review_reason) > REASON_LENGTH:
             raise ValueError(f'review_reason must be a string of at most {REASON_LENGTH} chars')
 
@@ -191,6 +223,8 @@ class ReviewReason(str, Enum):
     LARGE_QUANTITY = 'large_quantity'
     RETURN_NOT_IN_CART = 'return_not_in_cart'
     RETURN_EXCEEDS_CART = 'return_exceeds_cart'
+    ACCOUNT_MISMATCH = 'account_mismatch'
+    BEFORE_VISIT = 'stamped_before_visit'
 
 
 @dataclass(frozen=True)
@@ -388,6 +422,39 @@ def install_sqlite_hooks(engine: Engine, busy_timeout_ms: int) -> None:
     engine.pool.dispose()
 
 
+def install_postgres_hooks(engine: Engine, lock_timeout_ms: int) -> None:
+    """Bound every lock wait of a PostgreSQL engine's sessions to ``lock_timeout_ms``."""
+    if engine.dialect.name != 'postgresql' or engine in _HOOKED_ENGINES \
+            or lock_timeout_ms <= 0:
+        return
+    _HOOKED_ENGINES.add(engine)
+
+    @event.listens_for(engine, 'connect')
+    def _on_connect(dbapi_connection: Any, connection_record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute(f'SET lock_timeout = {int(lock_timeout_ms)}')
+        finally:
+            cursor.close()
+        dbapi_connection.commit()
+
+    engine.pool.dispose()
+
+
+def is_retryable_database_error(error: BaseException) -> bool:
+    """Return True when the same work may succeed later (lock wait, server unreachable).
+
+    Lock time-outs, deadlocks and serialisation failures, and every error of a connection
+    that is down or was lost. Refusals (``LedgerError``), constraint violations and bugs
+    are not retryable.
+    """
+    if isinstance(error, (OperationalError, InterfaceError)):
+        return True
+    if isinstance(error, DBAPIError) and error.connection_invalidated:
+        return True
+    return isinstance(error, (ConnectionError, TimeoutError, sqlite3.OperationalError))
+
+
 def _is_transient(error: OperationalError) -> bool:
     """Return True for lock time-outs, deadlocks and serialisation failures."""
     sqlstate = getattr(error.orig, 'sqlstate', None)
@@ -456,6 +523,7 @@ class Ledger:
             self._engine = create_engine(normalise_url(database), pool_pre_ping=True)
             self._owns_engine = True
         install_sqlite_hooks(self._engine, config.sqlite_busy_timeout_ms)
+        install_postgres_hooks(self._engine, config.postgres_lock_timeout_ms)
         write_engine = self._engine
         if self._engine.dialect.name == 'sqlite':
             write_engine = self._engine.execution_options(
@@ -567,6 +635,23 @@ class Ledger:
         not already do it. Retrying the same scan (same token, account and tracks) returns
         the same visit id; any other reuse of the token raises ``TokenReplayedError``.
         """
+        visit_id, _ = self.open_visit_for_scan(account_id, track_ids, now_ns, token_id)
+        return visit_id
+
+    def open_visit_for_scan(self, account_id: str, track_ids: Iterable[str], now_ns: int,
+                            token_id: Optional[str] = None,
+                            expires_at_ns: Optional[int] = None,
+                            scan_stamp_ns: Optional[int] = None) -> tuple[str, bool]:
+        """Consume the token and open its visit in one transaction; return (id, created).
+
+        A crash or fault before the commit leaves neither the token spent nor the visit
+        open, so the shopper's rescan succeeds. The same scan delivered again while its
+        visit is still open (the scanner retrying after a fault or a gate restart: same
+        token, account and ``scan_stamp_ns``, the scanner's stamp, stored as the token's
+        ``used_at_ns``) returns that visit with ``created`` False; without a scan stamp,
+        a retry must name the same tracks. Any other reuse of the token (a second scan of
+        the same QR code) raises ``TokenReplayedError``.
+        """
         _check_id('account_id', account_id, ID_LENGTH)
         tracks = tuple(dict.fromkeys(track_ids))
         for track_id in tracks:
@@ -574,25 +659,32 @@ class Ledger:
         if token_id is not None:
             _check_id('token_id', token_id, ID_LENGTH)
 
-        def work(session: Session) -> str:
+        def work(session: Session) -> tuple[str, bool]:
             account = session.get(AccountRow, account_id)
             if account is None or not account.active:
                 raise UnknownAccountError(f'account {account_id!r} is unknown or inactive')
             if token_id is not None:
                 previous = session.scalar(select(VisitRow).where(VisitRow.token_id == token_id))
                 if previous is not None:
-                    previous_tracks = set(session.scalars(
-                        select(VisitTrackRow.track_id)
-                        .where(VisitTrackRow.visit_id == previous.visit_id)))
-                    if (previous.account_id == account_id and previous.state == 'open'
-                            and previous_tracks == set(tracks)):
-                        return previous.visit_id  # the same scan, retried
+                    if scan_stamp_ns is None:
+                        previous_tracks = set(session.scalars(
+                            select(VisitTrackRow.track_id)
+                            .where(VisitTrackRow.visit_id == previous.visit_id)))
+                        same_scan = previous_tracks == set(tracks)
+                    else:
+                        used_at_ns = session.scalar(select(UsedTokenRow.used_at_ns).where(
+                            UsedTokenRow.token_id == token_id))
+                        same_scan = used_at_ns == scan_stamp_ns
+                    if previous.account_id == account_id and previous.state == 'open' \
+                            and same_scan:
+                        return previous.visit_id, False  # the same scan, retried
                     raise TokenReplayedError(f'token {token_id} already opened a visit')
                 used = session.get(UsedTokenRow, token_id)
                 if used is None:
                     session.add(UsedTokenRow(
-                        token_id=token_id, account_id=account_id, used_at_ns=now_ns,
-                        expires_at_ns=None))
+                        token_id=token_id, account_id=account_id,
+                        used_at_ns=now_ns if scan_stamp_ns is None else scan_stamp_ns,
+                        expires_at_ns=expires_at_ns))
                 elif used.account_id != account_id:
                     raise LedgerError(f'token {token_id} was used by another account')
             busy = session.execute(
@@ -611,7 +703,7 @@ class Ledger:
                 VisitTrackRow(visit_id=visit_id, track_id=track_id, added_at_ns=now_ns)
                 for track_id in tracks)
             session.flush()
-            return visit_id
+            return visit_id, True
 
         return self._write(work, retry_integrity=True)
 
@@ -707,7 +799,8 @@ class Ledger:
                 row.state, row.reject_reason = 'rejected', 'unknown_sku'
                 outcome = EventOutcome.REJECTED_UNKNOWN_SKU
             else:
-                review_reason = self._review_reason(session, cart_event)
+                review_reason = self._visit_mismatch(visit, cart_event) \
+                    or self._review_reason(session, cart_event)
                 if review_reason is not None:
                     row.state = 'review'
                     outcome = EventOutcome.QUEUED_FOR_REVIEW
@@ -739,6 +832,26 @@ class Ledger:
             LOGGER.warning('event id %s reused with different content', cart_event.event_id)
             return EventOutcome.CONFLICT
         return EventOutcome.DUPLICATE
+
+    def _visit_mismatch(self, visit: VisitRow, cart_event: CartEvent
+                        ) -> Optional[ReviewReason]:
+        """Return why an event does not fit its visit (account, time), or None.
+
+        The sender names the visit; an event naming another account, or stamped well
+        before the visit opened, is not charged silently: a person decides.
+        """
+        if cart_event.account_id is not None and cart_event.account_id != visit.account_id:
+            LOGGER.warning('event %s names another account than its visit %s',
+                           cart_event.event_id, visit.visit_id)
+            return ReviewReason.ACCOUNT_MISMATCH
+        tolerance = self._config.event_before_visit_tolerance_ns
+        if cart_event.stamp_ns < visit.opened_at_ns - tolerance:
+            LOGGER.warning('event %s is stamped %.1f s before its visit %s opened',
+                           cart_event.event_id,
+                           (visit.opened_at_ns - cart_event.stamp_ns) / NS_PER_SECOND,
+                           visit.visit_id)
+            return ReviewReason.BEFORE_VISIT
+        return None
 
     def _review_reason(self, session: Session, cart_event: CartEvent
                        ) -> Optional[ReviewReason]:
@@ -1056,15 +1169,20 @@ class Ledger:
         """Delete track-level evidence of visits closed before the retention window.
 
         Removes ``visit_tracks`` rows and the ``track_id`` / ``evidence_ids`` of cart events.
+        Visits that never closed (no exit seen, no receipt) count as abandoned
+        ``stale_visit_days`` after they opened and are purged the same way
+        ``evidence_retention_days`` after that.
         Receipts, charges, cart lines, event quantities and review decisions are kept, and so
-        are spent token ids: the gate checks expiry against the scan's stamp, which a sender
-        controls, so a purged id would let a captured token in again.
+        are spent token ids (cheap, and a purged id would let a captured token in again
+        should a gate's clock ever be wrong).
         """
         cutoff = now_ns - self._config.evidence_retention_days * NS_PER_DAY
+        stale_cutoff = cutoff - self._config.stale_visit_days * NS_PER_DAY
 
         def work(session: Session) -> PurgeReport:
             old = select(VisitRow.visit_id).where(
-                VisitRow.state == 'closed', VisitRow.closed_at_ns < cutoff)
+                ((VisitRow.state == 'closed') & (VisitRow.closed_at_ns < cutoff))
+                | ((VisitRow.state != 'closed') & (VisitRow.opened_at_ns < stale_cutoff)))
             touched = set(session.scalars(
                 select(VisitTrackRow.visit_id).where(VisitTrackRow.visit_id.in_(old))))
             touched.update(session.scalars(
@@ -1100,7 +1218,9 @@ def open_ledger(url: Union[str, URL], catalog: Mapping[str, int],
 
 __all__ = [
     'Cart', 'CartEvent', 'CartItem', 'Charge', 'EventOutcome', 'HeldForReview', 'Ledger',
-    'LedgerConfig', 'LedgerError', 'PurgeReport', 'Receipt', 'Review', 'ReviewReason',
+    'EVIDENCE_ID_LENGTH', 'LedgerConfig', 'LedgerError', 'MAX_EVIDENCE_IDS', 'PurgeReport',
+    'Receipt', 'Review', 'ReviewReason',
     'TokenReplayedError', 'UnknownAccountError', 'UnknownReviewError', 'UnknownVisitError',
-    'VisitInfo', 'alembic_config', 'migrate', 'normalise_url', 'open_ledger',
+    'VisitInfo', 'alembic_config', 'is_retryable_database_error', 'migrate',
+    'normalise_url', 'open_ledger',
 ]
