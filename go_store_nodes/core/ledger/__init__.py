@@ -9,11 +9,13 @@ from go_store_nodes.core.ledger.ledger import (
     CartItem,
     Charge,
     EventOutcome,
+    EVIDENCE_ID_LENGTH,
     HeldForReview,
     is_retryable_database_error,
     Ledger,
     LedgerConfig,
     LedgerError,
+    MAX_EVIDENCE_IDS,
     migrate,
     PurgeReport,
     Receipt,
@@ -42,6 +44,7 @@ from go_store_nodes.core.ledger.tokens import (
 )
 
 __all__ = [
+    'EVIDENCE_ID_LENGTH', 'MAX_EVIDENCE_IDS',
     'Cart', 'CartEvent', 'CartItem', 'Charge', 'ChargeRequest', 'ChargeResult', 'ChargeState',
     'EventOutcome', 'HeldForReview', 'is_retryable_database_error', 'Ledger', 'LedgerConfig',
     'LedgerError',
