@@ -166,6 +166,7 @@ class CartLedgerNode(Node):
         self.worker = SerialWorker(
             'cart_ledger_db', core.is_retryable_database_error, worker_config,
             on_retry=self._on_retry, on_error=self._on_job_error)
+        self.diagnostics.set_status(WARN, f'connecting to the ledger {printable_url(url)}')
         self.worker.submit('connect', self._connect)
         self._event_subscription = self.create_subscription(
             CartEvent, 'cart/events', self.on_cart_event, EVENTS_QOS)
@@ -181,7 +182,6 @@ class CartLedgerNode(Node):
         self._queue_timer = self.create_timer(
             params['diagnostics_period_s'], self._report_queue, clock=steady)
         self.diagnostics.values.update(store_description=path, database=printable_url(url))
-        self.diagnostics.set_status(WARN, f'connecting to the ledger {printable_url(url)}')
         self.get_logger().info(
             f'cart ledger started: {len(self._catalog)} SKUs, ledger {printable_url(url)}, '
             f'grace {params["grace_period_s"]} s, receipts after {self._holdoff_s} s')

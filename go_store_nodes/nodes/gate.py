@@ -163,13 +163,13 @@ class GateNode(Node):
         self.worker = SerialWorker(
             'gate_ledger', is_retryable_database_error, worker_config,
             on_retry=self._on_retry, on_error=self._on_job_error)
+        self._set_status(WARN, f'connecting to the ledger {printable_url(url)}')
         self.worker.submit('connect', lambda: self._connect(
             ledger_config, public_key, config, token_config))
         # Steady time: the queue figures are wanted even while sim time stands still.
         self._queue_timer = self.create_timer(
             params['diagnostics_period_s'], self._report_queue,
             clock=Clock(clock_type=ClockType.STEADY_TIME))
-        self._set_status(WARN, f'connecting to the ledger {printable_url(url)}')
         self.get_logger().info(
             f'gate started: entry gates {", ".join(self._entry_gate_ids)}, ledger '
             f'{printable_url(url)}, key {key_path}')
