@@ -86,3 +86,23 @@ def test_an_event_stamped_long_before_its_visit_goes_to_review(backend):
     assert ledger.apply_cart_event(CartEvent(
         'e-2', visit_id, 'apple', 1, T0 - 5 * S, account_id='acct-1')
     ) is EventOutcome.APPLIED
+
+
+def test_a_return_delivered_before_its_pick_is_applied_once_the_pick_arrives(backend):
+    ledger, visit_id = open_visit(backend)
+    # Stamp order: pick 2 at +1 s, return 1 at +2 s; delivered the other way round.
+    assert ledger.apply_cart_event(CartEvent(
+        'ret', visit_id, 'apple', -1, T0 + 2 * S)) is EventOutcome.QUEUED_FOR_REVIEW
+    assert ledger.apply_cart_event(CartEvent(
+        'pick', visit_id, 'apple', 2, T0 + S)) is EventOutcome.APPLIED
+    assert [(i.sku, i.quantity) for i in ledger.get_cart(visit_id).items] == [('apple', 1)]
+    assert ledger.get_cart(visit_id).open_review_ids == ()
+    [review] = ledger.list_reviews(visit_id, include_resolved=True)
+    assert (review.state, review.resolved_by, review.resolved_quantity) == (
+        'resolved', 'ledger', -1)
+    # A return stamped before the pick is not explained by it: it keeps waiting.
+    assert ledger.apply_cart_event(CartEvent(
+        'ret-early', visit_id, 'milk', -1, T0)) is EventOutcome.QUEUED_FOR_REVIEW
+    assert ledger.apply_cart_event(CartEvent(
+        'pick-milk', visit_id, 'milk', 1, T0 + S)) is EventOutcome.APPLIED
+    assert len(ledger.get_cart(visit_id).open_review_ids) == 1

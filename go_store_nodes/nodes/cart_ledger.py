@@ -103,7 +103,7 @@ PARAMETERS = (
     ParamSpec('input_queue_capacity', Parameter.Type.INTEGER,
               'cart events waiting for the database at most; more are dropped and counted '
               '(dropped_queue_full), upstream re-sends them as they are not acknowledged',
-              100, 10_000_000),
+              1, 10_000_000),
     DIAGNOSTICS_PERIOD,
 )
 

@@ -93,7 +93,7 @@ PARAMETERS = (
               'PostgreSQL lock_timeout) before the write is retried', 0.1, 600.0),
     ParamSpec('input_queue_capacity', Parameter.Type.INTEGER,
               'scans and snapshots waiting for the database at most; more are dropped '
-              'and counted (dropped_queue_full)', 100, 10_000_000),
+              'and counted (dropped_queue_full)', 1, 10_000_000),
     DIAGNOSTICS_PERIOD,
 )
 # The demo key pair of config/demo_keys: its private half is public (in the repository).

@@ -818,9 +818,44 @@ class Ledger:
                 self._change_line(
                     session, cart_event.visit_id, cart_event.sku, cart_event.quantity_delta,
                     price)
+                if cart_event.quantity_delta > 0:
+                    self._apply_returns_that_came_early(session, cart_event, applied_at_ns)
             return outcome
 
         return self._write(work, retry_integrity=True)
+
+    def _apply_returns_that_came_early(self, session: Session, pick: CartEvent,
+                                       now_ns: int) -> None:
+        """Apply returns that reached the ledger before this (earlier stamped) pick.
+
+        Delivery can reorder events (an upstream re-sending what was not acknowledged, a
+        full input queue): a return of an item not yet in the cart waits for review. Once
+        a pick of that SKU stamped before the return arrives, the return is applied in
+        stamp order and its review closed by the ledger itself (kept for the audit, with
+        ``resolved_by`` 'ledger'); a return still exceeding the cart keeps waiting.
+        """
+        early = session.execute(
+            select(ReviewItemRow, CartEventRow)
+            .join(CartEventRow, CartEventRow.event_id == ReviewItemRow.event_id)
+            .where(ReviewItemRow.visit_id == pick.visit_id, ReviewItemRow.state == 'open',
+                   ReviewItemRow.reason.in_((ReviewReason.RETURN_NOT_IN_CART.value,
+                                             ReviewReason.RETURN_EXCEEDS_CART.value)),
+                   CartEventRow.sku == pick.sku, CartEventRow.stamp_ns > pick.stamp_ns)
+            .order_by(CartEventRow.stamp_ns, CartEventRow.event_id)).all()
+        for review, event_row in early:
+            line = session.get(CartLineRow, (pick.visit_id, pick.sku))
+            if line is None or line.quantity < -event_row.quantity_delta:
+                return
+            self._change_line(session, pick.visit_id, pick.sku, event_row.quantity_delta,
+                              line.unit_price_cents)
+            review.state = 'resolved'
+            review.resolved_by = 'ledger'
+            review.resolution_note = (f'return arrived before the pick {pick.event_id} it '
+                                      'follows; applied in stamp order')
+            review.resolved_quantity = event_row.quantity_delta
+            review.resolved_at_ns = now_ns
+            event_row.state = 'applied'
+            session.flush()
 
     @staticmethod
     def _duplicate_outcome(existing: CartEventRow, cart_event: CartEvent) -> EventOutcome:
