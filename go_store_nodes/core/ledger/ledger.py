@@ -102,8 +102,8 @@ class LedgerConfig:
     max_write_retries: int = 3
     # Longest wait for another writer's lock per statement: SQLite busy timeout, PostgreSQL
     # lock_timeout. Bounded so a stalled database fails a write that the caller retries.
-    sqlite_busy_timeout_ms: int = 10_000
-    postgres_lock_timeout_ms: int = 10_000
+    sqlite_busy_timeout_ms: int = 2_000
+    postgres_lock_timeout_ms: int = 2_000
     # A cart event stamped this long before its visit opened goes to review (clock skew
     # between the shelf sensors and the gate is tolerated up to here).
     event_before_visit_tolerance_ns: int = 30 * NS_PER_SECOND
