@@ -202,8 +202,8 @@ class CartLedgerNode(Node):
             service_ledger = core.Ledger(self._url, service_config, self._catalog,
                                          core.LedgerPaymentProvider())
         except Exception as error:  # noqa: BLE001 - a server still starting, a bad URL
-            raise ConnectionError(f'cannot open the ledger {printable_url(self._url)}: '
-                                  f'{error}') from error
+            raise core.DatabaseUnavailableError(
+                f'cannot open the ledger {printable_url(self._url)}: {error}') from error
         self.ledger, self._service_ledger = ledger, service_ledger
         self._connected_at = time.monotonic()
         self.diagnostics.set_status(OK, f'{len(self._catalog)} SKUs priced')

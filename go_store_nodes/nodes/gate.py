@@ -41,7 +41,12 @@ from ..core.gate import (
     VisitStatus,
     VisitUpdate,
 )
-from ..core.ledger import is_retryable_database_error, Ledger, LedgerConfig
+from ..core.ledger import (
+    DatabaseUnavailableError,
+    is_retryable_database_error,
+    Ledger,
+    LedgerConfig,
+)
 from ..core.ledger.tokens import load_public_key, public_key_to_pem, TokenConfig
 from ..core.ledger.worker import SerialWorker, WorkerConfig
 from ..core.store import load_store_description
@@ -217,8 +222,8 @@ class GateNode(Node):
         try:
             ledger = Ledger(self._url, ledger_config)
         except Exception as error:  # noqa: BLE001 - a server still starting, a bad URL
-            raise ConnectionError(f'cannot open the ledger {printable_url(self._url)}: '
-                                  f'{error}') from error
+            raise DatabaseUnavailableError(
+                f'cannot open the ledger {printable_url(self._url)}: {error}') from error
         self.ledger = ledger
         self.logic = GateLogic(self.description, ledger, public_key, config, token_config)
         self._set_status(OK, f'checking in at {", ".join(self.logic.entry_gate_ids)}')

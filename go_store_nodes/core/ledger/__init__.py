@@ -8,6 +8,7 @@ from go_store_nodes.core.ledger.ledger import (
     CartEvent,
     CartItem,
     Charge,
+    DatabaseUnavailableError,
     EventOutcome,
     EVIDENCE_ID_LENGTH,
     HeldForReview,
@@ -46,6 +47,7 @@ from go_store_nodes.core.ledger.tokens import (
 __all__ = [
     'EVIDENCE_ID_LENGTH', 'MAX_EVIDENCE_IDS',
     'Cart', 'CartEvent', 'CartItem', 'Charge', 'ChargeRequest', 'ChargeResult', 'ChargeState',
+    'DatabaseUnavailableError',
     'EventOutcome', 'HeldForReview', 'is_retryable_database_error', 'Ledger', 'LedgerConfig',
     'LedgerError',
     'LedgerPaymentProvider', 'PaymentProvider', 'PurgeReport', 'Receipt', 'RejectReason',

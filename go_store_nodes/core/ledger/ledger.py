@@ -87,6 +87,10 @@ class TokenReplayedError(LedgerError):
     """A check-in token already opened another visit."""
 
 
+class DatabaseUnavailableError(ConnectionError):
+    """The ledger database could not be opened (yet): try again later."""
+
+
 @dataclass(frozen=True)
 class LedgerConfig:
     """Policy knobs of the ledger."""
@@ -452,7 +456,7 @@ def is_retryable_database_error(error: BaseException) -> bool:
         return True
     if isinstance(error, DBAPIError) and error.connection_invalidated:
         return True
-    return isinstance(error, (ConnectionError, TimeoutError, sqlite3.OperationalError))
+    return isinstance(error, (DatabaseUnavailableError, sqlite3.OperationalError))
 
 
 def _is_transient(error: OperationalError) -> bool:
@@ -1252,7 +1256,8 @@ def open_ledger(url: Union[str, URL], catalog: Mapping[str, int],
 
 
 __all__ = [
-    'Cart', 'CartEvent', 'CartItem', 'Charge', 'EventOutcome', 'HeldForReview', 'Ledger',
+    'Cart', 'CartEvent', 'CartItem', 'Charge', 'DatabaseUnavailableError', 'EventOutcome',
+    'HeldForReview', 'Ledger',
     'EVIDENCE_ID_LENGTH', 'LedgerConfig', 'LedgerError', 'MAX_EVIDENCE_IDS', 'PurgeReport',
     'Receipt', 'Review', 'ReviewReason',
     'TokenReplayedError', 'UnknownAccountError', 'UnknownReviewError', 'UnknownVisitError',
