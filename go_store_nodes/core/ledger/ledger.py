@@ -1,5 +1,8 @@
 """The store ledger: visits, carts, reviews, receipts and charges on SQLAlchemy.
 
+Values (config, inputs, results, errors) are in ``values.py``, database plumbing (URLs,
+connection hooks, migrations) in ``database.py``; both are re-exported here.
+
 Every public write runs in one database transaction. Cart mutations, review resolutions and
 receipt issuing of a visit are serialised by a row lock on the visit (``SELECT ... FOR
 UPDATE`` on PostgreSQL, ``BEGIN IMMEDIATE`` on SQLite), so a receipt never misses an event
@@ -7,35 +10,36 @@ that was acknowledged as applied. Idempotency keys: ``cart_events.event_id``,
 ``visits.token_id``, ``receipts.visit_id`` and ``charges.receipt_id`` (all unique).
 """
 
-from dataclasses import dataclass, replace
-from enum import Enum
+from dataclasses import replace
 import json
 import logging
-import math
-from pathlib import Path
-import sqlite3
-import threading
-import time
 from types import MappingProxyType
 from typing import Any, Callable, Iterable, Mapping, Optional, TypeVar, Union
 import uuid
-import weakref
 
-from alembic import command
-from alembic.config import Config
-from sqlalchemy import create_engine, delete, event, select, text, update
-from sqlalchemy.engine import Connection, Engine, make_url, URL
-from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
+from sqlalchemy import create_engine, delete, select, update
+from sqlalchemy.engine import Engine, URL
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+from go_store_nodes.core.ledger.database import (
+    _is_transient,
+    _SQLITE_BEGIN_OPTION,
+    alembic_config,
+    install_postgres_hooks,
+    install_sqlite_hooks,
+    is_retryable_database_error,
+    migrate,
+    MIGRATION_LOCK_KEY,
+    MIGRATIONS_DIR,
+    normalise_url,
+)
 from go_store_nodes.core.ledger.models import (
     AccountRow,
     CartEventRow,
     CartLineRow,
     ChargeRow,
-    EVENT_ID_LENGTH,
     ID_LENGTH,
-    REASON_LENGTH,
     ReceiptRow,
     ReviewItemRow,
     SKU_LENGTH,
@@ -49,423 +53,35 @@ from go_store_nodes.core.ledger.payment import (
     LedgerPaymentProvider,
     PaymentProvider,
 )
+from go_store_nodes.core.ledger.values import (
+    _check_id,
+    Cart,
+    CartEvent,
+    CartItem,
+    Charge,
+    DatabaseUnavailableError,
+    EventOutcome,
+    EVIDENCE_ID_LENGTH,
+    HeldForReview,
+    LedgerConfig,
+    LedgerError,
+    MAX_EVIDENCE_IDS,
+    NS_PER_DAY,
+    NS_PER_SECOND,
+    PurgeReport,
+    Receipt,
+    Review,
+    ReviewReason,
+    TokenReplayedError,
+    UnknownAccountError,
+    UnknownReviewError,
+    UnknownVisitError,
+    VisitInfo,
+)
 
 LOGGER = logging.getLogger(__name__)
 
-NS_PER_SECOND = 1_000_000_000
-NS_PER_DAY = 86_400 * NS_PER_SECOND
-MIGRATIONS_DIR = Path(__file__).resolve().parent / 'migrations'
-# Key of the PostgreSQL advisory lock taken while migrating ('gostore' in ASCII).
-MIGRATION_LOCK_KEY = 0x676F73746F7265
-_SQLITE_BEGIN_OPTION = 'go_store_ledger_sqlite_begin'
-_SQLITE_BEGIN_MODES = ('DEFERRED', 'IMMEDIATE')
-# Serialisation failure, deadlock, lock_timeout expired (PostgreSQL SQLSTATEs).
-_TRANSIENT_SQLSTATES = ('40001', '40P01', '55P03')
-_MIGRATION_LOCK = threading.Lock()
-_HOOKED_ENGINES: 'weakref.WeakSet[Engine]' = weakref.WeakSet()
-
 T = TypeVar('T')
-
-
-class LedgerError(Exception):
-    """A ledger operation was refused (the database was not changed)."""
-
-
-class UnknownVisitError(LedgerError):
-    """No visit has this id."""
-
-
-class UnknownAccountError(LedgerError):
-    """The account is not registered or is not active."""
-
-
-class UnknownReviewError(LedgerError):
-    """No review item has this id."""
-
-
-class TokenReplayedError(LedgerError):
-    """A check-in token already opened another visit."""
-
-
-class DatabaseUnavailableError(ConnectionError):
-    """The ledger database could not be opened (yet): try again later."""
-
-
-@dataclass(frozen=True)
-class LedgerConfig:
-    """Policy knobs of the ledger."""
-
-    grace_period_ns: int = 120 * NS_PER_SECOND
-    currency: str = 'EUR'
-    evidence_retention_days: int = 30
-    # A visit not closed this many days after it opened is abandoned (its exit was never
-    # seen): its evidence is purged ``evidence_retention_days`` after that.
-    stale_visit_days: int = 2
-    review_below_confidence: float = 0.0
-    max_quantity_delta: int = 24
-    max_write_retries: int = 3
-    # Longest wait for another writer's lock per statement: SQLite busy timeout, PostgreSQL
-    # lock_timeout. Bounded so a stalled database fails a write that the caller retries.
-    sqlite_busy_timeout_ms: int = 2_000
-    postgres_lock_timeout_ms: int = 2_000
-    # A cart event stamped this long before its visit opened goes to review (clock skew
-    # between the shelf sensors and the gate is tolerated up to here).
-    event_before_visit_tolerance_ns: int = 30 * NS_PER_SECOND
-    auto_migrate: bool = True
-
-    def __post_init__(self) -> None:
-        """Validate the config."""
-        if not 0 <= self.grace_period_ns <= NS_PER_DAY:
-            raise ValueError(
-                f'grace_period_ns must be in [0, 1 day], got {self.grace_period_ns}')
-        if len(self.currency) != 3 or not self.currency.isalpha() or not self.currency.isupper():
-            raise ValueError(f'currency must be an ISO 4217 code like EUR, got {self.currency!r}')
-        if not 1 <= self.evidence_retention_days <= 3650:
-            raise ValueError(
-                'evidence_retention_days must be in [1, 3650], '
-                f'got {self.evidence_retention_days}')
-        if not 1 <= self.stale_visit_days <= 365:
-            raise ValueError(f'stale_visit_days must be in [1, 365], got {self.stale_visit_days}')
-        if not 0.0 <= self.review_below_confidence <= 1.0:
-            raise ValueError(
-                'review_below_confidence must be in [0, 1], '
-                f'got {self.review_below_confidence}')
-        if not 1 <= self.max_quantity_delta <= 10_000:
-            raise ValueError(
-                f'max_quantity_delta must be in [1, 10000], got {self.max_quantity_delta}')
-        if not 0 <= self.max_write_retries <= 20:
-            raise ValueError(
-                f'max_write_retries must be in [0, 20], got {self.max_write_retries}')
-        if not 0 <= self.sqlite_busy_timeout_ms <= 600_000:
-            raise ValueError(
-                'sqlite_busy_timeout_ms must be in [0, 600000], '
-                f'got {self.sqlite_busy_timeout_ms}')
-        if not 0 <= self.postgres_lock_timeout_ms <= 600_000:
-            raise ValueError(
-                'postgres_lock_timeout_ms must be in [0, 600000], '
-                f'got {self.postgres_lock_timeout_ms}')
-        if not 0 <= self.event_before_visit_tolerance_ns <= NS_PER_DAY:
-            raise ValueError(
-                'event_before_visit_tolerance_ns must be in [0, 1 day], '
-                f'got {self.event_before_visit_tolerance_ns}')
-
-
-# Bounds of a cart event's evidence ids (a 5 MB event must not reach the database).
-MAX_EVIDENCE_IDS = 32
-EVIDENCE_ID_LENGTH = 128
-
-
-def _check_id(name: str, value: Optional[str], max_length: int) -> None:
-    """Raise ValueError unless ``value`` is a non-empty printable string short enough."""
-    if not isinstance(value, str) or not value or not value.isprintable():
-        raise ValueError(f'{name} must be a non-empty printable string, got {value!r}')
-    if len(value) > max_length:
-        raise ValueError(f'{name} must be at most {max_length} characters')
-
-
-@dataclass(frozen=True)
-class CartEvent:
-    """A pick (+) or return (-) of a product attributed to a visit by perception."""
-
-    event_id: str
-    visit_id: str
-    sku: str
-    quantity_delta: int
-    stamp_ns: int
-    track_id: Optional[str] = None
-    confidence: float = 1.0
-    evidence_ids: tuple[str, ...] = ()
-    needs_review: bool = False
-    review_reason: str = ''
-    account_id: Optional[str] = None  # the sender's view of the visit's account
-
-    def __post_init__(self) -> None:
-        """Validate the event."""
-        _check_id('event_id', self.event_id, EVENT_ID_LENGTH)
-        _check_id('visit_id', self.visit_id, 36)
-        if self.account_id is not None:
-            _check_id('account_id', self.account_id, ID_LENGTH)
-        _check_id('sku', self.sku, SKU_LENGTH)
-        if self.track_id is not None:
-            _check_id('track_id', self.track_id, ID_LENGTH)
-        if isinstance(self.quantity_delta, bool) or not isinstance(self.quantity_delta, int):
-            raise ValueError('quantity_delta must be an int')
-        if self.quantity_delta == 0:
-            raise ValueError('quantity_delta must not be 0')
-        if not isinstance(self.stamp_ns, int) or self.stamp_ns < 0:
-            raise ValueError(f'stamp_ns must be a non-negative int, got {self.stamp_ns!r}')
-        if not math.isfinite(self.confidence) or not 0.0 <= self.confidence <= 1.0:
-            raise ValueError(f'confidence must be in [0, 1], got {self.confidence}')
-        if not isinstance(self.evidence_ids, tuple) or not all(
-                isinstance(item, str) for item in self.evidence_ids):
-            raise ValueError('evidence_ids must be a tuple of strings')
-        if len(self.evidence_ids) > MAX_EVIDENCE_IDS or any(
-                len(item) > EVIDENCE_ID_LENGTH for item in self.evidence_ids):
-            raise ValueError(f'evidence_ids: at most {MAX_EVIDENCE_IDS} ids of at most '
-                             f'{EVIDENCE_ID_LENGTH} characters')
-        if not isinstance(self.review_reason, str) or len(self.review_reason) > REASON_LENGTH:
-            raise ValueError(f'review_reason must be a string of at most {REASON_LENGTH} chars')
-
-
-class EventOutcome(str, Enum):
-    """What ``apply_cart_event`` did with an event."""
-
-    APPLIED = 'applied'
-    QUEUED_FOR_REVIEW = 'review'
-    DUPLICATE = 'duplicate'
-    CONFLICT = 'conflict'
-    UNKNOWN_VISIT = 'unknown_visit'
-    REJECTED_UNKNOWN_SKU = 'rejected_unknown_sku'
-    REJECTED_VISIT_CLOSED = 'rejected_visit_closed'
-
-
-class ReviewReason(str, Enum):
-    """Why a cart event waits for a human."""
-
-    FLAGGED = 'flagged_by_perception'
-    LOW_CONFIDENCE = 'low_confidence'
-    LARGE_QUANTITY = 'large_quantity'
-    RETURN_NOT_IN_CART = 'return_not_in_cart'
-    RETURN_EXCEEDS_CART = 'return_exceeds_cart'
-    ACCOUNT_MISMATCH = 'account_mismatch'
-    BEFORE_VISIT = 'stamped_before_visit'
-
-
-@dataclass(frozen=True)
-class CartItem:
-    """One line of a cart or receipt."""
-
-    sku: str
-    quantity: int
-    unit_price_cents: int
-
-    @property
-    def line_total_cents(self) -> int:
-        """Return quantity times unit price."""
-        return self.quantity * self.unit_price_cents
-
-
-@dataclass(frozen=True)
-class Cart:
-    """The current content of a visit's cart (lines with quantity > 0) and its holds."""
-
-    visit_id: str
-    account_id: str
-    state: str
-    items: tuple[CartItem, ...]
-    currency: str
-    open_review_ids: tuple[str, ...] = ()
-
-    @property
-    def total_cents(self) -> int:
-        """Return the sum of the line totals."""
-        return sum(item.line_total_cents for item in self.items)
-
-
-@dataclass(frozen=True)
-class VisitInfo:
-    """A visit and its (not yet purged) tracks."""
-
-    visit_id: str
-    account_id: str
-    state: str
-    opened_at_ns: int
-    exit_seen_at_ns: Optional[int]
-    closed_at_ns: Optional[int]
-    track_ids: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class Review:
-    """A review item with the event it is about and, once resolved, who decided what."""
-
-    review_id: str
-    visit_id: str
-    event_id: str
-    sku: str
-    quantity_delta: int
-    reason: str
-    state: str
-    created_at_ns: int
-    resolved_by: Optional[str]
-    resolution_note: Optional[str]
-    resolved_quantity: Optional[int]
-    resolved_at_ns: Optional[int]
-
-
-@dataclass(frozen=True)
-class Charge:
-    """The payment record of a receipt."""
-
-    charge_id: str
-    receipt_id: str
-    provider: str
-    provider_ref: Optional[str]
-    amount_cents: int
-    currency: str
-    state: ChargeState
-    failure_reason: Optional[str]
-    created_at_ns: int
-    updated_at_ns: int
-
-
-@dataclass(frozen=True)
-class Receipt:
-    """The bill of a closed visit, with its charge when one was recorded."""
-
-    receipt_id: str
-    visit_id: str
-    account_id: str
-    items: tuple[CartItem, ...]
-    total_cents: int
-    currency: str
-    issued_at_ns: int
-    charge: Optional[Charge] = None
-
-
-@dataclass(frozen=True)
-class HeldForReview:
-    """A receipt that cannot be issued yet because review items are open."""
-
-    visit_id: str
-    review_ids: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class PurgeReport:
-    """What ``purge_evidence`` removed (``visits``: visits that had evidence to remove)."""
-
-    visits: int
-    tracks_deleted: int
-    events_scrubbed: int
-
-
-def alembic_config(connection: Optional[Connection] = None) -> Config:
-    """Return an Alembic config for the ledger migrations (no alembic.ini needed)."""
-    config = Config()
-    config.set_main_option('script_location', str(MIGRATIONS_DIR))
-    config.set_main_option('path_separator', 'os')
-    if connection is not None:
-        config.attributes['connection'] = connection
-    return config
-
-
-def migrate(engine: Engine, revision: str = 'head') -> None:
-    """Upgrade the ledger schema of ``engine`` to ``revision`` in one transaction.
-
-    Concurrent callers are serialised: in this process by a lock (Alembic's context is
-    process-global), across processes by ``BEGIN IMMEDIATE`` on SQLite and an advisory
-    lock on PostgreSQL, so the second caller finds the schema already at ``revision``.
-    """
-    if engine.dialect.name == 'sqlite':
-        engine = engine.execution_options(**{_SQLITE_BEGIN_OPTION: 'IMMEDIATE'})
-    with _MIGRATION_LOCK, engine.begin() as connection:
-        if connection.dialect.name == 'postgresql':
-            connection.execute(
-                text('SELECT pg_advisory_xact_lock(:key)'), {'key': MIGRATION_LOCK_KEY})
-        command.upgrade(alembic_config(connection), revision)
-
-
-def normalise_url(url: Union[str, URL]) -> URL:
-    """Return ``url`` with PostgreSQL pointed at the psycopg 3 driver."""
-    parsed = make_url(url)
-    if parsed.drivername in ('postgresql', 'postgres'):
-        parsed = parsed.set(drivername='postgresql+psycopg')
-    return parsed
-
-
-def _enable_wal(cursor: Any, busy_timeout_ms: int) -> None:
-    """Switch the database file to WAL (persistent), waiting out other processes' locks.
-
-    Switching needs a moment with no other writer, and SQLite answers 'database is locked'
-    at once instead of waiting: two nodes opening a new ledger together (gate and
-    cart_ledger) would otherwise make one of them fail to start.
-    """
-    deadline = time.monotonic() + busy_timeout_ms / 1000.0
-    delay_s = 0.01
-    while True:
-        try:
-            mode = cursor.execute('PRAGMA journal_mode=WAL').fetchone()
-            if mode and str(mode[0]).lower() == 'wal':
-                return
-        except sqlite3.OperationalError as error:
-            if 'locked' not in str(error) or time.monotonic() > deadline:
-                raise
-        if time.monotonic() > deadline:
-            raise sqlite3.OperationalError('could not switch the ledger database to WAL')
-        time.sleep(delay_s)
-        delay_s = min(delay_s * 2, 0.2)
-
-
-def install_sqlite_hooks(engine: Engine, busy_timeout_ms: int) -> None:
-    """Enable WAL, foreign keys and ledger-controlled BEGIN on a SQLite engine (once)."""
-    if engine.dialect.name != 'sqlite' or engine in _HOOKED_ENGINES:
-        return
-    _HOOKED_ENGINES.add(engine)
-
-    @event.listens_for(engine, 'connect')
-    def _on_connect(dbapi_connection: Any, connection_record: Any) -> None:
-        # Let SQLAlchemy emit BEGIN itself so that reads are transactional too.
-        dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        try:
-            cursor.execute(f'PRAGMA busy_timeout={int(busy_timeout_ms)}')
-            cursor.execute('PRAGMA foreign_keys=ON')
-            _enable_wal(cursor, busy_timeout_ms)
-        finally:
-            cursor.close()
-
-    @event.listens_for(engine, 'begin')
-    def _on_begin(connection: Connection) -> None:
-        mode = connection.get_execution_options().get(_SQLITE_BEGIN_OPTION, 'DEFERRED')
-        if mode not in _SQLITE_BEGIN_MODES:
-            raise ValueError(f'bad SQLite BEGIN mode {mode!r}')
-        connection.exec_driver_sql(f'BEGIN {mode}')
-
-    # Connections opened before the hooks existed would miss the pragmas.
-    engine.pool.dispose()
-
-
-def install_postgres_hooks(engine: Engine, lock_timeout_ms: int) -> None:
-    """Bound every lock wait of a PostgreSQL engine's sessions to ``lock_timeout_ms``."""
-    if engine.dialect.name != 'postgresql' or engine in _HOOKED_ENGINES \
-            or lock_timeout_ms <= 0:
-        return
-    _HOOKED_ENGINES.add(engine)
-
-    @event.listens_for(engine, 'connect')
-    def _on_connect(dbapi_connection: Any, connection_record: Any) -> None:
-        cursor = dbapi_connection.cursor()
-        try:
-            cursor.execute(f'SET lock_timeout = {int(lock_timeout_ms)}')
-        finally:
-            cursor.close()
-        dbapi_connection.commit()
-
-    engine.pool.dispose()
-
-
-def is_retryable_database_error(error: BaseException) -> bool:
-    """Return True when the same work may succeed later (lock wait, server unreachable).
-
-    Lock time-outs, deadlocks and serialisation failures, and every error of a connection
-    that is down or was lost. Refusals (``LedgerError``), constraint violations and bugs
-    are not retryable.
-    """
-    if isinstance(error, (OperationalError, InterfaceError)):
-        return True
-    if isinstance(error, DBAPIError) and error.connection_invalidated:
-        return True
-    return isinstance(error, (DatabaseUnavailableError, sqlite3.OperationalError))
-
-
-def _is_transient(error: OperationalError) -> bool:
-    """Return True for lock time-outs, deadlocks and serialisation failures."""
-    sqlstate = getattr(error.orig, 'sqlstate', None)
-    if sqlstate in _TRANSIENT_SQLSTATES:
-        return True
-    message = str(error.orig).lower()
-    return 'database is locked' in message or 'database is busy' in message
 
 
 def _charge_view(row: ChargeRow) -> Charge:
@@ -1262,5 +878,6 @@ __all__ = [
     'Receipt', 'Review', 'ReviewReason',
     'TokenReplayedError', 'UnknownAccountError', 'UnknownReviewError', 'UnknownVisitError',
     'VisitInfo', 'alembic_config', 'is_retryable_database_error', 'migrate',
-    'normalise_url', 'open_ledger',
+    'MIGRATION_LOCK_KEY', 'MIGRATIONS_DIR', 'normalise_url', 'NS_PER_DAY', 'NS_PER_SECOND',
+    'open_ledger',
 ]
