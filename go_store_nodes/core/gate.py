@@ -296,8 +296,10 @@ class GateLogic:
             visit_id, created = self._open(account_id, candidates, now, verified, stamp_ns)
         except TokenReplayedError as error:
             return self._refuse(gate_id, RejectReason.REPLAYED, str(error)), []
-        except UnknownAccountError as error:
-            return self._refuse(gate_id, RejectReason.UNKNOWN_ACCOUNT, str(error)), []
+        except UnknownAccountError:
+            # The detail is logged and shown at the gate: a pseudonym, not the account id.
+            return self._refuse(gate_id, RejectReason.UNKNOWN_ACCOUNT,
+                                f'{account_ref(account_id)} is unknown or inactive'), []
         info = self._ledger.get_visit(visit_id)
         visit = self._visits.get(visit_id)
         if visit is None:
