@@ -32,6 +32,7 @@ LOCK_S = 45.0
 EVENTS_PER_S = 100
 EVENT_SECONDS = 20.0  # events arrive during the first 20 s of the 45 s lock
 HOLDOFF_S = 5.0
+CHECK_INS = 300
 
 
 @pytest.fixture
@@ -243,3 +244,25 @@ def test_the_demo_key_outside_simulation_is_an_error(repo, tmp_path, probe):
     finally:
         processes.stop()
     assert 'DEMO check-in key' in processes.output('gate')
+
+
+def test_check_ins_at_100_per_s_during_a_lock_are_all_answered(both, probe, tmp_path):
+    ready(both, probe)
+    issuer = TokenIssuer(both.key)
+    lock = hold_database(sqlite_url(tmp_path))
+    try:
+        for n in range(CHECK_INS):
+            probe.check_in_pub.publish(probe_check_in(issuer, f'acct-rush-{n}'))
+            spin_for(probe, 0.01)  # 100 scans/s
+        spin_for(probe, 2.0)
+        assert probe.counter('/gate', 'accepted') == 0  # no visit while the file is held
+    finally:
+        lock.execute('ROLLBACK')
+        lock.close()
+    # Counted by the gate and in the database (the answers' own topic keeps the last 10).
+    probe.spin_until(lambda: probe.counter('/gate', 'accepted') >= CHECK_INS,
+                     'every scan accepted', both)
+    with sqlite3.connect(make_url(sqlite_url(tmp_path)).database) as connection:
+        visits = connection.execute('SELECT count(DISTINCT account_id) FROM visits').fetchone()
+    assert visits[0] == CHECK_INS
+    assert probe.counter('/gate', 'dropped_queue_full') == 0
