@@ -20,10 +20,12 @@ import sys
 PACKAGE = 'go_store_nodes'
 TESTING = 'go_store_testing'
 
-# Modules that know the truth: the simulator, truth and metrics, their file edges, the
-# commands that drive them, and the testing package.
+# Modules that know the truth: the simulator, truth and metrics, their file edges (the
+# simulation's bag writer; output bag -> predictions -> report), the commands that drive
+# them, and the testing package.
 TRUTH_SIDE = (f'{PACKAGE}.core.sim', f'{PACKAGE}.core.evaluation', f'{PACKAGE}.bagio.simulate',
-              f'{PACKAGE}.bagio.evaluate', f'{PACKAGE}.sim_commands', TESTING)
+              f'{PACKAGE}.bagio.predictions', f'{PACKAGE}.bagio.evaluate',
+              f'{PACKAGE}.sim_commands', TESTING)
 
 LAYERS = ('core', 'ros', 'nodes', 'bagio', 'replay', 'commands', 'testing')
 
