@@ -27,6 +27,11 @@ class ConstantVelocityFilter:
         self.x = np.concatenate([position, np.zeros(self.dim)])
         self.P = np.diag(np.concatenate([np.full(self.dim, measurement_var),
                                          np.full(self.dim, velocity_var)]))
+        self._eye = np.eye(self.dim)
+        self._eye2 = np.eye(2 * self.dim)
+        # Inverse innovation covariance for one measurement variance, until P changes:
+        # gating and the update of the same frame share it.
+        self._s_inv: Optional[tuple[float, NDArray]] = None
 
     @property
     def position(self) -> NDArray:
@@ -48,27 +53,22 @@ class ConstantVelocityFilter:
 
         ``acceleration_psd``: spectral density of the white acceleration (units^2/s^3).
         """
-        if dt_s <= 0.0:
-            return
-        d = self.dim
-        if damping_tau_s is None:
-            shift, keep = dt_s, 1.0
-        else:
-            keep = math.exp(-dt_s / damping_tau_s)
-            shift = damping_tau_s * (1.0 - keep)
-        eye = np.eye(d)
-        f = np.block([[eye, shift * eye], [np.zeros((d, d)), keep * eye]])
-        q_axis = acceleration_psd * np.array([[dt_s ** 3 / 3.0, dt_s ** 2 / 2.0],
-                                              [dt_s ** 2 / 2.0, dt_s]])
-        q = np.kron(q_axis, eye)  # per axis: p_i couples with v_i only
+        if dt_s > 0.0:
+            self.predict_with(*transition(self.dim, dt_s, acceleration_psd, damping_tau_s))
+
+    def predict_with(self, f: NDArray, q: NDArray) -> None:
+        """Advance with a transition and process noise from ``transition`` (shared)."""
         self.x = f @ self.x
         self.P = f @ self.P @ f.T + q
+        self._s_inv = None
 
     def innovation(self, measurements: NDArray, measurement_var: float
                    ) -> tuple[NDArray, NDArray]:
         """Return innovations (n x d) and the inverse innovation covariance (d x d)."""
-        s = self.position_covariance() + measurement_var * np.eye(self.dim)
-        return np.atleast_2d(measurements) - self.position, np.linalg.inv(s)
+        if self._s_inv is None or self._s_inv[0] != measurement_var:
+            s = self.position_covariance() + measurement_var * self._eye
+            self._s_inv = (measurement_var, np.linalg.inv(s))
+        return np.atleast_2d(measurements) - self.position, self._s_inv[1]
 
     def mahalanobis2(self, measurements: NDArray, measurement_var: float) -> NDArray:
         """Squared Mahalanobis distance of each measurement row to the predicted position."""
@@ -82,7 +82,22 @@ class ConstantVelocityFilter:
         p_ht = self.P[:, :d]
         k = p_ht @ s_inv
         self.x = self.x + k @ nu[0]
-        ikh = np.eye(2 * d)
+        ikh = self._eye2.copy()
         ikh[:, :d] -= k
-        r = measurement_var * np.eye(d)
-        self.P = ikh @ self.P @ ikh.T + k @ r @ k.T
+        self.P = ikh @ self.P @ ikh.T + measurement_var * (k @ k.T)
+        self._s_inv = None
+
+
+def transition(dim: int, dt_s: float, acceleration_psd: float,
+               damping_tau_s: Optional[float] = None) -> tuple[NDArray, NDArray]:
+    """Return F and Q of one prediction step (the same for every target of a frame)."""
+    if damping_tau_s is None:
+        shift, keep = dt_s, 1.0
+    else:
+        keep = math.exp(-dt_s / damping_tau_s)
+        shift = damping_tau_s * (1.0 - keep)
+    f_axis = np.array([[1.0, shift], [0.0, keep]])
+    q_axis = acceleration_psd * np.array([[dt_s ** 3 / 3.0, dt_s ** 2 / 2.0],
+                                          [dt_s ** 2 / 2.0, dt_s]])
+    eye = np.eye(dim)
+    return np.kron(f_axis, eye), np.kron(q_axis, eye)  # per axis: p_i couples with v_i only

@@ -50,7 +50,7 @@ from scipy.optimize import linear_sum_assignment
 from scipy.stats import chi2
 
 from .config import BIRTH_KINDS, check_zones, LEAVE_KINDS, TrackerConfig, Zone
-from .kalman import ConstantVelocityFilter
+from .kalman import ConstantVelocityFilter, transition
 
 NS_PER_SECOND = 1_000_000_000
 INFEASIBLE = 1e9  # cost of a gated-out pair in the assignment matrix
@@ -377,9 +377,11 @@ class Tracker:
             return
         tau = self.config.coast_velocity_tau_s
         previous_ns = stamp_ns - round(dt_s * NS_PER_SECOND)
+        seen_step = transition(self._dim, dt_s, self._q)
+        unseen_step = transition(self._dim, dt_s, self._q, tau)
         for body in [t.body for t in self._tracks] + [c.body for c in self._candidates]:
-            unseen = body.last_seen_ns < previous_ns
-            body.kf.predict(dt_s, self._q, tau if unseen else None)
+            body.kf.predict_with(*(unseen_step if body.last_seen_ns < previous_ns
+                                   else seen_step))
             body.detection = None
             body.shared = False
 
@@ -519,11 +521,10 @@ class Tracker:
 
     def _spawn_candidates(self, clean: list[_Clean], free: list[int], stamp_ns: int) -> None:
         c = self.config
+        xy = np.array([t.body.kf.position[:2] for t in self._tracks]).reshape(-1, 2)
         for j in free:
             det = clean[j]
-            near = any(float(np.linalg.norm(t.body.kf.position[:2] - det.z[:2])) < c.contact_m
-                       for t in self._tracks)
-            if near:
+            if xy.size and float((((xy - det.z[:2]) ** 2).sum(axis=1)).min()) < c.contact_m ** 2:
                 # A second blob on a tracked person (an arm, a bag) is not a new person.
                 self._count('ignored_next_to_track')
                 continue
@@ -596,10 +597,12 @@ class Tracker:
     def _update_tangles(self, stamp_ns: int) -> None:
         c = self.config
         seen = [t for t in self._tracks if t.body.last_seen_ns == stamp_ns]
-        for a, b in itertools.combinations(seen, 2):
-            if float(np.linalg.norm(a.body.kf.position[:2] - b.body.kf.position[:2])) \
-                    < c.contact_m:
-                self._join_tangle(a, b)
+        if len(seen) > 1:
+            xy = np.array([t.body.kf.position[:2] for t in seen])
+            distance2 = ((xy[:, None, :] - xy[None, :, :]) ** 2).sum(axis=2)
+            for i, j in zip(*np.nonzero(np.triu(distance2 < c.contact_m ** 2, k=1)),
+                            strict=True):
+                self._join_tangle(seen[int(i)], seen[int(j)])
         tangles = {id(t.tangle): t.tangle for t in self._tracks if t.tangle is not None}
         for tangle in tangles.values():
             self._step_tangle(tangle, stamp_ns)
