@@ -290,6 +290,18 @@ def test_two_people_meeting_are_tangled_while_in_contact(zones):
     assert all(t.tangled for t in frames[-1][1]) and len(frames[-1][1]) == 2
 
 
+def test_a_track_that_only_shares_another_detection_ends_after_max_lost(zones):
+    # b vanishes (leaves unseen) right beside a; b's track must not follow a for ever.
+    a = Person('a', path([(3.0, 3.0), (3.0, 3.0)], 1.0), 1.8, RED)
+    a.where = lambda t: (3.0 + 0.1 * t, 3.0)
+    b = Person('b', lambda t: (3.2, 3.0), 1.6, BLUE, hidden=[(1.0, 99.0)])
+    tracker = _seed_tracks(make_tracker(zones, max_lost_s=3.0), [a, b])
+    frames = run(tracker, [a, b], 5.0, merge_m=0.0)
+    assert tracker.counters.get('shared_detections', 0) > 0
+    assert tracker.counters['ended_shared_too_long'] == 1
+    assert len(frames[-1][1]) == 1 and nearest_id(frames[-1][1], frames[-1][2]['a']) == 1
+
+
 # -- roles --------------------------------------------------------------------------------
 
 def test_people_entering_through_the_staff_gate_are_associates(zones):

@@ -24,7 +24,8 @@ filterpy. Each frame:
    associate in a staff zone), or after ``birth_anywhere_after_s`` anywhere else with a
    low confidence (a person the tracker had lost). Ids count up and are never reused.
 6. A track ends after ``exit_lost_s`` unseen when last seen in an exit (or staff) zone,
-   or after ``max_lost_s`` unseen anywhere.
+   or after ``max_lost_s`` unseen anywhere, or after ``max_lost_s`` with only shared
+   detections (a ghost that latched onto a passer-by).
 
 Bad input never raises out of ``update`` except ``TrackerInputError`` for a whole frame
 (stamp older than or equal to the last one, or in the future): the caller logs it and
@@ -141,6 +142,7 @@ class _Body:
     kf: ConstantVelocityFilter
     last_seen_ns: int
     last_zone_kind: Optional[str]
+    last_own_ns: int = 0                 # last detection it did not share with another
     detection: Optional[_Clean] = None   # detection fused this frame
     shared: bool = False                 # this frame's detection also explains another
     sep_heights: list[float] = field(default_factory=list)
@@ -394,6 +396,8 @@ class Tracker:
     def _fuse(self, body: _Body, det: _Clean, stamp_ns: int, shared: bool = False) -> None:
         body.kf.update(det.z, self._share_r if shared else self._r)
         body.last_seen_ns = stamp_ns
+        if not shared:
+            body.last_own_ns = stamp_ns
         body.detection = det
         body.shared = shared
         body.last_zone_kind = self._zone_kind(body.kf.position)
@@ -529,7 +533,7 @@ class Tracker:
                 self._count('ignored_next_to_track')
                 continue
             body = _Body(ConstantVelocityFilter(det.z, self._r, self._v0), stamp_ns,
-                         self._zone_kind(det.z), detection=det)
+                         self._zone_kind(det.z), last_own_ns=stamp_ns, detection=det)
             self._candidates.append(_Candidate(
                 body, stamp_ns, body.last_zone_kind,
                 heights=[det.height_m] if math.isfinite(det.height_m) else [],
@@ -702,11 +706,16 @@ class Tracker:
         kept = []
         for track in self._tracks:
             unseen_s = (stamp_ns - track.body.last_seen_ns) / NS_PER_SECOND
+            # A track only ever sharing another's detection may be a ghost that latched
+            # onto a passer-by: it ends like a hidden one.
+            not_own_s = (stamp_ns - track.body.last_own_ns) / NS_PER_SECOND
             if track.body.last_zone_kind in LEAVE_KINDS and unseen_s >= c.exit_lost_s \
                     and unseen_s > 0.0:
                 reason = 'exit'
             elif unseen_s >= c.max_lost_s:
                 reason = 'lost'
+            elif not_own_s >= c.max_lost_s:
+                reason = 'shared_too_long'
             else:
                 kept.append(track)
                 continue
