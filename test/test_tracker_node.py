@@ -21,6 +21,7 @@ from rclpy.executors import SingleThreadedExecutor
 from std_msgs.msg import Header
 
 from go_store_nodes.core.tracker import Track as CoreTrack
+from go_store_nodes.core.tracker import TrackerConfig
 from go_store_nodes.nodes.tracker import RELIABLE_QOS, tracker_config, VISITS_QOS
 from go_store_nodes.ros.params import declare_parameters
 from go_store_nodes.ros.tracker_conversions import (
@@ -94,6 +95,7 @@ def test_the_shipped_parameters_make_a_valid_config(repo):
         from go_store_nodes.nodes.tracker import PARAMETERS
         config = tracker_config(declare_parameters(node, PARAMETERS))
         assert config.mode == 'floor' and config.max_lost_s >= 5.0
+        assert config == TrackerConfig(), 'the core defaults drifted from the params file'
         node.destroy_node()
     finally:
         rclpy.shutdown(context=context)

@@ -113,9 +113,9 @@ class TrackerConfig:
 
     mode: str = 'floor'
     measurement_std: float = 0.08
-    acceleration_psd: float = 2.0
+    acceleration_psd: float = 1.0
     initial_velocity_std: float = 1.0
-    coast_velocity_tau_s: float = 1.0
+    coast_velocity_tau_s: float = 0.5
     gate_probability: float = 0.999
     height_std_m: float = 0.06
     height_gate_m: float = 0.5

@@ -24,8 +24,8 @@ filterpy. Each frame:
    associate in a staff zone), or after ``birth_anywhere_after_s`` anywhere else with a
    low confidence (a person the tracker had lost). Ids count up and are never reused.
 6. A track ends after ``exit_lost_s`` unseen when last seen in an exit (or staff) zone,
-   or after ``max_lost_s`` unseen anywhere, or after ``max_lost_s`` with only shared
-   detections (a ghost that latched onto a passer-by).
+   or after ``max_lost_s`` unseen anywhere; of tracks explained by one detection for
+   ``max_lost_s``, all but the best-fitting one end (ghosts that latched onto a person).
 
 Bad input never raises out of ``update`` except ``TrackerInputError`` for a whole frame
 (stamp older than or equal to the last one, or in the future): the caller logs it and
@@ -142,7 +142,7 @@ class _Body:
     kf: ConstantVelocityFilter
     last_seen_ns: int
     last_zone_kind: Optional[str]
-    last_own_ns: int = 0                 # last detection it did not share with another
+    shared_since_ns: Optional[int] = None  # sharing one detection with others since
     detection: Optional[_Clean] = None   # detection fused this frame
     shared: bool = False                 # this frame's detection also explains another
     sep_heights: list[float] = field(default_factory=list)
@@ -396,8 +396,6 @@ class Tracker:
     def _fuse(self, body: _Body, det: _Clean, stamp_ns: int, shared: bool = False) -> None:
         body.kf.update(det.z, self._share_r if shared else self._r)
         body.last_seen_ns = stamp_ns
-        if not shared:
-            body.last_own_ns = stamp_ns
         body.detection = det
         body.shared = shared
         body.last_zone_kind = self._zone_kind(body.kf.position)
@@ -533,7 +531,7 @@ class Tracker:
                 self._count('ignored_next_to_track')
                 continue
             body = _Body(ConstantVelocityFilter(det.z, self._r, self._v0), stamp_ns,
-                         self._zone_kind(det.z), last_own_ns=stamp_ns, detection=det)
+                         self._zone_kind(det.z), detection=det)
             self._candidates.append(_Candidate(
                 body, stamp_ns, body.last_zone_kind,
                 heights=[det.height_m] if math.isfinite(det.height_m) else [],
@@ -701,20 +699,55 @@ class Tracker:
 
     # -- ends and roles -----------------------------------------------------------------
 
+    def _ghosts(self, stamp_ns: int) -> set[int]:
+        """Return the ids of tracks that only ever share one detection with others.
+
+        A track explained only by a detection it shares for ``max_lost_s`` is likely a
+        ghost that latched onto someone (a hidden track coasting into a passer-by): it
+        ends unless its stature and signature fit the detection best of the tracks
+        sharing it.
+        """
+        c = self.config
+        for track in self._tracks:
+            body = track.body
+            if body.detection is None:
+                continue
+            if not body.shared:
+                body.shared_since_ns = None
+            elif body.shared_since_ns is None:
+                body.shared_since_ns = stamp_ns
+        sharing: dict[int, list[_Track]] = {}
+        for track in self._tracks:
+            if track.body.detection is not None and track.body.shared:
+                sharing.setdefault(id(track.body.detection), []).append(track)
+        ghosts: set[int] = set()
+        for members in sharing.values():
+            det = members[0].body.detection
+            assert det is not None
+            best = min(members, key=lambda t: (
+                self._feature_cost(t.height_ref, t.appearance_ref, det), t.born_ns))
+            for track in members:
+                since = track.body.shared_since_ns
+                if since is None or (stamp_ns - since) / NS_PER_SECOND < c.max_lost_s:
+                    continue
+                if track is best:
+                    track.body.shared_since_ns = None  # the person the detection is
+                else:
+                    ghosts.add(track.track_id)
+        return ghosts
+
     def _end_tracks(self, stamp_ns: int) -> None:
         c = self.config
+        ghosts = self._ghosts(stamp_ns)
         kept = []
         for track in self._tracks:
             unseen_s = (stamp_ns - track.body.last_seen_ns) / NS_PER_SECOND
-            # A track only ever sharing another's detection may be a ghost that latched
-            # onto a passer-by: it ends like a hidden one.
-            not_own_s = (stamp_ns - track.body.last_own_ns) / NS_PER_SECOND
             if track.body.last_zone_kind in LEAVE_KINDS and unseen_s >= c.exit_lost_s \
                     and unseen_s > 0.0:
                 reason = 'exit'
             elif unseen_s >= c.max_lost_s:
                 reason = 'lost'
-            elif not_own_s >= c.max_lost_s:
+            elif track.track_id in ghosts:
                 reason = 'shared_too_long'
             else:
                 kept.append(track)
