@@ -276,6 +276,12 @@ class Tracker:
         self._spawn_candidates(clean, free, stamp_ns)
         self._promote_candidates(stamp_ns)
         self._update_tangles(stamp_ns)
+        for track in self._tracks:
+            # Only a detection of one person alone teaches stature and signature: not a
+            # shared blob, not while tangled.
+            if track.body.detection is not None and track.body.last_seen_ns == stamp_ns \
+                    and not track.body.shared and track.tangle is None:
+                self._learn_features(track, track.body.detection)
         self._end_tracks(stamp_ns)
         self._update_roles()
         self._count('frames')
@@ -443,8 +449,6 @@ class Tracker:
                 self._found_after_long_miss(track, clean[j])
             self._fuse(track.body, clean[j], stamp_ns)
             used.add(int(j))
-            if track.tangle is None:
-                self._learn_features(track, clean[j])
         return [j for j in range(len(clean)) if j not in used]
 
     def _found_after_long_miss(self, track: _Track, det: _Clean) -> None:
