@@ -414,3 +414,21 @@ def test_image_boxes_crossing_keep_their_ids():
     assert len(set(ids['a'])) == 1 and len(set(ids['b'])) == 1
     assert ids['a'][0] != ids['b'][0]
     assert all(math.isnan(t.height_m) for t in tracks)
+    # The boxes overlapped: a tangle, re-identified by the signatures alone.
+    assert tracker.counters['tangled_tracks'] == 2
+    assert tracker.counters['reidentified_confirmed'] == 1
+
+
+def test_image_points_of_look_alikes_crossing_are_a_guess():
+    config = TrackerConfig(mode='image_point', measurement_std=3.0, acceleration_psd=20000.0,
+                           initial_velocity_std=100.0, contact_m=40.0, separate_m=60.0,
+                           share_std=20.0, birth_anywhere_after_s=0.2, first_track_id=1,
+                           reid_velocity_std=40.0, reid_velocity_memory_s=0.01)
+    tracker = Tracker(config)
+    for frame in range(int(4 * FPS)):
+        t_s = frame / FPS
+        points = [(100 + 150 * t_s, 300.0), (700 - 150 * t_s, 300.0)]
+        tracks = tracker.update([Detection(p, appearance=GREEN) for p in points], stamp(frame))
+    assert len(tracks) == 2 and all(t.position.shape == (2,) for t in tracks)
+    assert tracker.counters['reidentified_guess'] == 1
+    assert all(not t.identity_confirmed and t.confidence <= 0.4 for t in tracks)
