@@ -242,7 +242,8 @@ class TrackerNode(Node):
             live_tracks=str(len(tracks)),
             tangled_tracks=str(sum(1 for t in tracks if t.tangled)),
             mean_update_ms=f'{1000.0 * self._update_s_total / max(1, frames):.3f}')
-        self.diagnostics.set_status(OK, f'tracking {len(tracks)}')
+        if not self.tracker.last_rejections:  # else the drop's warning stays the status
+            self.diagnostics.set_status(OK, f'tracking {len(tracks)}')
 
 
 def main(args: list[str] | None = None) -> None:
