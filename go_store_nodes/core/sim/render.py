@@ -376,12 +376,12 @@ class Renderer:
         held = []
         for b in bodies:
             for index, item in enumerate(b.held):
-                key = f'{b.person_id}/{index}/{item.sku}'
+                item_key = f'{b.person_id}/{index}/{item.sku}'
                 rotation = hand_rotation(seed, b.person_id, index, item.sku,
                                          item.hand == 'basket', int(stamp_ns))
                 held.append(held_item_box(self.store.product(item.sku).appearance,
                                           item.position, rotation,
-                                          light_factor(seed, key, item.position)))
+                                          light_factor(seed, item_key, item.position)))
         boxes = Boxes.of(held)
         self._dynamic = _Dynamic(key, bodies, capsules, boxes)
         return self._dynamic
@@ -457,7 +457,7 @@ class Renderer:
         return np.rint(np.clip(image, 0.0, 255.0)).astype(np.uint8)
 
 
-def _draw_boxes(grid: RayGrid, boxes: Boxes, z: FloatArray, rgb: FloatArray,
+def _draw_boxes(grid: RayGrid, boxes: Boxes, z: FloatArray, rgb: NDArray[np.floating[Any]],
                 clip: tuple[int, int, int, int] | None = None) -> None:
     """Z-buffer a batch of oriented solids into (z, rgb) in place, in one vectorised pass.
 
