@@ -8,9 +8,18 @@ import numpy as np
 import pytest
 import yaml
 
-from go_store_nodes.core.sim.people import BodyState, HeldItem, Physique, pose_joints, PoseInput
+from go_store_nodes.core.sim.people import (
+    BodyState,
+    HeldItem,
+    Physique,
+    pose_joints,
+    PoseInput,
+    reach_posture,
+    sample_physique,
+    to_body_frame,
+)
 from go_store_nodes.core.sim.render import FloorTarget, Renderer, scale_intrinsics
-from go_store_nodes.core.sim.render_scene import HEAD_RADIUS_M
+from go_store_nodes.core.sim.render_scene import HEAD_RADIUS_M, held_item_solid
 from go_store_nodes.core.store import load_store_description, parse_store_description
 from go_store_nodes.core.transforms import rotation_angle_rad, Transform
 
@@ -156,7 +165,10 @@ def test_held_item_visible_in_colour_with_catalog_colour(renderer, store):
     body = BodyState(4, body.joints, body.shirt_rgb, body.trousers_rgb, body.skin_rgb, (item,))
     _, colour = renderer.render('cam_01', [body], STAMP_NS)
     _, color_k = renderer.intrinsics('cam_01')
-    top = item.position + [0.0, 0.0, product.appearance.size_m[2] / 2.0]
+    # Drawn gripped at its side, next to the hand.
+    solid = held_item_solid(product.appearance, body, 0, renderer.config.seed, STAMP_NS)
+    assert np.linalg.norm(solid.center - item.position) > 0.04
+    top = solid.center + [0.0, 0.0, product.appearance.size_m[2] / 2.0]
     u, v, _ = project(top, camera.t_map_color, color_k)
     seen = window(colour, u, v, 1).reshape(-1, 3).astype(float).mean(axis=0)
     assert np.all(np.abs(seen - np.asarray(product.appearance.color_rgb)) < 30.0), seen
@@ -229,7 +241,9 @@ def test_holes_at_depth_edges_dark_surfaces_and_minimum_range(renderer, store):
     lifted = BodyState(8, body.joints, body.shirt_rgb, body.trousers_rgb, body.skin_rgb,
                        (item,))
     depth, colour = renderer.render('cam_01', [lifted], STAMP_NS)
-    u, v, _ = project(item.position, camera.t_map_depth, depth_k)
+    centre = held_item_solid(store.product(item.sku).appearance, lifted, 0,
+                             renderer.config.seed, STAMP_NS).center
+    u, v, _ = project(centre, camera.t_map_depth, depth_k)
     assert np.all(window(depth, u, v, 3) == 0)
 
 
@@ -334,3 +348,194 @@ def test_oblique_camera_sees_products_on_the_shelf_front(store_path):
                             store.product(sku).appearance.accent_rgb)]
     close = [np.all(np.abs(seen - e) < 25.0, axis=1) for e in expected]
     assert np.mean(np.any(close, axis=0)) > 0.5
+
+
+# The flavour signal: same-weight SKUs sharing a bin, told apart by their look in the hand.
+
+SIGNAL_CROP_PX = 40          # crop round the item, at the store's resolution
+SIGNAL_WINDOW_PX = 80        # rendered window round the hand point (cached background)
+SIGNAL_REFERENCES = 30       # per SKU, from other people, poses and light
+SIGNAL_QUERIES = 20          # per SKU
+
+
+def same_weight_groups(store):
+    """Return (shelf, bin, SKUs) for each set of a bin's SKUs of the same unit weight."""
+    groups = []
+    for shelf in store.shelves:
+        for bin_ in shelf.bins:
+            products = [store.catalog[k] for k in bin_.skus]
+            label = list(range(len(products)))
+            for i, a in enumerate(products):
+                for j, b in enumerate(products[:i]):
+                    tolerance = max(a.weight_tolerance_g, b.weight_tolerance_g)
+                    if abs(a.unit_weight_g - b.unit_weight_g) <= tolerance:
+                        old = label[i]
+                        label = [label[j] if x == old else x for x in label]
+            for value in sorted(set(label)):
+                skus = tuple(p.sku for p, x in zip(products, label, strict=True) if x == value)
+                if len(skus) > 1:
+                    groups.append((shelf, bin_, skus))
+    return groups
+
+
+def segment_hits_shelf(store, start, end):
+    """Whether the segment start-end passes through a shelf unit's volume."""
+    for shelf in store.shelves:
+        inverse = shelf.t_map_shelf.inverse()
+        a, b = inverse.apply(np.asarray(start)), inverse.apply(np.asarray(end))
+        sx, sy, sz = shelf.size_m
+        low, high = np.array([-sx / 2, 0.0, 0.0]), np.array([sx / 2, sy, sz])
+        d = b - a
+        with np.errstate(divide='ignore', invalid='ignore'):
+            t1, t2 = (low - a) / d, (high - a) / d
+        t_in = np.nanmax(np.fmin(t1, t2))
+        t_out = np.nanmin(np.fmax(t1, t2))
+        if t_in <= t_out and t_out > 0.0 and t_in < 1.0:
+            return True
+    return False
+
+
+def cameras_seeing(store, renderer, point):
+    """Return the colour cameras whose image holds ``point`` well inside, unoccluded."""
+    seen = []
+    margin = SIGNAL_CROP_PX
+    for camera in store.cameras:
+        _, k = renderer.intrinsics(camera.camera_id)
+        u, v, z = project(point, camera.t_map_color, k)
+        inside = z > 0.3 and margin <= u < k.width - margin and margin <= v < k.height - margin
+        if inside and not segment_hits_shelf(store, camera.t_map_color.translation, point):
+            seen.append(camera.camera_id)
+    return seen
+
+
+def hand_point(shelf, bin_, out_m, height_m):
+    """Return a hand point ``out_m`` in front of the middle of a bin, ``height_m`` high."""
+    low, high = np.asarray(bin_.min_m), np.asarray(bin_.max_m)
+    local = np.array([(low[0] + high[0]) / 2.0, low[1] - out_m, height_m])
+    return np.asarray(shelf.t_map_shelf.apply(local))
+
+
+def signal_view(store, renderer, shelf, bin_):
+    """Return the hand point nearest the bin front that cameras see, and those cameras.
+
+    At the bin's mid height 12 cm out first; then further out and at chest height, where
+    the hand is while the shopper looks at the item. Nothing here names a camera.
+    """
+    middle = float(np.clip((bin_.min_m[2] + bin_.max_m[2]) / 2.0, 0.35, 1.6))
+    for out_m in (0.12, 0.2, 0.3, 0.4):
+        for height_m in (middle, 1.0, 1.2):
+            point = hand_point(shelf, bin_, out_m, height_m)
+            seen = cameras_seeing(store, renderer, point)
+            if seen:
+                return point, seen, (out_m, height_m)
+    return None, [], None
+
+
+def hand_with_item(store, shelf, point, sku, stream, index):
+    """Return a person holding a unit at ``point`` (jittered), the same without it, a stamp."""
+    rng = np.random.default_rng([stream, index])
+    target = point + rng.uniform(-0.03, 0.03, 3)
+    inward = np.asarray(shelf.t_map_shelf.rotation)[:, 1]
+    heading = math.atan2(inward[1], inward[0])
+    stand = target - 0.5 * inward
+    physique = sample_physique(rng)
+    try:
+        crouch, lean = reach_posture(physique, to_body_frame(target, stand[0], stand[1],
+                                                             heading), 'right')
+    except ValueError:
+        crouch, lean = 0.3, 0.1
+    joints = pose_joints(physique, PoseInput(stand[0], stand[1], heading, crouch_m=crouch,
+                                             lean_m=lean, right_target=target,
+                                             right_amount=1.0))
+    item = HeldItem(sku, joints['right_hand'] + [0.0, 0.0, -0.04], 'right')
+    look = (physique.shirt_rgb, physique.trousers_rgb, physique.skin_rgb)
+    extra = dict(heading_rad=heading, shoulder_width_m=physique.shoulder_width_m,
+                 hair_rgb=physique.hair_rgb, hat_rgb=physique.hat_rgb, bag=physique.bag,
+                 bag_rgb=physique.bag_rgb)
+    stamp_ns = STAMP_NS + int(rng.integers(0, 10**12))
+    return (BodyState(100 + index, joints, *look, (item,), **extra),
+            BodyState(100 + index, joints, *look, (), **extra), stamp_ns)
+
+
+def item_feature(store, renderer, cameras, point, body, bare, stamp_ns):
+    """Return chromaticity histograms (r, b over r+g+b) of the item's pixels per camera.
+
+    The item's pixels are those that change when it is taken out of the hand; the
+    histogram ignores brightness so shading and light do not count, only colour.
+    """
+    features = []
+    item = body.held[0]
+    for camera_id in cameras:
+        camera = store.camera(camera_id)
+        _, k = renderer.intrinsics(camera_id)
+        u0, v0, _ = project(point, camera.t_map_color, k)
+        w = SIGNAL_WINDOW_PX
+        col0 = int(np.clip(round(u0) - w // 2, 0, k.width - w))
+        row0 = int(np.clip(round(v0) - w // 2, 0, k.height - w))
+        centre = held_item_solid(store.product(item.sku).appearance, body, 0,
+                                 renderer.config.seed, stamp_ns).center
+        u, v, _ = project(centre, camera.t_map_color, k)
+        c = int(np.clip(round(u) - col0 - SIGNAL_CROP_PX // 2, 0, w - SIGNAL_CROP_PX))
+        r = int(np.clip(round(v) - row0 - SIGNAL_CROP_PX // 2, 0, w - SIGNAL_CROP_PX))
+        crop, empty = (renderer.render_colour_window(camera_id, [b], stamp_ns,
+                                                     (col0, row0, w, w))
+                       [r:r + SIGNAL_CROP_PX, c:c + SIGNAL_CROP_PX] for b in (body, bare))
+        mask = np.abs(crop.astype(int) - empty.astype(int)).sum(axis=2) > 24
+        pixels = crop[mask].astype(float) + 1.0
+        total = pixels.sum(axis=1)
+        rq = np.minimum((pixels[:, 0] / total * 20).astype(int), 15)
+        bq = np.minimum((pixels[:, 2] / total * 20).astype(int), 15)
+        histogram = np.bincount(rq * 16 + bq, minlength=256).astype(float)
+        features.append(np.sqrt(histogram / max(1.0, histogram.sum())))
+    return np.concatenate(features)
+
+
+def test_same_weight_flavours_in_a_bin_are_told_apart_in_the_hand(store):
+    """A plain 1-NN on item crops separates every same-weight group sharing a bin.
+
+    For each such bin: a person holds a unit at the bin front (random rotation, jitter,
+    light, person), cropped in each colour camera that sees that point at the store's
+    resolution; references come from other random draws. It shows the signal exists.
+    """
+    renderer = Renderer(store, image_scale=1.0, seed=5)
+    groups = same_weight_groups(store)
+    assert any(len(skus) >= 3 for _, _, skus in groups)       # the noodle cups at least
+    results = {}
+    for shelf, bin_, skus in groups:
+        point, cameras, where = signal_view(store, renderer, shelf, bin_)
+        if not cameras:
+            print(f'{bin_.bin_id}: no camera sees an item in the hand at its front')
+            continue
+        references, labels = [], []
+        for label, sku in enumerate(skus):
+            for i in range(SIGNAL_REFERENCES):
+                body, bare, stamp_ns = hand_with_item(store, shelf, point, sku, 1,
+                                                      label * 1000 + i)
+                references.append(item_feature(store, renderer, cameras, point, body, bare,
+                                               stamp_ns))
+                labels.append(label)
+        references = np.array(references)
+        right = 0
+        for label, sku in enumerate(skus):
+            for i in range(SIGNAL_QUERIES):
+                body, bare, stamp_ns = hand_with_item(store, shelf, point, sku, 2,
+                                                      label * 1000 + i)
+                query = item_feature(store, renderer, cameras, point, body, bare, stamp_ns)
+                nearest = int(np.argmin(np.abs(references - query).sum(axis=1)))
+                right += labels[nearest] == label
+        results[bin_.bin_id] = (right / (SIGNAL_QUERIES * len(skus)), len(cameras), where,
+                                skus)
+    for bin_id, (accuracy, n_cameras, where, skus) in results.items():
+        print(f'{bin_id}: {accuracy:.3f} ({n_cameras} camera(s), hand {where[0]:.2f} m out '
+              f'at {where[1]:.2f} m) {", ".join(skus)}')
+    assert len(results) >= len(groups) / 2
+    assert all(accuracy >= 0.95 for accuracy, *_ in results.values()), results
+
+
+@pytest.mark.xfail(strict=False, reason='the camera layout is being redesigned: today the '
+                   'aisle in front of one low shelf lies between the two rows of cameras')
+def test_every_same_weight_bin_front_is_seen_by_a_camera(store):
+    renderer = Renderer(store, image_scale=1.0, seed=5)
+    unseen = [bin_.bin_id for shelf, bin_, _ in same_weight_groups(store)
+              if not signal_view(store, renderer, shelf, bin_)[1]]
+    assert not unseen

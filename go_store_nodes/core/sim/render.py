@@ -19,7 +19,7 @@ outside the model's depth range. Noise is deterministic for (seed, camera, stamp
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 import math
 from typing import Any, Mapping, Optional, Sequence
 import zlib
@@ -51,9 +51,7 @@ from .render_scene import (
     capsule_surface_rgb,
     Capsules,
     floor_rgb,
-    hand_rotation,
-    held_item_box,
-    light_factor,
+    held_item_solid,
     shade,
     store_boxes,
 )
@@ -177,6 +175,7 @@ def scale_intrinsics(intrinsics: Intrinsics, scale: float) -> Intrinsics:
     return intrinsics.scaled(scale)
 
 
+WINDOW_CACHE_SIZE = 16   # backgrounds of colour windows kept (least recently used go)
 BIN_MARGIN_M = 0.02      # a bin's pixel rectangle covers its volume grown by this much
 
 BinCounts = tuple[int, ...]                # units per SKU of a bin, in the bin's SKU order
@@ -243,6 +242,7 @@ class Renderer:
         self._stock: dict[str, BinCounts | None] = {b: None for b in self._bins}
         self._bin_boxes: dict[str, Boxes] = {}
         self._views: dict[str, _View] = {}
+        self._windows: dict[tuple[str, int, int, int, int], _Stream] = {}
         self._dynamic: _Dynamic | None = None
         self.bin_redraws = 0        # bins redrawn in some stream since construction
 
@@ -301,6 +301,36 @@ class Renderer:
         depth = self._depth_image(view, z_depth, rgb_depth, rng)
         colour = self._colour_image(view.color.grid, rgb_color, rng)
         return depth, colour
+
+    def render_colour_window(self, camera_id: str, bodies: Sequence[Any], stamp_ns: int,
+                             window: tuple[int, int, int, int]) -> np.ndarray:
+        """Render only the colour pixels in ``window`` (col0, row0, width, height), rgb8.
+
+        The rays are those of the same pixels of ``render`` (the scene, shelves with the
+        current stock, people and held items are the same; the sensor noise is drawn for
+        the window). For crops round a hand, at a fraction of a full frame's cost; the
+        backgrounds of the last few windows are kept.
+        """
+        col0, row0, width, height = (int(v) for v in window)
+        if width <= 0 or height <= 0:
+            raise ValueError(f'window must have a positive size, got {window}')
+        key = (camera_id, col0, row0, width, height)
+        stream = self._windows.pop(key, None)
+        if stream is None:
+            camera = self.store.camera(camera_id)
+            k = replace(self.intrinsics(camera_id)[1], width=width, height=height)
+            k = replace(k, cx=k.cx - col0, cy=k.cy - row0)
+            stream = self._background(make_ray_grid(k, camera.t_map_color))
+        else:
+            self._refresh_bins(stream)
+        self._windows[key] = stream
+        while len(self._windows) > WINDOW_CACHE_SIZE:
+            self._windows.pop(next(iter(self._windows)))
+        _, rgb = self._compose(stream, self._dynamic_scene(bodies, stamp_ns), ())
+        entropy = [self.config.seed, zlib.crc32(camera_id.encode()), int(stamp_ns) % (1 << 64),
+                   col0 % (1 << 32), row0 % (1 << 32)]
+        rng = np.random.default_rng(np.random.SeedSequence(entropy))
+        return self._colour_image(stream.grid, rgb, rng)
 
     # Scene set-up ------------------------------------------------------------------------
 
@@ -372,17 +402,9 @@ class Renderer:
         if self._dynamic is not None and self._dynamic.key == key:
             return self._dynamic
         capsules = Capsules.concatenate([body_capsules(b) for b in bodies])
-        seed = self.config.seed
-        held = []
-        for b in bodies:
-            for index, item in enumerate(b.held):
-                item_key = f'{b.person_id}/{index}/{item.sku}'
-                rotation = hand_rotation(seed, b.person_id, index, item.sku,
-                                         item.hand == 'basket', int(stamp_ns))
-                held.append(held_item_box(self.store.product(item.sku).appearance,
-                                          item.position, rotation,
-                                          light_factor(seed, item_key, item.position)))
-        boxes = Boxes.of(held)
+        boxes = Boxes.of([held_item_solid(self.store.product(item.sku).appearance, b, index,
+                                          self.config.seed, int(stamp_ns))
+                          for b in bodies for index, item in enumerate(b.held)])
         self._dynamic = _Dynamic(key, bodies, capsules, boxes)
         return self._dynamic
 

@@ -47,6 +47,7 @@ PRODUCT_GAP_M = 0.01
 UNIT_GAP_M = 0.004      # between units one behind the other in a bin
 SHELF_JITTER_M = 0.003  # per-unit placement error on the shelf (uniform +-, metres)
 SHELF_JITTER_RAD = 0.06
+GRIP_INSET_M = 0.01     # how far inside an item's outline the gripping hand's point is
 UNIT_LIGHT_RANGE = (0.9, 1.1)      # per-unit brightness factor (light, print, gloss)
 # Packaging of the catalog's ``shape`` names; aliases map onto one of them.
 SHAPES = ('box', 'bag', 'can', 'cup', 'bottle', 'jar', 'carton', 'bar', 'fruit', 'wedge')
@@ -271,45 +272,99 @@ def bin_units(t_map_shelf: Transform, low: Sequence[float], high: Sequence[float
     return boxes
 
 
+def grip_offset(appearance: Appearance) -> FloatArray:
+    """Return the item-frame vector from where a hand grips an item to the item's centre.
+
+    An item is held by one side (item -x): the closed hand (a sphere of
+    ``HOLDING_HAND_RADIUS_M``) touches that side, so seen from above it covers an edge of
+    the item, not the lid or the face in the middle.
+    """
+    half = np.asarray(appearance.size_m, dtype=np.float64) / 2.0
+    shape = shape_of(appearance)
+    radius = min(half[0], half[1]) if shape in _ROUND else half[0]
+    return np.array([radius + HOLDING_HAND_RADIUS_M - GRIP_INSET_M, 0.0, 0.0])
+
+
 def held_item_box(appearance: Appearance, position: Sequence[float],
-                  rotation: Optional[FloatArray] = None, light: float = 1.0) -> SceneBox:
-    """Build a held item: a solid of the product's size at ``position``, turned by ``rotation``.
+                  rotation: Optional[FloatArray] = None, light: float = 1.0,
+                  gripped: bool = False) -> SceneBox:
+    """Build a held item: a solid of the product's size, turned by ``rotation``.
 
     ``rotation`` is R_map_item (item z is the packaging's up); None keeps it upright and
-    map-aligned.
+    map-aligned. ``position`` is the item's centre, or with ``gripped`` the point where
+    the hand holds it (the centre is then ``grip_offset`` away, turned with the item).
     """
     half = np.asarray(appearance.size_m, dtype=np.float64) / 2.0
     shape = shape_of(appearance)
     if shape in _ROUND:
         half[0] = half[1] = min(half[0], half[1])
     r = np.eye(3) if rotation is None else np.asarray(rotation, dtype=np.float64)
-    return SceneBox(np.asarray(position, dtype=np.float64).reshape(3), r, half,
-                    appearance.color_rgb, appearance.accent_rgb, appearance.pattern, 0.0,
-                    shape, float(light))
+    centre = np.asarray(position, dtype=np.float64).reshape(3)
+    if gripped:
+        centre = centre + r @ grip_offset(appearance)
+    return SceneBox(centre, r, half, appearance.color_rgb, appearance.accent_rgb,
+                    appearance.pattern, 0.0, shape, float(light))
+
+
+def _axis_rotation(axis: Sequence[float], angle: float) -> FloatArray:
+    """Return the rotation by ``angle`` (rad) about a unit ``axis`` (Rodrigues)."""
+    x, y, z = (float(v) for v in axis)
+    k = np.array([[0.0, -z, y], [z, 0.0, -x], [-y, x, 0.0]])
+    return np.asarray(np.eye(3) + math.sin(angle) * k + (1.0 - math.cos(angle)) * (k @ k),
+                      dtype=np.float64)
 
 
 def hand_rotation(seed: int, person_id: int, index: int, sku: str, in_basket: bool,
-                  stamp_ns: int = 0) -> FloatArray:
+                  stamp_ns: int = 0, forward_yaw_rad: Optional[float] = None) -> FloatArray:
     """Return R_map_item of a held item: a per-item pose that wobbles slowly in time.
 
-    In a hand an item is turned and tilted (up to 80 degrees from upright), the way it is
-    grabbed and looked at; in the basket it stands or lies with a random yaw. The pose is
-    fixed by (seed, person, index, SKU) and sways by a few degrees over seconds.
+    In a hand an item points (item x) along the forearm, ``forward_yaw_rad`` (the map yaw
+    from elbow to hand; random when None) give or take 35 degrees, rolled about that axis
+    (normal, 35 degrees RMS, at most 80) and pitched by up to 20, the way it is grabbed
+    and looked at; in
+    the basket it stands with a random yaw and a small tilt. The pose is fixed by (seed,
+    person, index, SKU) and sways by a few degrees over seconds.
     """
     rng = _unit_rng(seed, f'{person_id}/{index}', sku)
-    yaw, tilt_dir, phase = rng.uniform(0.0, 2.0 * math.pi, 3)
-    tilt = rng.uniform(0.0, 0.3 if in_basket else 1.4)
+    yaw, phase = rng.uniform(0.0, 2.0 * math.pi, 2)
     t = stamp_ns * 1e-9
-    yaw += 0.15 * math.sin(0.9 * t + phase)
-    tilt += 0.0 if in_basket else 0.08 * math.sin(1.3 * t + 2.0 * phase)
-    cy, sy = math.cos(yaw), math.sin(yaw)
-    r_yaw = np.array([[cy, -sy, 0.0], [sy, cy, 0.0], [0.0, 0.0, 1.0]])
-    # Tilt about a horizontal axis at angle tilt_dir (Rodrigues).
-    axis = np.array([math.cos(tilt_dir), math.sin(tilt_dir), 0.0])
-    k = np.array([[0.0, -axis[2], axis[1]], [axis[2], 0.0, -axis[0]],
-                  [-axis[1], axis[0], 0.0]])
-    r_tilt = np.eye(3) + math.sin(tilt) * k + (1.0 - math.cos(tilt)) * (k @ k)
-    return np.asarray(r_tilt @ r_yaw, dtype=np.float64)
+    sway = math.sin(0.9 * t + phase)
+    if in_basket:
+        r_yaw = _axis_rotation((0.0, 0.0, 1.0), yaw + 0.1 * sway)
+        tilt_dir, tilt = rng.uniform(0.0, 2.0 * math.pi), rng.uniform(0.0, 0.3)
+        return _axis_rotation((math.cos(tilt_dir), math.sin(tilt_dir), 0.0), tilt) @ r_yaw
+    if forward_yaw_rad is not None:
+        yaw = forward_yaw_rad + rng.uniform(-0.6, 0.6)
+    roll = float(np.clip(rng.normal(0.0, 0.6), -1.4, 1.4)) + 0.08 * sway
+    pitch = rng.uniform(-0.35, 0.35)
+    return np.asarray(_axis_rotation((0.0, 0.0, 1.0), yaw + 0.1 * sway)
+                      @ _axis_rotation((0.0, 1.0, 0.0), pitch)
+                      @ _axis_rotation((1.0, 0.0, 0.0), roll), dtype=np.float64)
+
+
+def forearm_yaw(body: Any, hand: str) -> Optional[float]:
+    """Return the map yaw (rad) from a body's elbow to its hand, None when not known."""
+    joints = getattr(body, 'joints', {})
+    if f'{hand}_hand' not in joints or f'{hand}_elbow' not in joints:
+        return None
+    d = np.asarray(joints[f'{hand}_hand'], dtype=float) - np.asarray(joints[f'{hand}_elbow'],
+                                                                      dtype=float)
+    return math.atan2(d[1], d[0]) if math.hypot(d[0], d[1]) > 1e-6 else None
+
+
+def held_item_solid(appearance: Appearance, body: Any, index: int, seed: int,
+                    stamp_ns: int) -> SceneBox:
+    """Build the solid of ``body.held[index]`` as the renderer draws it at ``stamp_ns``.
+
+    In a hand: gripped at its side, turned by ``hand_rotation`` along the forearm; in the
+    basket: centred at its position, nearly upright. Light from ``light_factor``.
+    """
+    item = body.held[index]
+    in_basket = item.hand == 'basket'
+    rotation = hand_rotation(seed, body.person_id, index, item.sku, in_basket, stamp_ns,
+                             None if in_basket else forearm_yaw(body, item.hand))
+    light = light_factor(seed, f'{body.person_id}/{index}/{item.sku}', item.position)
+    return held_item_box(appearance, item.position, rotation, light, gripped=not in_basket)
 
 
 def light_factor(seed: int, key: str, position: Sequence[float]) -> float:
@@ -388,7 +443,8 @@ def box_surface_rgb(boxes: Boxes, owner: NDArray[np.int64], local: FloatArray,
     """Return the unshaded colour (N, 3) of solids ``owner`` at box-frame points on ``axis``.
 
     The print follows real packaging: the pattern's accent (the flavour cue) goes round
-    the sides of cans, cups, bottles and jars and on the four sides of boxes and cartons,
+    the sides of cans, cups, bottles and jars (a band and the rim on a lidded cup) and on
+    the four sides of boxes and cartons,
     on the front and back of bags only (not the gussets, with a crimped seal on top);
     the top carries it where real packs do: yogurt lids (``lid``), printed cup lids,
     bottle caps, jar lids, box tops and the face of a bar. Can tops are bare aluminium
@@ -423,7 +479,9 @@ def box_surface_rgb(boxes: Boxes, owner: NDArray[np.int64], local: FloatArray,
     du = np.mod(u, cell) - cell / 2.0
     dw = np.mod(w, cell) - cell / 2.0
     dots = du * du + dw * dw < (0.3 * cell) ** 2
-    lid_side = side & (fz > 0.93)       # the lid's rim seen from the side
+    # A lidded cup: the lid's rim seen from the side, and the flavour band printed round
+    # the cup's wall.
+    lid_side = side & ((fz > 0.93) | (fz > 0.3) & (fz < 0.62))
     mask = np.choose(pattern, [np.zeros(len(owner), dtype=bool), band, label, window, dots,
                                lid_side])
     rgb[mask] = accent[mask]
