@@ -19,8 +19,29 @@ from go_store_nodes.core.sim.people import (
     to_body_frame,
 )
 from go_store_nodes.core.sim.render import FloorTarget, Renderer, scale_intrinsics
-from go_store_nodes.core.sim.render_scene import HEAD_RADIUS_M, held_item_solid
-from go_store_nodes.core.store import load_store_description, parse_store_description
+from go_store_nodes.core.sim.render_geometry import (
+    box_rects,
+    intersect_solids,
+    make_ray_grid,
+    rect_pixels,
+    SOLID_BOX,
+    SOLID_CYLINDER,
+    SOLID_ELLIPSOID,
+)
+from go_store_nodes.core.sim.render_scene import (
+    bin_slot_count,
+    bin_units,
+    box_surface_rgb,
+    Boxes,
+    HEAD_RADIUS_M,
+    held_item_box,
+    held_item_solid,
+)
+from go_store_nodes.core.store import (
+    Intrinsics,
+    load_store_description,
+    parse_store_description,
+)
 from go_store_nodes.core.transforms import rotation_angle_rad, Transform
 
 STAMP_NS = 1_700_000_000 * 10**9
@@ -539,3 +560,122 @@ def test_every_same_weight_bin_front_is_seen_by_a_camera(store):
     unseen = [bin_.bin_id for shelf, bin_, _ in same_weight_groups(store)
               if not signal_view(store, renderer, shelf, bin_)[1]]
     assert not unseen
+
+
+# Products by shape, and shelves that follow the stock.
+
+def test_cylinders_and_ellipsoids_fill_their_box_as_round_solids():
+    # A camera 2 m above three solids of the same 0.1 m box, looking straight down.
+    k = Intrinsics(200, 200, 400.0, 400.0, 99.5, 99.5, 'plumb_bob', (0.0,) * 5)
+    down = Transform(np.diag([1.0, -1.0, -1.0]), np.array([0.0, 0.0, 2.0]))
+    grid = make_ray_grid(k, down)
+    half = np.array([[0.05, 0.05, 0.05]] * 3)
+    centers = np.array([[-0.15, 0.0, 0.5], [0.0, 0.0, 0.5], [0.15, 0.0, 0.5]])
+    kind = np.array([SOLID_BOX, SOLID_CYLINDER, SOLID_ELLIPSOID])
+    rects = box_rects(grid, centers, np.stack([np.eye(3)] * 3), half)
+    owner, pix = rect_pixels(rects, grid.width)
+    hits = intersect_solids(grid, centers, np.stack([np.eye(3)] * 3), half, kind, owner, pix)
+    covered = [int(np.sum(np.isfinite(hits.t[owner == i]))) for i in range(3)]
+    # Areas in pixels: the box's top square (and a side wall), the cylinder's top disc at
+    # 1.45 m, the sphere's outline about that of a disc of its radius at 1.5 m.
+    px_per_m_top = 400.0 / 1.45
+    assert covered[0] > (0.1 * px_per_m_top) ** 2
+    assert covered[1] == pytest.approx(math.pi * (0.05 * px_per_m_top) ** 2, rel=0.05)
+    assert covered[2] == pytest.approx(math.pi * (0.05 * 400.0 / 1.5) ** 2, rel=0.08)
+    # Tops: box and cylinder at z = 0.55 (a flat face, axis 2), sphere's apex likewise.
+    for i in range(3):
+        mine = np.nonzero(owner == i)[0]
+        nearest = mine[np.argmin(hits.t[mine])]
+        assert 2.0 - hits.t[nearest] * grid.z_per_t[pix[nearest]] == pytest.approx(
+            0.55, abs=0.003)
+        assert hits.axis[nearest] == 2
+        assert hits.normal[nearest] @ [0.0, 0.0, 1.0] > 0.99
+
+
+def test_product_print_shows_the_flavour_where_packaging_does(store):
+    catalog = store.catalog
+
+    def top_and_side(sku):
+        look = catalog[sku].appearance
+        solid = Boxes.of([held_item_box(look, (0.0, 0.0, 1.0))])
+        h = solid.half[0]
+        local = np.array([[0.0, 0.0, h[2]], [0.0, 0.0, -h[2]],
+                          [0.0, -h[1], 0.0], [-h[0], 0.0, 0.0]])
+        colours = box_surface_rgb(solid, np.zeros(4, dtype=np.int64), local,
+                                  np.array([2, 2, 1, 0]))
+        return [tuple(c) for c in colours / solid.light[0]]
+
+    def close(a, b):
+        return np.allclose(a, b, atol=1.0)
+
+    yogurt = catalog['nordic_yogurt_blueberry_150g'].appearance
+    top, bottom, front, _ = top_and_side('nordic_yogurt_blueberry_150g')
+    assert close(top, yogurt.accent_rgb) and close(bottom, yogurt.color_rgb)
+    assert close(front, yogurt.accent_rgb)                   # the flavour band
+    cola = catalog['fizz_cola_330ml'].appearance
+    top, _, front, _ = top_and_side('fizz_cola_330ml')
+    assert not close(top, cola.accent_rgb) and close(front, cola.accent_rgb)
+    chips = catalog['crispo_paprika_150g'].appearance
+    _, _, front, gusset = top_and_side('crispo_paprika_150g')
+    assert close(front, chips.accent_rgb) and close(gusset, chips.color_rgb)
+    flakes = catalog['golden_choco_flakes_375g'].appearance
+    assert close(top_and_side('golden_choco_flakes_375g')[0], flakes.accent_rgb)  # box top
+    milk = catalog['milk_semi_1l'].appearance
+    top, _, front, _ = top_and_side('milk_semi_1l')
+    assert close(top, milk.color_rgb) and close(front, milk.accent_rgb)
+
+
+def test_units_in_a_bin_follow_the_counts_and_keep_their_places(store):
+    shelf = store.shelves[0]
+    bin_ = shelf.bins[0]
+    products = [store.catalog[k] for k in bin_.skus]
+
+    def units(counts):
+        return bin_units(shelf.t_map_shelf, bin_.min_m, bin_.max_m, products, counts, 4,
+                         bin_.bin_id)
+
+    slots = [bin_slot_count(bin_.min_m, bin_.max_m, len(products), p.appearance)
+             for p in products]
+    assert len(units([3] + [0] * (len(products) - 1))) == 3
+    assert len(units([0] * len(products))) == 0
+    assert len(units([10_000] * len(products))) == sum(slots)
+    few, more = units([2] * len(products)), units([3] * len(products))
+    centres = {tuple(np.round(u.center, 9)) for u in more}
+    assert all(tuple(np.round(u.center, 9)) in centres for u in few)
+    # Taking units empties the front first: what is left stands at the back.
+    front = shelf.t_map_shelf.inverse().apply(np.array([u.center for u in few]))[:, 1]
+    rest = shelf.t_map_shelf.inverse().apply(np.array([u.center for u in more]))[:, 1]
+    assert front.min() >= rest.min()
+
+
+def test_shelf_images_follow_stock_and_redraw_only_changed_bins(store):
+    options = dict(image_scale=0.5, seed=2, depth_noise_subpixel=0.0, color_noise_dn=0.0)
+    cameras = [c.camera_id for c in store.cameras]
+    full = {b.bin_id: {sku: 1000 for sku in b.skus}
+            for shelf in store.shelves for b in shelf.bins}
+    taken = {bin_id: ({sku: 0 for sku in by_sku} if i % 2 == 0 else by_sku)
+             for i, (bin_id, by_sku) in enumerate(sorted(full.items()))}
+    renderer = Renderer(store, **options)
+    before = {c: renderer.render(c, [], STAMP_NS, stock=full) for c in cameras}
+    assert renderer.bin_redraws == 0
+    after = {c: renderer.render(c, [], STAMP_NS, stock=taken) for c in cameras}
+    changed = [c for c in cameras if not np.array_equal(before[c][1], after[c][1])]
+    assert changed                                 # some camera sees the emptied bins
+    emptied = sum(1 for by_sku in taken.values() if not any(by_sku.values()))
+    assert 0 < renderer.bin_redraws <= emptied * 2 * len(cameras)
+    # Redrawing the changed bins gives what a fresh render of that stock gives.
+    fresh = Renderer(store, **options)
+    for c in changed:
+        depth, colour = fresh.render(c, [], STAMP_NS, stock=taken)
+        assert np.array_equal(colour, after[c][1]) and np.array_equal(depth, after[c][0])
+    # Restocking brings the first image back; unchanged stock redraws nothing.
+    redraws = renderer.bin_redraws
+    for c in changed:
+        depth, colour = renderer.render(c, [], STAMP_NS, stock=full)
+        assert np.array_equal(colour, before[c][1])
+    again = renderer.bin_redraws
+    assert again > redraws
+    renderer.render(changed[0], [], STAMP_NS, stock=full)
+    assert renderer.bin_redraws == again
+    with pytest.raises(ValueError, match='unknown bin'):
+        renderer.set_stock({'no_such_bin': {}})
