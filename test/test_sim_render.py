@@ -679,3 +679,37 @@ def test_shelf_images_follow_stock_and_redraw_only_changed_bins(store):
     assert renderer.bin_redraws == again
     with pytest.raises(ValueError, match='unknown bin'):
         renderer.set_stock({'no_such_bin': {}})
+
+
+def test_items_in_a_moving_hand_blur_mildly_in_colour_only(store):
+    options = dict(image_scale=1.0, seed=4, depth_noise_subpixel=0.0, color_noise_dn=0.0)
+    target = np.array([1.25, 1.65, 1.1])
+    body = make_body(4, 1.25, 1.0, heading_rad=math.pi / 2, right_target=target)
+    hand = np.asarray(body.joints['right_hand'])
+
+    def holding(offset_m):
+        item = HeldItem('tea_green_20', hand + [offset_m, 0.0, 0.0], 'right')
+        return BodyState(4, body.joints, body.shirt_rgb, body.trousers_rgb, body.skin_rgb,
+                         (item,))
+
+    frame_ns = 66_666_667
+    # 0.1 m in one frame: 1.5 m/s, 18 mm during the exposure.
+    moving = Renderer(store, **options)
+    moving.render('cam_01', [holding(0.0)], STAMP_NS)
+    depth, blurred = moving.render('cam_01', [holding(0.1)], STAMP_NS + frame_ns)
+    still_depth, sharp = Renderer(store, **options).render('cam_01', [holding(0.1)],
+                                                           STAMP_NS + frame_ns)
+    assert np.array_equal(depth, still_depth)
+    differ = np.any(blurred != sharp, axis=2)
+    rows, cols = np.nonzero(differ)
+    assert 20 < len(rows) < 2000                       # only round the item's outline
+    assert rows.max() - rows.min() < 60 and cols.max() - cols.min() < 60
+    again = Renderer(store, **options)
+    again.render('cam_01', [holding(0.0)], STAMP_NS)
+    assert np.array_equal(again.render('cam_01', [holding(0.1)], STAMP_NS + frame_ns)[1],
+                          blurred)
+    # A hand at rest stays sharp.
+    resting = Renderer(store, **options)
+    resting.render('cam_01', [holding(0.1)], STAMP_NS)
+    assert np.array_equal(resting.render('cam_01', [holding(0.1)], STAMP_NS + frame_ns)[1],
+                          sharp)

@@ -175,6 +175,10 @@ def scale_intrinsics(intrinsics: Intrinsics, scale: float) -> Intrinsics:
     return intrinsics.scaled(scale)
 
 
+COLOUR_EXPOSURE_S = 0.012    # colour exposure under store lighting (motion blur length)
+BLUR_HISTORY_S = 0.2         # a held item's velocity from a frame at most this old
+BLUR_SAMPLES = 3             # positions averaged over the exposure (odd: one mid-exposure)
+MIN_SMEAR_M = 0.002          # less travel than this is drawn sharp
 WINDOW_CACHE_SIZE = 16   # backgrounds of colour windows kept (least recently used go)
 BIN_MARGIN_M = 0.02      # a bin's pixel rectangle covers its volume grown by this much
 
@@ -223,6 +227,7 @@ class _Dynamic:
     bodies: tuple[Any, ...]
     capsules: Capsules
     boxes: Boxes
+    smear: FloatArray | None = None     # (K, 3) held items' travel during the exposure (m)
 
 
 class Renderer:
@@ -244,6 +249,9 @@ class Renderer:
         self._views: dict[str, _View] = {}
         self._windows: dict[tuple[str, int, int, int, int], _Stream] = {}
         self._dynamic: _Dynamic | None = None
+        # Held items of the last frame drawn: (person, index, SKU) -> (stamp_ns, centre).
+        self._held_before: dict[tuple[Any, int, str], tuple[int, FloatArray]] = {}
+        self._held_stamp_ns: int | None = None
         self.bin_redraws = 0        # bins redrawn in some stream since construction
 
     def set_stock(self, stock: Mapping[str, Mapping[str, int]]) -> None:
@@ -295,7 +303,7 @@ class Renderer:
         self._refresh_bins(view.color)
         dynamic = self._dynamic_scene(bodies, stamp_ns)
         z_depth, rgb_depth = self._compose(view.depth, dynamic, extra)
-        z_color, rgb_color = self._compose(view.color, dynamic, extra)
+        z_color, rgb_color = self._compose(view.color, dynamic, extra, blur=True)
         entropy = [self.config.seed, view.key, int(stamp_ns) % (1 << 64)]
         rng = np.random.default_rng(np.random.SeedSequence(entropy))
         depth = self._depth_image(view, z_depth, rgb_depth, rng)
@@ -326,7 +334,7 @@ class Renderer:
         self._windows[key] = stream
         while len(self._windows) > WINDOW_CACHE_SIZE:
             self._windows.pop(next(iter(self._windows)))
-        _, rgb = self._compose(stream, self._dynamic_scene(bodies, stamp_ns), ())
+        _, rgb = self._compose(stream, self._dynamic_scene(bodies, stamp_ns), (), blur=True)
         entropy = [self.config.seed, zlib.crc32(camera_id.encode()), int(stamp_ns) % (1 << 64),
                    col0 % (1 << 32), row0 % (1 << 32)]
         rng = np.random.default_rng(np.random.SeedSequence(entropy))
@@ -396,28 +404,66 @@ class Renderer:
                         stream.z, stream.rgb, clip=(c0, c1, r0, r1))
 
     def _dynamic_scene(self, bodies: Sequence[Any], stamp_ns: int) -> _Dynamic:
-        """Build capsules and held-item boxes of everyone, reused by the cameras of a tick."""
+        """Build capsules and held-item solids of everyone, reused by the cameras of a tick.
+
+        A held item's travel during the colour exposure comes from where it was in the
+        frame drawn before (at most ``BLUR_HISTORY_S`` earlier): frames rendered in time
+        order, as a recording does, get the same blur for a seed; a frame alone gets none.
+        """
         bodies = tuple(bodies)
-        key = (int(stamp_ns),) + tuple(id(b) for b in bodies)
+        stamp_ns = int(stamp_ns)
+        key = (stamp_ns,) + tuple(id(b) for b in bodies)
         if self._dynamic is not None and self._dynamic.key == key:
             return self._dynamic
         capsules = Capsules.concatenate([body_capsules(b) for b in bodies])
-        boxes = Boxes.of([held_item_solid(self.store.product(item.sku).appearance, b, index,
-                                          self.config.seed, int(stamp_ns))
-                          for b in bodies for index, item in enumerate(b.held)])
-        self._dynamic = _Dynamic(key, bodies, capsules, boxes)
+        solids, keys = [], []
+        for b in bodies:
+            for index, item in enumerate(b.held):
+                solids.append(held_item_solid(self.store.product(item.sku).appearance, b,
+                                              index, self.config.seed, stamp_ns))
+                keys.append((b.person_id, index, item.sku))
+        boxes = Boxes.of(solids)
+        smear = np.zeros((len(solids), 3))
+        for k, (item_key, solid) in enumerate(zip(keys, solids, strict=True)):
+            before = self._held_before.get(item_key)
+            if before is not None and 0 < stamp_ns - before[0] <= BLUR_HISTORY_S * 1e9:
+                speed = (solid.center - before[1]) / ((stamp_ns - before[0]) * 1e-9)
+                smear[k] = speed * COLOUR_EXPOSURE_S
+        if self._held_stamp_ns is None or stamp_ns > self._held_stamp_ns:
+            self._held_before = {item_key: (stamp_ns, solid.center)
+                                 for item_key, solid in zip(keys, solids, strict=True)}
+            self._held_stamp_ns = stamp_ns
+        moving = np.linalg.norm(smear, axis=1).max(initial=0.0) > MIN_SMEAR_M
+        self._dynamic = _Dynamic(key, bodies, capsules, boxes, smear if moving else None)
         return self._dynamic
 
-    def _compose(self, stream: _Stream, dynamic: _Dynamic,
-                 targets: Sequence[FloorTarget]) -> tuple[FloatArray, FloatArray]:
-        """Draw targets, people and held items over the background, nearest surface wins."""
+    def _compose(self, stream: _Stream, dynamic: _Dynamic, targets: Sequence[FloorTarget],
+                 blur: bool = False) -> tuple[FloatArray, FloatArray]:
+        """Draw targets, people and held items over the background, nearest surface wins.
+
+        With ``blur`` (the colour stream), items in a moving hand are drawn at
+        ``BLUR_SAMPLES`` points of their travel during the exposure and averaged: a mild
+        motion blur. Depth keeps the mid-exposure position.
+        """
         z = stream.z.copy()
         rgb = stream.rgb.astype(np.float64)
         for target in targets:
             _draw_target(stream.grid, target, z, rgb)
         _draw_capsules(stream.grid, dynamic.capsules, z, rgb)
-        _draw_boxes(stream.grid, dynamic.boxes, z, rgb)
-        return z, rgb
+        if not blur or dynamic.smear is None:
+            _draw_boxes(stream.grid, dynamic.boxes, z, rgb)
+            return z, rgb
+        z_under, rgb_under = z, rgb
+        total = np.zeros_like(rgb)
+        for fraction in np.linspace(-0.5, 0.5, BLUR_SAMPLES):
+            shifted = replace(dynamic.boxes, center=dynamic.boxes.center
+                              + fraction * dynamic.smear)
+            z_sample, rgb_sample = z_under.copy(), rgb_under.copy()
+            _draw_boxes(stream.grid, shifted, z_sample, rgb_sample)
+            total += rgb_sample
+            if fraction == 0.0:
+                z = z_sample
+        return z, total / BLUR_SAMPLES
 
     # Sensor models -----------------------------------------------------------------------
 
