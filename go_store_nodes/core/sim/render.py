@@ -406,9 +406,10 @@ class Renderer:
     def _dynamic_scene(self, bodies: Sequence[Any], stamp_ns: int) -> _Dynamic:
         """Build capsules and held-item solids of everyone, reused by the cameras of a tick.
 
-        A held item's travel during the colour exposure comes from where it was in the
-        frame drawn before (at most ``BLUR_HISTORY_S`` earlier): frames rendered in time
-        order, as a recording does, get the same blur for a seed; a frame alone gets none.
+        How far an item in a hand travels during the colour exposure comes from where it
+        was in the frame drawn before (at most ``BLUR_HISTORY_S`` earlier): frames rendered
+        in time order, as a recording does, get the same blur for a seed; a frame alone
+        gets none. Items in the basket are drawn sharp.
         """
         bodies = tuple(bodies)
         stamp_ns = int(stamp_ns)
@@ -416,9 +417,10 @@ class Renderer:
         if self._dynamic is not None and self._dynamic.key == key:
             return self._dynamic
         capsules = Capsules.concatenate([body_capsules(b) for b in bodies])
-        solids, keys = [], []
+        solids, keys, in_hand_flags = [], [], []
         for b in bodies:
             for index, item in enumerate(b.held):
+                in_hand_flags.append(item.hand != 'basket')
                 solids.append(held_item_solid(self.store.product(item.sku).appearance, b,
                                               index, self.config.seed, stamp_ns))
                 keys.append((b.person_id, index, item.sku))
@@ -426,7 +428,8 @@ class Renderer:
         smear = np.zeros((len(solids), 3))
         for k, (item_key, solid) in enumerate(zip(keys, solids, strict=True)):
             before = self._held_before.get(item_key)
-            if before is not None and 0 < stamp_ns - before[0] <= BLUR_HISTORY_S * 1e9:
+            recent = before is not None and 0 < stamp_ns - before[0] <= BLUR_HISTORY_S * 1e9
+            if in_hand_flags[k] and before is not None and recent:
                 speed = (solid.center - before[1]) / ((stamp_ns - before[0]) * 1e-9)
                 smear[k] = speed * COLOUR_EXPOSURE_S
         if self._held_stamp_ns is None or stamp_ns > self._held_stamp_ns:
@@ -453,17 +456,24 @@ class Renderer:
         if not blur or dynamic.smear is None:
             _draw_boxes(stream.grid, dynamic.boxes, z, rgb)
             return z, rgb
-        z_under, rgb_under = z, rgb
-        total = np.zeros_like(rgb)
-        for fraction in np.linspace(-0.5, 0.5, BLUR_SAMPLES):
-            shifted = replace(dynamic.boxes, center=dynamic.boxes.center
-                              + fraction * dynamic.smear)
-            z_sample, rgb_sample = z_under.copy(), rgb_under.copy()
-            _draw_boxes(stream.grid, shifted, z_sample, rgb_sample)
-            total += rgb_sample
-            if fraction == 0.0:
-                z = z_sample
-        return z, total / BLUR_SAMPLES
+        # Only the pixels the items can reach change: keep what is under them there.
+        grid = stream.grid
+        samples = [replace(dynamic.boxes, center=dynamic.boxes.center + f * dynamic.smear)
+                   for f in np.linspace(-0.5, 0.5, BLUR_SAMPLES)]
+        reach = np.unique(np.concatenate([
+            rect_pixels(box_rects(grid, b.center, b.rotation, b.half), grid.width)[1]
+            for b in samples]))
+        z_under, rgb_under = z[reach], rgb[reach]
+        total = np.zeros_like(rgb_under)
+        z_mid = z_under
+        for index, shifted in enumerate(samples):
+            z[reach], rgb[reach] = z_under, rgb_under
+            _draw_boxes(grid, shifted, z, rgb)
+            total += rgb[reach]
+            if 2 * index == BLUR_SAMPLES - 1:
+                z_mid = z[reach]
+        z[reach], rgb[reach] = z_mid, total / BLUR_SAMPLES
+        return z, rgb
 
     # Sensor models -----------------------------------------------------------------------
 
