@@ -177,7 +177,7 @@ def scale_intrinsics(intrinsics: Intrinsics, scale: float) -> Intrinsics:
 
 COLOUR_EXPOSURE_S = 0.012    # colour exposure under store lighting (motion blur length)
 BLUR_HISTORY_S = 0.2         # a held item's velocity from a frame at most this old
-BLUR_SAMPLES = 3             # positions averaged over the exposure (odd: one mid-exposure)
+BLUR_SAMPLES = 5             # positions averaged over the exposure (odd: one mid-exposure)
 MIN_SMEAR_M = 0.002          # less travel than this is drawn sharp
 WINDOW_CACHE_SIZE = 16   # backgrounds of colour windows kept (least recently used go)
 BIN_MARGIN_M = 0.02      # a bin's pixel rectangle covers its volume grown by this much
