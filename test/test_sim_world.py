@@ -508,3 +508,29 @@ def test_items_ride_in_hands_then_in_the_basket(smoke_scenario):
                     assert np.linalg.norm(item.position[:2] - body.position_xy()) < 0.5
                     assert 0.5 < item.position[2] < 1.2
     assert 'basket' in seen and seen & {'left', 'right'}
+
+
+def test_ticks_hand_the_stock_to_the_renderer_and_staff_wear_the_uniform(smoke_scenario):
+    uniform = (200, 20, 10)
+    scenario = dataclasses.replace(
+        smoke_scenario, duration_s=40.0,
+        associates=dataclasses.replace(smoke_scenario.associates, count=1,
+                                       uniform_rgb=uniform))
+    simulation = Simulation(scenario, load_store_description(scenario.store_path))
+    stocks, staff_shirts, shopper_shirts = [], set(), set()
+    for tick in simulation.run():
+        assert (tick.stock is not None) == tick.camera_frame
+        if tick.stock is not None:
+            stocks.append(tick.stock)
+        for body in tick.bodies:
+            (staff_shirts if body.role == 'associate' else shopper_shirts).add(body.shirt_rgb)
+    assert staff_shirts == {uniform} and uniform not in shopper_shirts
+    assert set(stocks[0]) == set(simulation.store.bins())
+    picks = [e for e in simulation.truth.events if e.kind == 'pick']
+    assert picks
+    first, last = stocks[0], stocks[-1]
+    for event in picks:
+        assert last[event.bin_id][event.sku] < first[event.bin_id][event.sku]
+    # A snapshot, not a view of the world's live counts.
+    assert stocks[0] is not stocks[-1] and stocks[0][picks[0].bin_id] is not \
+        stocks[-1][picks[0].bin_id]

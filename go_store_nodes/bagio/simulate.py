@@ -3,7 +3,8 @@
 The simulation and the renderer follow docs/simulation.md: ``Simulation.run()`` yields
 ``Tick`` objects in time order and ``Simulation.truth`` is complete afterwards;
 ``Renderer.render(camera_id, bodies, stamp_ns)`` returns (depth uint16 mm, colour rgb8)
-and ``Renderer.intrinsics(camera_id)`` the scaled (depth, colour) intrinsics.
+and ``Renderer.intrinsics(camera_id)`` the scaled (depth, colour) intrinsics; a tick that
+carries the shelf stock hands it to ``Renderer.set_stock`` before its cameras render.
 Every message is stored at its tick's time; headers carry the sensor stamps.
 """
 
@@ -112,6 +113,9 @@ def record_simulation(simulation: Any, renderer: Any, description: StoreDescript
                                                    int(batch.first_stamp_ns),
                                                    int(batch.period_ns), batch.grams))
             if tick.camera_frame:
+                stock = getattr(tick, 'stock', None)
+                if stock is not None:
+                    renderer.set_stock(stock)
                 for camera, topics in cameras:
                     if camera.camera_id in tick.dropped_cameras:
                         continue

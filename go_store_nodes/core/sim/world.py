@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import heapq
 import math
 import pathlib
-from typing import Any, Iterator, Optional, Sequence
+from typing import Any, Iterator, Mapping, Optional, Sequence
 
 import numpy as np
 from numpy.typing import NDArray
@@ -93,6 +93,9 @@ class Tick:
     load_cells: tuple[LoadCellBatchData, ...]
     check_ins: tuple[CheckInData, ...]
     step: int = 0
+    # Units per SKU in every bin (bin id -> SKU -> count) after this step's events; set on
+    # camera frames only (None otherwise), for the renderer's shelves.
+    stock: Optional[Mapping[str, Mapping[str, int]]] = None
 
 
 def stamp_of_step(start_ns: int, step: int) -> int:
@@ -1100,7 +1103,9 @@ class Simulation:
         spawn = self.gate_point(gate, rng)
         centre = np.array(self.store.size_m) / 2.0
         heading = math.atan2(centre[1] - spawn[1], centre[0] - spawn[0])
-        agent = _Agent(pid, role, sample_physique(rng), rng, party, step, spawn, heading)
+        uniform = self.scenario.associates.uniform_rgb if role == 'associate' else None
+        agent = _Agent(pid, role, sample_physique(rng, uniform), rng, party, step, spawn,
+                       heading)
         agent.tangle_planned = role == 'shopper' and \
             rng.random() < self.scenario.behaviours.tangled
         self.agents.append(agent)
@@ -1537,7 +1542,8 @@ class Simulation:
                                                       agent.crouch, index), 'basket'))
         return BodyState(agent.pid, joints, physique.shirt_rgb, physique.trousers_rgb,
                          physique.skin_rgb, tuple(held), agent.heading, agent.role,
-                         physique.shoulder_width_m)
+                         physique.shoulder_width_m, physique.hair_rgb, physique.hat_rgb,
+                         physique.bag, physique.bag_rgb)
 
     def _check_ins(self) -> list[CheckInData]:
         data = []
@@ -1584,8 +1590,10 @@ class Simulation:
             bodies = tuple(self._body(a) for a in self.agents if a.present)
             if camera_frame:
                 self._record_frame(step, bodies)
+            stock = {b: dict(units) for b, units in self.stock.items()} if camera_frame \
+                else None
             yield Tick(self.stamp(step), bodies, camera_frame, dropped, tuple(batches),
-                       tuple(check_ins), step)
+                       tuple(check_ins), step, stock)
         self.sensor_counts['load_cell_spikes'] = self.loadcells.spike_count
         self.truth = self._finish_truth()
 
