@@ -24,6 +24,7 @@ import math
 import sys
 
 import numpy as np
+import yaml
 
 from go_store_nodes.core.coverage import (
     bin_face_points,
@@ -59,16 +60,10 @@ def replace_pairs(chosen: list[int], floor_matrix: np.ndarray, face_matrix: np.n
         for i in range(len(chosen)):
             for j in range(i + 1, len(chosen)):
                 rest = [c for k, c in enumerate(chosen) if k not in (i, j)]
-                floor = floor_matrix[rest].sum(axis=0)
-                face = face_matrix[rest].sum(axis=0)
-                # Figures with each candidate added to the rest, all candidates at once.
-                one = ((floor[None, :] + floor_matrix) >= 1).mean(axis=1)
-                two = ((floor[None, :] + floor_matrix) >= 2).mean(axis=1)
-                both = ((face[None, :] + face_matrix) >= 2).mean(axis=1)
-                ok = np.flatnonzero((one >= args.floor_1) & (two >= args.floor_2)
-                                    & (both >= args.bin_2 - 1e-9))
+                ok = _all_met(floor_matrix[rest].sum(axis=0), face_matrix[rest].sum(axis=0),
+                              floor_matrix, face_matrix, args)
                 if len(ok):
-                    best = int(ok[np.argmax(two[ok] + one[ok])])
+                    best = int(ok[0])
                     print(f'# replaced two cameras by candidate {best}', file=sys.stderr)
                     chosen = rest + [best]
                     improved = True
@@ -76,6 +71,58 @@ def replace_pairs(chosen: list[int], floor_matrix: np.ndarray, face_matrix: np.n
             if improved:
                 break
     assert met(chosen)
+    return chosen
+
+
+def _all_met(base_floor: np.ndarray, base_face: np.ndarray, floor_matrix: np.ndarray,
+             face_matrix: np.ndarray, args: argparse.Namespace) -> np.ndarray:
+    """Return the candidates that, added to the base counts, meet every target."""
+    floor = np.minimum(base_floor, 2).astype(np.uint8)[None, :] + floor_matrix
+    one = (floor >= 1).mean(axis=1)
+    two = (floor >= 2).mean(axis=1)
+    both = ((np.minimum(base_face, 2).astype(np.uint8)[None, :] + face_matrix) >= 2).mean(
+        axis=1)
+    ok = (one >= args.floor_1) & (two >= args.floor_2) & (both >= args.bin_2 - 1e-9)
+    order = np.argsort(-(two + one))
+    return order[ok[order]]
+
+
+def drop_one_repair_one(chosen: list[int], floor_matrix: np.ndarray, face_matrix: np.ndarray,
+                        args: argparse.Namespace) -> list[int]:
+    """Drop a camera and move one other to any candidate pose while the targets hold."""
+    improved = True
+    while improved and len(chosen) > 2:
+        improved = False
+        for dropped in chosen:
+            rest = [c for c in chosen if c != dropped]
+            for moved in rest:
+                base = [c for c in rest if c != moved]
+                ok = _all_met(floor_matrix[base].sum(axis=0), face_matrix[base].sum(axis=0),
+                              floor_matrix, face_matrix, args)
+                if len(ok):
+                    chosen = base + [int(ok[0])]
+                    print(f'# dropped {dropped}, moved {moved} to {int(ok[0])}: '
+                          f'{len(chosen)} cameras', file=sys.stderr)
+                    improved = True
+                    break
+            if improved:
+                break
+    return chosen
+
+
+def repair_by_moving_one(chosen: list[int], floor_matrix: np.ndarray,
+                         face_matrix: np.ndarray, met, args: argparse.Namespace) -> list[int]:
+    """Move one camera of a layout that misses a target to a pose that meets them all."""
+    if met(chosen):
+        return chosen
+    for moved in chosen:
+        base = [c for c in chosen if c != moved]
+        ok = _all_met(floor_matrix[base].sum(axis=0), face_matrix[base].sum(axis=0),
+                      floor_matrix, face_matrix, args)
+        if len(ok):
+            print(f'# repaired by moving {moved} to {int(ok[0])}', file=sys.stderr)
+            return base + [int(ok[0])]
+    print('# no single move repairs the start layout', file=sys.stderr)
     return chosen
 
 
@@ -92,6 +139,8 @@ def main() -> int:
     parser.add_argument('--face-step', type=float, default=0.1)
     parser.add_argument('--floor-1', type=float, default=0.995)
     parser.add_argument('--floor-2', type=float, default=0.85)
+    parser.add_argument('--start', help='YAML with a cameras: list on the candidate grid to '
+                        'start from (e.g. an earlier proposal); moved one at a time to repair')
     parser.add_argument('--bin-2', type=float, default=1.0,
                         help='share of all bin-front samples to see by >= 2 cameras')
     args = parser.parse_args()
@@ -130,8 +179,9 @@ def main() -> int:
                     candidates.append((float(x), float(y), float(z), rpy))
                     floor_sees.append(depth_seen)
                     face_sees.append(colour_seen)
-    floor_matrix = np.array(floor_sees, dtype=np.int32)
-    face_matrix = np.array(face_sees, dtype=np.int32)
+    # uint8: a cell's count stays far below 255, and the candidate sweeps stay small.
+    floor_matrix = np.array(floor_sees, dtype=np.uint8)
+    face_matrix = np.array(face_sees, dtype=np.uint8)
     print(f'# {len(candidates)} candidates, {floor_points.shape[0]} floor cells, '
           f'{face_points.shape[0]} bin-front samples', file=sys.stderr)
 
@@ -146,8 +196,16 @@ def main() -> int:
         return one >= args.floor_1 and two >= args.floor_2 and face >= args.bin_2 - 1e-9
 
     chosen: list[int] = []
-    floor_count = np.zeros(len(floor_points), dtype=np.int32)
-    face_count = np.zeros(len(face_points), dtype=np.int32)
+    if args.start:
+        index_of = {c: i for i, c in enumerate(candidates)}
+        for entry in yaml.safe_load(open(args.start))['cameras']:
+            pose = entry['pose']
+            key = (*(float(v) for v in pose['translation_m']),
+                   tuple(float(v) for v in pose['rotation']['rpy_deg']))
+            chosen.append(index_of[key])
+        chosen = repair_by_moving_one(chosen, floor_matrix, face_matrix, met, args)
+    floor_count = floor_matrix[chosen].sum(axis=0).astype(np.uint8)
+    face_count = face_matrix[chosen].sum(axis=0).astype(np.uint8)
     while not met(chosen):
         one, two, face = figures(chosen)
         gain = np.zeros(len(candidates))
@@ -174,6 +232,8 @@ def main() -> int:
             chosen = rest
             print(f'# dropped {candidates[index]}', file=sys.stderr)
     chosen = replace_pairs(chosen, floor_matrix, face_matrix, met, args)
+    chosen = drop_one_repair_one(chosen, floor_matrix, face_matrix, args)
+    assert met(chosen)
     one, two, face = figures(chosen)
     print(f'# {len(chosen)} cameras: floor at {args.height} m >=1 {one:.1%}, >=2 {two:.1%}; '
           f'bin-front samples >=2 {face:.1%}', file=sys.stderr)

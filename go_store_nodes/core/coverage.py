@@ -425,7 +425,8 @@ def heat_map(store: StoreDescription, floor: FloorCoverage,
             hit = axis[:2] * (-position[2] / axis[2])
             hit *= min(1.0, 3.0 / max(float(np.linalg.norm(hit)), 1e-9))
             end = pixel(position[0] + hit[0], position[1] + hit[1])
-            cv2.arrowedLine(image, start, end, (0, 0, 0), 1, tipLength=0.2)
+            length_px = max(math.hypot(end[0] - start[0], end[1] - start[1]), 1.0)
+            cv2.arrowedLine(image, start, end, (0, 0, 0), 1, tipLength=min(0.5, 10.0 / length_px))
         cv2.circle(image, start, 5, (0, 0, 0), -1)
         cv2.putText(image, camera.camera_id.replace('cam_', ''), (start[0] + 6, start[1] - 6),
                     cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1)
