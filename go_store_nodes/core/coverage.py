@@ -232,18 +232,22 @@ def _color_sees(camera: Camera, points: FloatArray,
 
 
 def free_floor(store: StoreDescription, cell_m: float) -> tuple[FloatArray, NDArray[np.bool_]]:
-    """Cell centres (rows, cols, 2) in map over the store floor, and which are free floor."""
+    """Cell centres (rows, cols, 2) in map over the store floor, and which are free floor.
+
+    Square cells of ``cell_m`` from the south-west corner; a cell whose centre lies past
+    the east or north wall (the size is no multiple of the cell) is not free floor.
+    """
     width, depth = store.size_m
-    cols = max(1, int(round(width / cell_m)))
-    rows = max(1, int(round(depth / cell_m)))
-    xs = (np.arange(cols) + 0.5) * width / cols
-    ys = (np.arange(rows) + 0.5) * depth / rows
+    cols = max(1, int(math.ceil(width / cell_m - 1e-9)))
+    rows = max(1, int(math.ceil(depth / cell_m - 1e-9)))
+    xs = (np.arange(cols) + 0.5) * cell_m
+    ys = (np.arange(rows) + 0.5) * cell_m
     grid = np.stack(np.meshgrid(xs, ys), axis=-1)
     flat = grid.reshape(-1, 2)
-    under = np.zeros(len(flat), dtype=bool)
+    blocked = (flat[:, 0] > width) | (flat[:, 1] > depth)
     for shelf in store.shelves:
-        under |= shelf_contains_xy(shelf, flat)
-    return grid, ~under.reshape(rows, cols)
+        blocked |= shelf_contains_xy(shelf, flat)
+    return grid, ~blocked.reshape(rows, cols)
 
 
 def floor_coverage(store: StoreDescription, height_m: float,
@@ -258,7 +262,7 @@ def floor_coverage(store: StoreDescription, height_m: float,
         counts += _depth_sees(camera, points, store.shelves)
     full = np.zeros(rows * cols, dtype=np.int32)
     full[free.ravel()] = counts
-    return FloorCoverage(height_m, store.size_m[0] / cols, full.reshape(rows, cols), free)
+    return FloorCoverage(height_m, config.cell_m, full.reshape(rows, cols), free)
 
 
 def bin_face_points(shelf: Shelf, low: Sequence[float], high: Sequence[float],
