@@ -100,6 +100,11 @@ def test_two_cameras_count_twice_only_where_both_see():
     both_low = floor_coverage(_store([WEST, EAST], wall_height_m=0.4), 2.0)
     # At 2 m each sees a 2 m square: only the divider's columns would be shared.
     assert both_low.share(2) == 0.0 and both_low.share(1) == pytest.approx(1.0)
+    # At 0.5 m over a low divider: west sees x < 3.5, east x >= 0.5; both see columns
+    # 10-37 and 42-69, 56 of the 76 free columns.
+    overlap = floor_coverage(_store([WEST, EAST], wall_height_m=0.4), 0.5)
+    assert overlap.share(2) == pytest.approx(56 / 76)
+    assert overlap.counts[:, 10:38].min() == 2 and overlap.counts[:, :10].max() == 1
 
 
 def test_depth_range_limits_what_counts():
