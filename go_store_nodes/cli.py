@@ -162,6 +162,9 @@ def build_parser() -> argparse.ArgumentParser:
     from . import calibrate_command
     calibrate_command.add_subcommand(sub, store_path)
 
+    from . import coverage_command
+    coverage_command.add_subcommand(sub, _store_path)
+
     from . import sim_commands
     sim_commands.add_subcommands(sub)
     return parser

@@ -70,9 +70,27 @@ def window(image, u, v, half=2):
     return image[vi - half:vi + half + 1, ui - half:ui + half + 1]
 
 
+# The renderer tests reason about cameras looking straight down from 3 m over open floor
+# (cam_01 at x 1.25 m, cam_02 at 3.75 m, y 1.0 m): pinned here, not read from the
+# reference layout, which is planned for coverage (docs/store-description.md).
+DOWN_FROM_3M = {'matrix': [[1.0, 0.0, 0.0], [0.0, -1.0, 0.0], [0.0, 0.0, -1.0]]}
+
+
+@pytest.fixture(scope='module')
+def reference_store(store_path):
+    """The reference store with its planned cameras: for what depends on their views."""
+    return load_store_description(store_path)
+
+
 @pytest.fixture(scope='module')
 def store(store_path):
-    return load_store_description(store_path)
+    data = yaml.safe_load(store_path.read_text())
+    model = data['cameras'][0]['model']
+    data['cameras'] = [
+        {'id': camera_id, 'model': model, 'serial': '',
+         'pose': {'translation_m': [x_m, 1.0, 3.0], 'rotation': DOWN_FROM_3M}}
+        for camera_id, x_m in (('cam_01', 1.25), ('cam_02', 3.75))]
+    return parse_store_description(data, 'render test store')
 
 
 @pytest.fixture(scope='module')
@@ -511,13 +529,14 @@ def item_feature(store, renderer, cameras, point, body, bare, stamp_ns):
     return np.concatenate(features)
 
 
-def test_same_weight_flavours_in_a_bin_are_told_apart_in_the_hand(store):
+def test_same_weight_flavours_in_a_bin_are_told_apart_in_the_hand(reference_store):
     """A plain 1-NN on item crops separates every same-weight group sharing a bin.
 
     For each such bin: a person holds a unit at the bin front (random rotation, jitter,
     light, person), cropped in each colour camera that sees that point at the store's
     resolution; references come from other random draws. It shows the signal exists.
     """
+    store = reference_store
     renderer = Renderer(store, image_scale=1.0, seed=5)
     groups = same_weight_groups(store)
     assert any(len(skus) >= 3 for _, _, skus in groups)       # the noodle cups at least
@@ -549,13 +568,12 @@ def test_same_weight_flavours_in_a_bin_are_told_apart_in_the_hand(store):
     for bin_id, (accuracy, n_cameras, where, skus) in results.items():
         print(f'{bin_id}: {accuracy:.3f} ({n_cameras} camera(s), hand {where[0]:.2f} m out '
               f'at {where[1]:.2f} m) {", ".join(skus)}')
-    assert len(results) >= len(groups) / 2
+    assert len(results) == len(groups)             # every group is seen and measured
     assert all(accuracy >= 0.95 for accuracy, *_ in results.values()), results
 
 
-@pytest.mark.xfail(strict=False, reason='the camera layout is being redesigned: today the '
-                   'aisle in front of one low shelf lies between the two rows of cameras')
-def test_every_same_weight_bin_front_is_seen_by_a_camera(store):
+def test_every_same_weight_bin_front_is_seen_by_a_camera(reference_store):
+    store = reference_store
     renderer = Renderer(store, image_scale=1.0, seed=5)
     unseen = [bin_.bin_id for shelf, bin_, _ in same_weight_groups(store)
               if not signal_view(store, renderer, shelf, bin_)[1]]
@@ -648,7 +666,8 @@ def test_units_in_a_bin_follow_the_counts_and_keep_their_places(store):
     assert front.min() >= rest.min()
 
 
-def test_shelf_images_follow_stock_and_redraw_only_changed_bins(store):
+def test_shelf_images_follow_stock_and_redraw_only_changed_bins(reference_store):
+    store = reference_store
     options = dict(image_scale=0.5, seed=2, depth_noise_subpixel=0.0, color_noise_dn=0.0)
     cameras = [c.camera_id for c in store.cameras]
     full = {b.bin_id: {sku: 1000 for sku in b.skus}
