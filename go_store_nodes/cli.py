@@ -163,7 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
     calibrate_command.add_subcommand(sub, store_path)
 
     from . import coverage_command
-    coverage_command.add_subcommand(sub, _store_path)
+    coverage_command.add_subcommand(sub, store_path)
 
     from . import sim_commands
     sim_commands.add_subcommands(sub)

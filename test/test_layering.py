@@ -94,10 +94,9 @@ def _layer(module: str) -> str:
     parts = module.split('.')
     if parts[0] == TESTING:
         return 'testing'
-    if len(parts) == 1 or parts[1] in ('cli', 'sim_commands', 'calibrate_command',
-                                       'command_args', '__main__'):
-        return 'commands'
-    return parts[1]
+    if len(parts) > 1 and parts[1] in LAYERS:
+        return parts[1]
+    return 'commands'             # the package's own modules: the `go-store` commands
 
 
 def _unit(module: str) -> str:

@@ -78,7 +78,7 @@ DOWN_FROM_3M = {'matrix': [[1.0, 0.0, 0.0], [0.0, -1.0, 0.0], [0.0, 0.0, -1.0]]}
 
 @pytest.fixture(scope='module')
 def reference_store(store_path):
-    """The reference store with its planned cameras: for what depends on their views."""
+    """Return the reference store with its planned cameras (tests that need their views)."""
     return load_store_description(store_path)
 
 
