@@ -169,16 +169,16 @@ def segment_people(heights: NDArray[np.float32], grid: FloorGrid, config: Locato
     rows, cols = np.divmod(blob_cells, grid.nx)
     peak_blob = np.array([p[0] for p in peaks])
     peak_rc = np.array([(p[1], p[2]) for p in peaks], dtype=np.float64).reshape(-1, 2)
-    if visible is None:
-        clipped = np.zeros(len(peaks), bool)
-    else:
+    clipped = np.zeros(len(peaks), bool)
+    if visible is not None:
         # The disc of half a head separation, head_depth_m above the maximum, in view?
         x, y = grid.centres(peak_rc[:, 0], peak_rc[:, 1])
         z = np.array([p[3] for p in peaks]) + config.head_depth_m
         r = 0.5 * config.head_separation_m
         offsets = ((0.0, 0.0), (r, 0.0), (-r, 0.0), (0.0, r), (0.0, -r))
         above = np.concatenate([np.stack([x + dx, y + dy, z], axis=1) for dx, dy in offsets])
-        clipped = ~visible(above).reshape(len(offsets), len(peaks)).all(axis=0)
+        seen = np.asarray(visible(above), bool).reshape(len(offsets), len(peaks))
+        clipped = ~np.all(seen, axis=0)
     # Nearest maximum of the same blob (squared cell distance; other blobs excluded).
     d2 = (rows[:, None] - peak_rc[None, :, 0]) ** 2 + (cols[:, None] - peak_rc[None, :, 1]) ** 2
     d2[blob_of_cell[:, None] != peak_blob[None, :]] = np.inf
@@ -199,12 +199,12 @@ def segment_people(heights: NDArray[np.float32], grid: FloorGrid, config: Locato
         ring = cv2.dilate(own, kernel).astype(bool) & ~own.astype(bool)
         neighbours = [int(v) - 1 for v in np.unique(part_image[ring]) if v > 0 and v != k + 1]
         if clipped[k]:
-            candidates = [i for i in neighbours if merged_into[i] == i]
+            targets = [i for i in neighbours if merged_into[i] == i]
         else:
-            candidates = [i for i in neighbours if parts[i].top_m > parts[k].top_m]
-        if not candidates:
+            targets = [i for i in neighbours if parts[i].top_m > parts[k].top_m]
+        if not targets:
             continue
-        merged_into[k] = max(candidates, key=lambda i: (not clipped[i], parts[i].top_m))
+        merged_into[k] = max(targets, key=lambda i: (not clipped[i], parts[i].top_m))
     groups: dict[int, list[int]] = {}
     for k in range(len(parts)):
         root = k
