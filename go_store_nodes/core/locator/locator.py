@@ -85,6 +85,11 @@ class PersonLocator:
         self.health.frame(frame.camera_id, frame.stamp_ns, frame.received_ns)
         return [self._locate(s) for s in sets]
 
+    def reject(self, camera_id: str, reason: str, received_ns: int | None) -> None:
+        """Count a frame dropped before it reached the locator (e.g. no transform yet)."""
+        if camera_id in self.cameras:
+            self.health.rejected(camera_id, reason, received_ns)
+
     def add_color(self, frame: ColorFrame) -> None:
         """Keep a colour frame for the appearance of the frame sets near its stamp."""
         frames = self._colors.get(frame.camera_id)
