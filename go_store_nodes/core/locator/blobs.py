@@ -39,15 +39,29 @@ class Segment:
     confidence: float
 
 
-def height_map(cells: NDArray[np.int64], heights: NDArray, grid: FloorGrid) -> NDArray[np.float32]:
-    """Highest point per cell (0 = empty), filled over one-cell gaps, spikes removed."""
+def height_maps(cells: NDArray[np.int64], heights: NDArray, bands: NDArray, grid: FloorGrid
+                ) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
+    """Highest point per cell, and the level of the cell's top surface (0 = empty).
+
+    The highest point fills each cell from whichever camera saw the most of it (blob
+    extent), closed over one-cell gaps. It is biased up by the depth noise (about two RMS
+    errors for a few dozen points), so the level is the mean of the points within their
+    noise band (``bands``, m) of the highest: the top surface, without the sides a tilted
+    camera also sees in the cell. Both are median filtered against lone spikes.
+    """
     top = np.zeros(grid.nx * grid.ny, np.float32)
+    level = np.zeros(grid.nx * grid.ny, np.float32)
     if cells.size:
-        np.maximum.at(top, cells, heights.astype(np.float32, copy=False))
-    image = top.reshape(grid.ny, grid.nx)
+        values = heights.astype(np.float32, copy=False)
+        np.maximum.at(top, cells, values)
+        upper = values >= top[cells] - bands
+        count = np.bincount(cells[upper], minlength=top.size)
+        total = np.bincount(cells[upper], weights=values[upper], minlength=top.size)
+        np.divide(total, count, out=level, where=count > 0, casting='unsafe')
     kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (3, 3))
-    closed = cv2.morphologyEx(image, cv2.MORPH_CLOSE, kernel)
-    return np.asarray(cv2.medianBlur(closed, 3), np.float32)
+    closed = cv2.morphologyEx(top.reshape(grid.ny, grid.nx), cv2.MORPH_CLOSE, kernel)
+    return (np.asarray(cv2.medianBlur(closed, 3), np.float32),
+            np.asarray(cv2.medianBlur(level.reshape(grid.ny, grid.nx), 3), np.float32))
 
 
 def _disk(radius_cells: int) -> NDArray[np.uint8]:
@@ -106,21 +120,26 @@ def _classify(top_m: float, area_m2: float, aspect: float,
 
 
 def _describe(cells: NDArray[np.int64], peak: tuple[float, float], heights: NDArray[np.float32],
-              grid: FloorGrid, config: LocatorConfig) -> Segment:
-    flat = heights.reshape(-1)
+              level: NDArray[np.float32], grid: FloorGrid, config: LocatorConfig) -> Segment:
     rows, cols = np.divmod(cells, grid.nx)
-    h = flat[cells]
+    # Head region: near the top of the highest points (the level of a head's side seen
+    # by a tilted camera reaches up too) and near the maximum (not a raised hand).
+    h = heights.reshape(-1)[cells]
     top = float(h.max())
-    # Head region: near the top and near the maximum (not a raised hand of the same part).
     distance = np.hypot(rows - peak[0], cols - peak[1]) * grid.cell_m
-    head = (h >= top - config.head_depth_m) & (distance <= config.head_separation_m)
+    head = (h >= top - config.head_depth_m) & (distance <= 0.5 * config.head_separation_m)
     if not np.any(head):
         head = h >= top - config.head_depth_m
     x, y = grid.centres(rows[head].astype(np.float64), cols[head].astype(np.float64))
-    n = int(x.size)
+    # The head's level: the highest surface level of the head region (not the noisiest
+    # point). The centre: the region's mean (a tilted camera sees only the near side of a
+    # head, which pulls it a few cm towards that camera).
+    surface = level.reshape(-1)[cells[head]]
+    top = max(float(surface.max()), 0.0) or top
+    centre = (float(x.mean()), float(y.mean()))
     cell_var = grid.cell_m ** 2 / 12.0
-    if n > 1:
-        spread = np.cov(np.stack([x, y])) / n
+    if x.size > 1:
+        spread = np.cov(np.stack([x, y]), bias=True) / x.size
     else:
         spread = np.zeros((2, 2))
     covariance = spread + np.eye(2) * cell_var
@@ -132,14 +151,17 @@ def _describe(cells: NDArray[np.int64], peak: tuple[float, float], heights: NDAr
     else:
         aspect = 1.0
     is_person, confidence = _classify(top, area, aspect, config)
-    return Segment(cells, top, (float(x.mean()), float(y.mean())), covariance, area, aspect,
+    return Segment(cells, top, centre, covariance, area, aspect,
                    is_person, confidence)
 
 
-def segment_people(heights: NDArray[np.float32], grid: FloorGrid, config: LocatorConfig,
+def segment_people(heights: NDArray[np.float32], level: NDArray[np.float32], grid: FloorGrid,
+                   config: LocatorConfig,
                    visible: Callable[[FloatArray], NDArray[np.bool_]] | None = None
                    ) -> tuple[list[Segment], NDArray[np.int32]]:
     """Split the height map into person candidates.
+
+    ``heights`` and ``level`` are the highest and mean point heights (``height_maps``).
 
     ``visible(points)`` says which map points (K, 3) some camera of the frame set could
     see. A maximum with no view of the space ``head_depth_m`` above it is clipped: the top
@@ -155,17 +177,17 @@ def segment_people(heights: NDArray[np.float32], grid: FloorGrid, config: Locato
     labels = np.zeros(heights.shape, np.int32)
     if count <= 1:
         return [], labels
-    flat = heights.reshape(-1)
-    peaks = _maxima(heights, blobs, grid, config)
+    # Maxima of the surface level: the highest points are too noisy to rank heads by.
+    peaks = _maxima(level, blobs, grid, config)
     blob_cells = np.flatnonzero(blobs.reshape(-1))
     blob_of_cell = blobs.reshape(-1)[blob_cells]
     # A blob whose top lies near a higher, separate blob has no maximum of its own yet:
     # its highest cell is one.
     for blob in sorted(set(range(1, count)) - {p[0] for p in peaks}):
         own = blob_cells[blob_of_cell == blob]
-        best = int(own[np.argmax(flat[own])])
+        best = int(own[np.argmax(level.reshape(-1)[own])])
         row, col = divmod(best, grid.nx)
-        peaks.append((blob, float(row), float(col), float(flat[best])))
+        peaks.append((blob, float(row), float(col), float(level.reshape(-1)[best])))
     rows, cols = np.divmod(blob_cells, grid.nx)
     peak_blob = np.array([p[0] for p in peaks])
     peak_rc = np.array([(p[1], p[2]) for p in peaks], dtype=np.float64).reshape(-1, 2)
@@ -186,8 +208,8 @@ def segment_people(heights: NDArray[np.float32], grid: FloorGrid, config: Locato
     part = np.zeros(heights.size, np.int64)
     part[blob_cells] = owner + 1
     part_image = part.reshape(heights.shape)
-    parts = [_describe(blob_cells[owner == k], (peak_rc[k, 0], peak_rc[k, 1]), heights, grid,
-                       config) for k in range(len(peaks))]
+    parts = [_describe(blob_cells[owner == k], (peak_rc[k, 0], peak_rc[k, 1]), heights, level,
+                       grid, config) for k in range(len(peaks))]
     # Parts that are not a person by themselves, and clipped parts, join the touching part
     # with the highest top (clipped ones: any touching part, preferring unclipped ones).
     merged_into = list(range(len(parts)))

@@ -212,9 +212,12 @@ class CameraFrameLocator:
         points = camera_points @ rotation.T + translation
         cells, inside = self.grid.cells_of(points[:, 0], points[:, 1])
         keep = inside & (points[:, 2] >= cfg.min_point_height_m)
+        z = z[keep]
+        # Two RMS errors: the points of a cell's top surface (see blobs.height_maps).
+        bands = noise_rms_m(z, frame.intrinsics.fx, cfg) * np.float32(2.0)
         return CameraObservation(
             camera_id=self.camera_id, stamp_ns=frame.stamp_ns, points=points[keep],
-            pixels=pixels[keep].astype(np.int64), cells=cells[keep],
+            pixels=pixels[keep].astype(np.int64), cells=cells[keep], bands_m=bands,
             foreground_pixels=int(keep.size), intrinsics=frame.intrinsics,
             t_map_depth=frame.t_map_depth)
 

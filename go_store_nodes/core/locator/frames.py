@@ -126,6 +126,7 @@ class CameraObservation:
     points: NDArray[np.float32]        # (N, 3) map points, m
     pixels: NDArray[np.int64]          # (N,) flat depth pixel index of each point
     cells: NDArray[np.int64]           # (N,) flat floor-grid cell of each point
+    bands_m: NDArray[np.float32]       # (N,) two RMS depth errors at each point, m
     intrinsics: Intrinsics             # of the depth frame, and its pose: what the camera
     t_map_depth: Transform             # could see
     foreground_pixels: int             # foreground pixels before the height/floor cut

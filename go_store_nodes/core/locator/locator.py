@@ -17,7 +17,7 @@ from typing import Mapping
 import numpy as np
 
 from .appearance import sample_colors, signature
-from .blobs import height_map, Segment, segment_people
+from .blobs import height_maps, Segment, segment_people
 from .camera import CameraFrameLocator, FloorGrid, in_view
 from .config import LocatorConfig
 from .frames import (
@@ -127,7 +127,8 @@ class PersonLocator:
         self.health.frame_set(frame_set.stamp_ns, {o.camera_id: o.stamp_ns for o in observations})
         cells = np.concatenate([o.cells for o in observations])
         heights = np.concatenate([o.points[:, 2] for o in observations])
-        top = height_map(cells, heights, self.grid)
+        bands = np.concatenate([o.bands_m for o in observations])
+        top, level = height_maps(cells, heights, bands, self.grid)
 
         def visible(points: np.ndarray) -> np.ndarray:
             seen = np.zeros(len(points), bool)
@@ -135,7 +136,7 @@ class PersonLocator:
                 seen |= in_view(points, o.intrinsics, o.t_map_depth)
             return seen
 
-        segments, labels = segment_people(top, self.grid, self.config, visible)
+        segments, labels = segment_people(top, level, self.grid, self.config, visible)
         flat_labels = labels.reshape(-1)
         point_labels = [flat_labels[o.cells] for o in observations]
         for observation, owner in zip(observations, point_labels, strict=True):

@@ -113,6 +113,6 @@ class FrameSetAssembler(Generic[T]):
             for camera in members:
                 self._pending[camera].popleft()
             ordered = tuple(members[c] for c in sorted(members))
-            stamp = int(round(sum(item.stamp_ns for item in ordered) / len(ordered)))
+            stamp = sum(item.stamp_ns for item in ordered) // len(ordered)   # exact ns
             self._emitted_until_ns = window_end
             sets.append(FrameSet(stamp, ordered))
