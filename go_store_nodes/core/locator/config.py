@@ -80,7 +80,7 @@ class LocatorConfig:
         1.30, 0.3, 2.5, 'm, a blob whose top is at least this high is a person when its '
         'area is at least min_person_area_m2 ...')
     min_person_area_m2: float = _setting(
-        0.04, 0.0, 2.0, 'm^2, ... (see standing_height_m)')
+        0.08, 0.0, 2.0, 'm^2, ... (see standing_height_m)')
     bending_min_area_m2: float = _setting(
         0.15, 0.0, 4.0, 'm^2, a blob with its top between min_person_height_m and '
         'standing_height_m is a person (bending, crouching adult) only with this area')
