@@ -119,6 +119,13 @@ def _classify(top_m: float, area_m2: float, aspect: float,
     return True, round(0.5 + 0.5 * min(height_score, area_score) ** 0.5, 4)
 
 
+def _spread(x: FloatArray, y: FloatArray) -> FloatArray:
+    """Return the 2x2 covariance (population) of points."""
+    dx, dy = x - x.mean(), y - y.mean()
+    xy = float(dx @ dy) / x.size
+    return np.array([[float(dx @ dx) / x.size, xy], [xy, float(dy @ dy) / x.size]])
+
+
 def _describe(cells: NDArray[np.int64], peak: tuple[float, float], heights: NDArray[np.float32],
               level: NDArray[np.float32], grid: FloorGrid, config: LocatorConfig) -> Segment:
     rows, cols = np.divmod(cells, grid.nx)
@@ -138,18 +145,13 @@ def _describe(cells: NDArray[np.int64], peak: tuple[float, float], heights: NDAr
     top = max(float(surface.max()), 0.0) or top
     centre = (float(x.mean()), float(y.mean()))
     cell_var = grid.cell_m ** 2 / 12.0
-    if x.size > 1:
-        spread = np.cov(np.stack([x, y]), bias=True) / x.size
-    else:
-        spread = np.zeros((2, 2))
-    covariance = spread + np.eye(2) * cell_var
+    # Uncertainty of the centre: spread of the head region over its cell count, plus the
+    # cell quantisation.
+    covariance = _spread(x, y) / x.size + np.eye(2) * cell_var
     area = cells.size * grid.cell_m ** 2
     ax, ay = grid.centres(rows.astype(np.float64), cols.astype(np.float64))
-    if cells.size > 2:
-        eigen = np.linalg.eigvalsh(np.cov(np.stack([ax, ay])) + np.eye(2) * cell_var)
-        aspect = float(math.sqrt(eigen[1] / max(eigen[0], 1e-12)))
-    else:
-        aspect = 1.0
+    eigen = np.linalg.eigvalsh(_spread(ax, ay) + np.eye(2) * cell_var)
+    aspect = float(math.sqrt(eigen[1] / max(eigen[0], 1e-12)))
     is_person, confidence = _classify(top, area, aspect, config)
     return Segment(cells, top, centre, covariance, area, aspect,
                    is_person, confidence)
@@ -217,9 +219,13 @@ def segment_people(heights: NDArray[np.float32], level: NDArray[np.float32], gri
     for k in sorted(range(len(parts)), key=lambda i: parts[i].top_m):
         if parts[k].is_person and not clipped[k]:
             continue
-        own = (part_image == k + 1).astype(np.uint8)
+        # Neighbours: labels on the one-cell ring around the part (in its bounding box).
+        part_rows, part_cols = np.divmod(parts[k].cells, grid.nx)
+        r0, c0 = max(int(part_rows.min()) - 1, 0), max(int(part_cols.min()) - 1, 0)
+        window = part_image[r0:int(part_rows.max()) + 2, c0:int(part_cols.max()) + 2]
+        own = (window == k + 1).astype(np.uint8)
         ring = cv2.dilate(own, kernel).astype(bool) & ~own.astype(bool)
-        neighbours = [int(v) - 1 for v in np.unique(part_image[ring]) if v > 0 and v != k + 1]
+        neighbours = [int(v) - 1 for v in set(window[ring].tolist()) if v > 0 and v != k + 1]
         if clipped[k]:
             targets = [i for i in neighbours if merged_into[i] == i]
         else:
