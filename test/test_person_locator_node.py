@@ -24,10 +24,10 @@ from go_store_nodes.nodes.person_locator import (
     depth_frame_from_msg,
     detections_msg,
     intrinsics_from_camera_info,
+    ns_to_stamp,
     PersonLocatorNode,
 )
 from go_store_nodes.nodes.runner import ros_arguments
-from go_store_nodes.ros.ledger_conversions import ns_to_stamp
 
 T0 = 1_700_000_000 * 10**9
 PERIOD = 66_666_667

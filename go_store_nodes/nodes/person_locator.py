@@ -23,6 +23,7 @@ import sys
 import time
 from typing import Any
 
+from builtin_interfaces.msg import Time as StampMsg
 from go_store.msg import PersonDetection, PersonDetectionArray
 from rclpy.node import Node
 from rclpy.parameter import Parameter
@@ -44,7 +45,6 @@ from ..core.store import Intrinsics, load_store_description
 from ..core.tf_buffer import FrameLookupError, TransformBuffer
 from ..core.transforms import Transform
 from ..ros.diagnostics import NodeDiagnostics, OK, WARN
-from ..ros.ledger_conversions import ns_to_stamp, stamp_to_ns
 from ..ros.params import (
     declare_parameters,
     DIAGNOSTICS_PERIOD,
@@ -75,6 +75,18 @@ DETECTIONS_QOS = QoSProfile(depth=10, history=HistoryPolicy.KEEP_LAST,
                             reliability=ReliabilityPolicy.RELIABLE,
                             durability=DurabilityPolicy.VOLATILE)
 LOG_REPEAT_S = 5.0
+NS_PER_SECOND = 1_000_000_000
+
+
+def stamp_to_ns(stamp: StampMsg) -> int:
+    """Return a header stamp as integer ns."""
+    return int(stamp.sec) * NS_PER_SECOND + int(stamp.nanosec)
+
+
+def ns_to_stamp(stamp_ns: int) -> StampMsg:
+    """Return integer ns as a header stamp."""
+    seconds, nanoseconds = divmod(int(stamp_ns), NS_PER_SECOND)
+    return StampMsg(sec=seconds, nanosec=nanoseconds)
 
 
 def intrinsics_from_camera_info(msg: CameraInfo) -> Intrinsics:
