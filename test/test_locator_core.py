@@ -309,6 +309,19 @@ def test_outage_is_flagged_and_cleared():
     assert loc.health.cameras['side'].summary()['side.state'] == 'outage'
 
 
+def test_a_camera_slower_than_its_model_is_not_in_outage_between_frames():
+    loc = locator()
+    half_second = 500_000_000
+    for index in range(4):                                 # 2 fps, as in a reduced bag
+        stamp = T0 + index * half_second
+        loc.add_depth(DepthFrame('top', stamp, render_depth(K, TOP, (), seed=index), K, TOP,
+                                 stamp))
+        assert loc.check_health(stamp + 450_000_000) == []
+        assert loc.check_health(stamp + 499_000_000) == []
+    changes = loc.check_health(T0 + 3 * half_second + 1_300_000_000)
+    assert [(c.camera_id, c.started) for c in changes] == [('top', True)]
+
+
 def test_assembler_refuses_bad_settings():
     with pytest.raises(ValueError):
         FrameSetAssembler(('a',), -1, 0, 0)

@@ -4,7 +4,7 @@ Rates and latencies come from header stamps and receive times on the locator's c
 (the node passes its clock, simulated time in a replay). Drops are stamp gaps longer
 than 1.5 nominal frame periods (the missing frames are counted) plus the frames the
 locator rejected, by reason. An outage is a camera without a frame for ``outage_ns``
-on the receive clock.
+on the receive clock (or 2.5 measured frame intervals, if longer).
 """
 
 from __future__ import annotations
@@ -110,7 +110,10 @@ class HealthMonitor:
             last = health.last_received_ns if health.last_received_ns is not None \
                 else self._started_ns
             silent = now_ns - last
-            out = silent > self.outage_ns
+            # A camera running slower than its model (a reduced-rate bag) is not in outage
+            # between two of its frames: wait at least 2.5 of its measured intervals.
+            limit = max(self.outage_ns, int(2.5e9 / health.fps) if health.fps > 0 else 0)
+            out = silent > limit
             if out != health.in_outage:
                 health.in_outage = out
                 changes.append(OutageChange(health.camera_id, out, silent * 1e-9))
