@@ -72,9 +72,10 @@ def _disk(radius_cells: int) -> NDArray[np.uint8]:
 def _maxima(heights: NDArray[np.float32], blobs: NDArray[np.int32], grid: FloorGrid,
             config: LocatorConfig) -> list[tuple[int, float, float, float]]:
     """Height maxima (blob, row, col, height), at least head_separation_m apart per blob."""
-    # A maximum is the highest cell within two thirds of the head separation: a shoulder
-    # has the head within that, a lower head beside a taller person's is still a maximum.
-    radius = max(1, int(round(2.0 / 3.0 * config.head_separation_m / grid.cell_m)))
+    # A maximum is the highest cell within half the head separation (about a head's
+    # radius): a lower head beside a taller person's is still one. Shoulders that come out
+    # as maxima too are parts smaller than a person, joined to their head's part.
+    radius = max(1, int(round(0.5 * config.head_separation_m / grid.cell_m)))
     dilated = cv2.dilate(heights, _disk(radius))
     peak = (blobs > 0) & (heights >= dilated)
     count, plateau, _, centroids = cv2.connectedComponentsWithStats(

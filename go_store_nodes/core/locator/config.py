@@ -68,7 +68,7 @@ class LocatorConfig:
     min_blob_height_m: float = _setting(
         0.30, 0.05, 2.0, 'm, height map cells above this form blobs')
     head_separation_m: float = _setting(
-        0.30, 0.1, 1.5, 'm, least distance between two heads (blob split at height maxima '
+        0.25, 0.1, 1.5, 'm, least distance between two heads (blob split at height maxima '
         'farther apart than this)')
     head_depth_m: float = _setting(
         0.12, 0.02, 0.5, 'm, cells within this below the top are the head region '
