@@ -180,6 +180,23 @@ def test_two_people_touching_are_two_detections():
     assert detections[1].height_m == pytest.approx(1.62, abs=0.05)
 
 
+def test_person_under_a_gap_between_two_views_is_one_detection_between_them():
+    # Two cameras 2 m apart at 3 m: at head height their views leave a gap around y = 2.5.
+    north, south = camera_pose(3.0, 3.5, 3.0), camera_pose(3.0, 1.5, 3.0)
+    loc = locator(('north', 'south'))
+    found = []
+    for k in range(8):
+        scene = person(3.0, 2.5, 1.75) if k >= 5 else ()
+        for name, pose in (('north', north), ('south', south)):
+            located = loc.add_depth(frame(name, k, scene, pose=pose))
+            found += [s.detections for s in located if k >= 5]
+    assert len(found) == 3
+    for detections in found:
+        (detection,) = detections
+        assert math.hypot(detection.x_m - 3.0, detection.y_m - 2.5) < 0.15
+        assert detection.camera_ids == ('north', 'south')
+
+
 def test_basket_and_crouching_child_are_not_people_a_bending_adult_is():
     loc = locator()
     learn_empty(loc)

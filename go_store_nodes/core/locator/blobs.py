@@ -169,8 +169,9 @@ def segment_people(heights: NDArray[np.float32], level: NDArray[np.float32], gri
     ``visible(points)`` says which map points (K, 3) some camera of the frame set could
     see. A maximum with no view of the space ``head_depth_m`` above it is clipped: the top
     of what is there may lie outside the cameras' views (a person under a gap between two
-    views shows one clipped maximum at each view's edge). A clipped part never stands alone when it
-    touches another part; a person made only of clipped parts sits between them.
+    views shows one clipped maximum at each view's edge). A clipped part too small to be a
+    person joins any part it touches; clipped parts closer than 2.5 head separations are
+    one person, placed between their clipped tops.
     Returns the segments and a label image (ny, nx): index + 1 of the person segment
     owning a cell, 0 elsewhere (cells of blobs that are not people are 0 too).
     """
@@ -213,12 +214,12 @@ def segment_people(heights: NDArray[np.float32], level: NDArray[np.float32], gri
     part_image = part.reshape(heights.shape)
     parts = [_describe(blob_cells[owner == k], (peak_rc[k, 0], peak_rc[k, 1]), heights, level,
                        grid, config) for k in range(len(peaks))]
-    # Parts that are not a person by themselves, and clipped parts, join the touching part
-    # with the highest top (clipped ones: any touching part, preferring unclipped ones).
+    # Parts that are not a person by themselves join the touching part with the highest top
+    # (above their own; clipped ones: any touching part, preferring unclipped ones).
     merged_into = list(range(len(parts)))
     kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (3, 3))
     for k in sorted(range(len(parts)), key=lambda i: parts[i].top_m):
-        if parts[k].is_person and not clipped[k]:
+        if parts[k].is_person:
             continue
         # Neighbours: labels on the one-cell ring around the part (in its bounding box).
         part_rows, part_cols = np.divmod(parts[k].cells, grid.nx)
@@ -248,9 +249,9 @@ def segment_people(heights: NDArray[np.float32], level: NDArray[np.float32], gri
             cells = np.concatenate([parts[m].cells for m in members])
             base = _joined(base, cells, heads, grid, config)
         candidates.append((base, heads))
-    # Clipped tops of one person under a gap may also lie in separate blobs: join those
-    # closer than two head separations.
-    reach = 2.0 * config.head_separation_m
+    # Clipped tops of one person under a gap, in one blob or two: join those closer than
+    # 2.5 head separations (two people side by side at a view's edge are farther apart).
+    reach = 2.5 * config.head_separation_m
     joined = True
     while joined:
         joined = False
