@@ -18,7 +18,12 @@ from rclpy.time import Time
 from sensor_msgs.msg import CameraInfo, Image
 
 from go_store_nodes.core.graph import NodeSpec
-from go_store_nodes.core.locator import Detection, FrameRejectedError, LocatedSet
+from go_store_nodes.core.locator import (
+    APPEARANCE_LENGTH,
+    Detection,
+    FrameRejectedError,
+    LocatedSet,
+)
 from go_store_nodes.core.store import load_store_description
 from go_store_nodes.nodes.person_locator import (
     depth_frame_from_msg,
@@ -158,8 +163,22 @@ def test_node_drops_bad_frames_and_publishes_a_person(node, store_path):
                          camera.depth_frame_id)
     node.on_depth(future, cam)
     assert counters['dropped_depth_future_stamp'] == 1
+    # Colour: bgr8 frames of the colour stream, through their own camera_info and TF.
+    colour_k = camera.model.color
+    node.on_info(camera_info(colour_k, camera.color_frame_id), cam, node._color_info)
+    node.tf_buffer.set_transform(description.map_frame, camera.color_frame_id,
+                                 camera.t_map_color)
     for index in range(10, 13):
+        colour = Image()
+        colour.header.stamp = ns_to_stamp(T0 + index * PERIOD)
+        colour.header.frame_id = camera.color_frame_id
+        colour.height, colour.width, colour.encoding = colour_k.height, colour_k.width, 'bgr8'
+        colour.step = colour_k.width * 3
+        colour.data = np.full((colour_k.height, colour_k.width, 3), (40, 40, 200),
+                              np.uint8).tobytes()
+        node.on_color(colour, cam)
         send(index, person(x + 0.3, y - 0.2, 1.75))
+    assert not any(key.startswith('dropped_color') for key in counters)
     node.on_timer()
     assert node.published, 'frame sets are published'
     last = node.published[-1]
@@ -168,6 +187,9 @@ def test_node_drops_bad_frames_and_publishes_a_person(node, store_path):
     assert math.hypot(seen.position.x - (x + 0.3), seen.position.y - (y - 0.2)) < 0.1
     assert seen.height_m == pytest.approx(1.75, abs=0.06)
     assert list(seen.camera_ids) == [cam]
+    assert len(seen.appearance) == APPEARANCE_LENGTH
+    # Every colour pixel is red once bgr8 is read as such: hue bin 0, saturated half.
+    assert seen.appearance[1] == pytest.approx(1.0)
     health = node.locator.health.cameras[cam]
     assert health.rejected == {'no_camera_info': 1, 'no_transform': 1, 'wrong_encoding': 1,
                                'no_depth': 1, 'future_stamp': 1}

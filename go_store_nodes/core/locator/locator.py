@@ -113,12 +113,19 @@ class PersonLocator:
         return self.health.check(now_ns)
 
     def _color_for(self, camera_id: str, stamp_ns: int) -> ColorFrame | None:
+        """Return the colour frame nearest ``stamp_ns`` within the set tolerance plus a frame.
+
+        The colour frame of the depth frame that completes a set often arrives just after
+        it; the one before (a frame period older at the camera's nominal rate) still shows
+        the head and shoulders where they were.
+        """
         frames = self._colors[camera_id]
         if not frames:
             return None
         best = min(frames, key=lambda f: abs(f.stamp_ns - stamp_ns))
-        return best if abs(best.stamp_ns - stamp_ns) <= self.config.ns('sync_tolerance_s') \
-            else None
+        limit = self.config.ns('sync_tolerance_s') + \
+            self.health.cameras[camera_id].nominal_period_ns
+        return best if abs(best.stamp_ns - stamp_ns) <= limit else None
 
     def _locate(self, frame_set: FrameSet[CameraObservation]) -> LocatedSet:
         """Fuse one frame set into people; protect their pixels from the background."""
