@@ -1,11 +1,13 @@
 """From the map points of one frame set to people: height map, blobs, split, classify.
 
 The highest point per floor cell over all cameras of the set makes a height map, so
-a person seen by two cameras is one blob and occlusion in one view is filled by another.
-Blobs (connected cells above ``min_blob_height_m``) are split at their height maxima
+a person seen by two cameras is one blob and occlusion in one view is filled by another;
+the level (mean of each cell's top-surface points) gives heights without the noise bias.
+Blobs (connected cells above ``min_blob_height_m``) are split at the maxima of the level
 (heads at least ``head_separation_m`` apart): every cell goes to the nearest maximum of
-its blob. A part that is not a person by itself (an arm raised to a high bin, a basket
-held beside the body) joins the neighbouring part with the highest top.
+its blob. A part that is not a person by itself (a shoulder, an arm raised to a high bin,
+a basket held beside the body) joins the neighbouring part with the highest top; maxima
+outside every camera's view (under a gap between views) are joined (``segment_people``).
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ class Segment:
     """One person candidate on the height map."""
 
     cells: NDArray[np.int64]           # flat cell indices
-    top_m: float                       # highest (smoothed) cell
+    top_m: float                       # head level above the floor, m
     head_xy_m: tuple[float, float]     # centre of the head region
     head_covariance: FloatArray        # 2x2 of the head-region centre, m^2
     area_m2: float
