@@ -70,7 +70,10 @@ def test_replay_drives_the_graph_clock_and_records_calibration_status(
     assert evaluation['receipt_exact_match_rate']['missing'] == 'no /receipts messages'
     assert evaluation['real_time_factor']['value'] == pytest.approx(
         report['real_time_factor'], rel=1e-4)
-    assert 'missing (no /people/tracks messages)' in evaluated.stdout
+    # The locator and tracker run: one detection array per frame set, one track array each.
+    assert report['recorded']['/people/detections'] >= 1
+    assert report['recorded']['/people/tracks'] == report['recorded']['/people/detections']
+    assert 'tracking_mota' in evaluated.stdout
 
 
 def test_replay_refuses_an_existing_output_and_fails_min_metrics(repo, fake_bag, tmp_path):

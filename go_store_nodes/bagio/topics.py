@@ -8,6 +8,7 @@ from ..core.topics import (  # noqa: F401 - re-exported for the recorder
     CALIBRATION_STATUS_TOPIC,
     CART_EVENTS_TOPIC,
     CHECK_IN_RESULT_TOPIC,
+    DETECTIONS_TOPIC,
     RECEIPTS_TOPIC,
     SHELF_EVENTS_TOPIC,
     TRACKS_TOPIC,
@@ -29,6 +30,7 @@ CUSTOM_SOURCE_BAG = 'go_store.replay.source_bag'
 
 # What the node graph produces: the recorder of `go-store replay` records these.
 OUTPUT_TOPICS: dict[str, str] = {
+    DETECTIONS_TOPIC: 'go_store/msg/PersonDetectionArray',
     TRACKS_TOPIC: 'go_store/msg/TrackArray',
     SHELF_EVENTS_TOPIC: 'go_store/msg/ShelfEvent',
     CART_EVENTS_TOPIC: 'go_store/msg/CartEvent',

@@ -4,6 +4,7 @@ Read by the evaluation (which scores them) and by the bag tools (which record th
 they are written once, here.
 """
 
+DETECTIONS_TOPIC = '/people/detections'
 TRACKS_TOPIC = '/people/tracks'
 SHELF_EVENTS_TOPIC = '/shelves/events'
 CART_EVENTS_TOPIC = '/cart/events'
