@@ -9,17 +9,27 @@ for calibration. The depth stream lives in the camera's depth optical frame
 
 Depth realism, after Intel's published D435 figures: depth is Z along the optical axis in
 millimetres with 0 for no data; the RMS error grows as ``Z^2 * subpixel / (f_px * baseline)``
-(baseline 50 mm, ``f_px`` the depth focal length at the rendered scale) with a slightly
-spatially correlated noise field; holes where the right imager cannot see what the left
-(reference) imager sees (the occlusion shadow left of near objects and the band at the
-left image edge), on the far side of depth jumps, on a fraction of very dark surfaces and
-outside the model's depth range. Noise is deterministic for (seed, camera, stamp_ns).
+with ``f_px`` the depth focal length of the camera *model* (the physical sensor, whatever
+``image_scale`` the bag is rendered at: a 0.1-scale bag has the error in mm of a full one)
+and baseline 50 mm. The error field is spatially correlated (a fine component, a few
+native pixels, plus a coarse wave, both Gaussian-filtered white noise). Holes where the
+right imager cannot see what the left (reference) imager sees (the occlusion shadow left
+of near objects and the band at the left image edge), on the far side of depth jumps, in
+clumps on dark surfaces and dark hair (more often the darker) and outside the model's
+depth range; flying pixels (depths between foreground and background) along depth
+discontinuities. Colour gets white sensor noise.
+
+Noise comes from banks generated once per image size and seed (``_NoiseBank``): each
+frame picks fields and a random offset into them from a generator seeded by
+(seed, camera, stamp_ns), so a frame is deterministic for those and nothing is drawn
+pixel by pixel per frame.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 import math
+import statistics
 from typing import Any, Sequence
 import zlib
 
@@ -72,12 +82,19 @@ class RenderConfig:
     seed: int = 0
     depth_noise_subpixel: float = 0.08
     baseline_m: float = D435_BASELINE_M
-    noise_blur_sigma_px: float = 1.0      # spatial correlation of the depth noise
+    # Pixel sizes below are native pixels of the camera model; scaled with the image.
+    noise_blur_sigma_px: float = 1.0      # correlation of the fine depth noise
+    noise_coarse_sigma_px: float = 4.0    # correlation of the coarse depth-error wave ...
+    noise_coarse_fraction: float = 0.1    # ... and its share of the error variance
     edge_jump_m: float = 0.1              # a depth jump this large invalidates its far side
     edge_hole_px: int = 1                 # ... over this many pixels
-    dark_luma: float = 30.0               # surfaces darker than this (0..255) lose depth ...
-    dark_hole_fraction: float = 0.4       # ... at this fraction of their pixels
+    flying_pixel_fraction: float = 0.5    # near-side pixels of a jump that mix both depths
+    dark_luma: float = 30.0               # surfaces at most this dark (0..255) lose depth ...
+    dark_hole_fraction: float = 0.6       # ... at this fraction of their pixels, fading ...
+    dark_luma_fade: float = 58.0          # ... to none at this luma (dark hair ~ 48, steel 60+)
+    dark_blob_sigma_px: float = 1.5       # holes on dark surfaces come in clumps this wide
     color_noise_dn: float = 2.0           # colour sensor noise RMS per channel (0..255)
+    noise_bank_fields: int = 8            # pre-generated noise fields per image size
     walls: bool = True
 
     def __post_init__(self) -> None:
@@ -86,7 +103,8 @@ class RenderConfig:
             raise ValueError(f'image_scale must be in (0, 4], got {self.image_scale}')
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise ValueError(f'seed must be a non-negative integer, got {self.seed!r}')
-        for name in ('depth_noise_subpixel', 'noise_blur_sigma_px', 'color_noise_dn'):
+        for name in ('depth_noise_subpixel', 'noise_blur_sigma_px', 'noise_coarse_sigma_px',
+                     'dark_blob_sigma_px', 'color_noise_dn'):
             value = getattr(self, name)
             if not (math.isfinite(value) and value >= 0.0):
                 raise ValueError(f'{name} must be >= 0, got {value}')
@@ -96,11 +114,16 @@ class RenderConfig:
                 raise ValueError(f'{name} must be > 0, got {value}')
         if self.edge_hole_px < 0:
             raise ValueError(f'edge_hole_px must be >= 0, got {self.edge_hole_px}')
-        if not 0.0 <= self.dark_luma <= 255.0:
-            raise ValueError(f'dark_luma must be in [0, 255], got {self.dark_luma}')
-        if not 0.0 <= self.dark_hole_fraction <= 1.0:
-            raise ValueError(
-                f'dark_hole_fraction must be in [0, 1], got {self.dark_hole_fraction}')
+        if not 0.0 <= self.dark_luma < self.dark_luma_fade <= 255.0:
+            raise ValueError(f'need 0 <= dark_luma < dark_luma_fade <= 255, got '
+                             f'{self.dark_luma}, {self.dark_luma_fade}')
+        for name in ('dark_hole_fraction', 'noise_coarse_fraction', 'flying_pixel_fraction'):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f'{name} must be in [0, 1], got {value}')
+        if not 1 <= self.noise_bank_fields <= 256:
+            raise ValueError(f'noise_bank_fields must be in [1, 256], '
+                             f'got {self.noise_bank_fields}')
 
 
 @dataclass(frozen=True)
@@ -214,6 +237,7 @@ class Renderer:
         self._boxes = Boxes.of(store_boxes(store, walls=self.config.walls))
         self._views: dict[str, _View] = {}
         self._dynamic: _Dynamic | None = None
+        self._banks: dict[tuple[int, int], _NoiseBank] = {}
 
     def intrinsics(self, camera_id: str) -> tuple[Intrinsics, Intrinsics]:
         """Return the (depth, colour) intrinsics of a camera at the rendered scale."""
@@ -240,6 +264,14 @@ class Renderer:
         depth = self._depth_image(view, z_depth, rgb_depth, rng)
         colour = self._colour_image(view.color.grid, rgb_color, rng)
         return depth, colour
+
+    def _bank(self, height: int, width: int) -> _NoiseBank:
+        """Return the noise bank of an image size (made on first use)."""
+        bank = self._banks.get((height, width))
+        if bank is None:
+            bank = _NoiseBank(height, width, self.config)
+            self._banks[(height, width)] = bank
+        return bank
 
     # Scene set-up ------------------------------------------------------------------------
 
@@ -281,10 +313,10 @@ class Renderer:
         return self._dynamic
 
     def _compose(self, stream: _Stream, dynamic: _Dynamic,
-                 targets: Sequence[FloorTarget]) -> tuple[FloatArray, FloatArray]:
+                 targets: Sequence[FloorTarget]) -> tuple[FloatArray, np.ndarray]:
         """Draw targets, people and held items over the background, nearest surface wins."""
         z = stream.z.copy()
-        rgb = stream.rgb.astype(np.float64)
+        rgb: np.ndarray = stream.rgb.copy()    # float32: colours need no more
         for target in targets:
             _draw_target(stream.grid, target, z, rgb)
         _draw_capsules(stream.grid, dynamic.capsules, z, rgb)
@@ -293,62 +325,168 @@ class Renderer:
 
     # Sensor models -----------------------------------------------------------------------
 
-    def _depth_image(self, view: _View, z_flat: FloatArray, rgb_flat: FloatArray,
+    def _depth_image(self, view: _View, z_flat: FloatArray, rgb_flat: np.ndarray,
                      rng: np.random.Generator) -> np.ndarray:
         """Turn true optical depth into a D435-like uint16 depth image (mm, 0 = no data)."""
         cfg = self.config
         grid = view.depth.grid
         h, w = grid.height, grid.width
-        z = z_flat.reshape(h, w)
+        bank = self._bank(h, w)
+        z = z_flat.reshape(h, w).astype(np.float32)          # metres, inf = nothing
         finite = np.isfinite(z)
         near, far = view.camera.model.depth_range_m
-        valid = finite & (z >= near) & (z <= far)
+        valid = (z >= near) & (z <= far)
         # Stereo occlusion: the right imager (+baseline along x) sees pixel u at
-        # u - disparity; a pixel is hidden when a nearer pixel to its right lands on or
-        # left of it there, and the band at the left edge falls outside the right image.
-        disparity = np.zeros_like(z)
-        disparity[finite] = grid.fx * cfg.baseline_m / np.maximum(z[finite], 1e-6)
-        u_right = np.arange(w, dtype=np.float64)[None, :] - disparity
-        right_min = np.minimum.accumulate(u_right[:, ::-1], axis=1)[:, ::-1]
-        shadow = np.zeros((h, w), dtype=bool)
-        shadow[:, :-1] = right_min[:, 1:] <= u_right[:, :-1] + 0.5
-        shadow |= u_right < -0.5
-        # Matching fails next to a jump: the far side of it loses a few pixels.
-        z_jump = np.where(finite, z, 1e6)
+        # u - disparity (rendered pixels); a pixel is hidden when a nearer pixel to its
+        # right lands on or left of it there, and the band at the left edge falls outside
+        # the right image.
+        disparity = np.float32(grid.fx * cfg.baseline_m) / z          # 0 where z = inf
+        u_right = np.arange(w, dtype=np.float32)[None, :] - disparity
+        # Only pixels within the disparity spread to the right can hide one: u_right[v] -
+        # u_right[u] >= (v - u) - (max - min disparity), so look that far and no further.
+        reach = min(w - 1, int(math.floor(float(disparity.max() - disparity.min()) + 0.5)))
+        shadow = u_right < -0.5
+        limit = u_right + np.float32(0.5)
+        for k in range(1, reach + 1):
+            shadow[:, :-k] |= u_right[:, k:] <= limit[:, :-k]
+        # Matching fails next to a jump: the far side of it loses a few pixels, and the
+        # near side's boundary pixel often mixes both depths (a flying pixel).
+        z_jump = np.where(finite, z, np.float32(1e6))
         step = z_jump[:, 1:] - z_jump[:, :-1]
         edge = np.zeros((h, w), dtype=bool)
         for k in range(cfg.edge_hole_px):
             edge[:, : w - 1 - k] |= step[:, k:] < -cfg.edge_jump_m     # far pixel on the left
             edge[:, 1 + k:] |= step[:, : w - 1 - k] > cfg.edge_jump_m  # far pixel on the right
-        # Noise: a blurred, renormalised white field scaled by the D435 RMS model.
-        white = rng.standard_normal((h, w), dtype=np.float32)
-        sigma = cfg.noise_blur_sigma_px
-        noise: NDArray[np.float32] = white
-        if sigma > 0.0:
-            kernel = cv2.getGaussianKernel(2 * int(math.ceil(3 * sigma)) + 1, sigma)
-            gain = float(np.sum(kernel ** 2))          # std of blurred unit noise (2-D)
-            noise = np.asarray(cv2.GaussianBlur(white, (0, 0), sigma,
-                                                borderType=cv2.BORDER_REFLECT), np.float32)
-            noise /= gain
-        rms = z * z * cfg.depth_noise_subpixel / (grid.fx * cfg.baseline_m)
-        dark_draw = rng.random((h, w), dtype=np.float32)
-        rgb = rgb_flat.reshape(h, w, 3)
-        luma = 0.299 * rgb[..., 0] + 0.587 * rgb[..., 1] + 0.114 * rgb[..., 2]
-        dark = (luma < cfg.dark_luma) & (dark_draw < cfg.dark_hole_fraction)
+        # Every frame draws the same picks in the same order, whatever the options.
+        sign = 1.0 if rng.random() < 0.5 else -1.0
+        noise = bank.depth_field(rng)
+        dark_draw = bank.dark_field(rng)
+        flying_draw = bank.uniform_field(rng)
+        if cfg.flying_pixel_fraction > 0.0:
+            z = self._flying_pixels(z, z_jump, step, flying_draw)
+        # Noise at the physical camera's focal length (not the rendered one).
+        fx_native = view.camera.model.depth.fx
+        gain = np.float32(sign * cfg.depth_noise_subpixel / (fx_native * cfg.baseline_m))
+        dark = dark_draw < bank.dark_threshold(rgb_flat.reshape(h, w, 3))
         keep = valid & ~shadow & ~edge & ~dark
         with np.errstate(invalid='ignore'):
-            noisy = np.where(keep, (z + rms * noise) * 1000.0, 0.0)
-        depth = np.rint(np.clip(noisy, 0.0, 65535.0)).astype(np.uint16)
+            noisy = (z + z * z * gain * noise) * np.float32(1000.0)
+        noisy[~keep] = 0.0
+        np.rint(noisy, out=noisy)
+        np.clip(noisy, 0.0, 65535.0, out=noisy)
+        depth = noisy.astype(np.uint16)
         depth[keep & (depth == 0)] = 1
         return depth
 
-    def _colour_image(self, grid: RayGrid, rgb_flat: FloatArray,
+    def _flying_pixels(self, z: NDArray[np.float32], z_jump: NDArray[np.float32],
+                       step: NDArray[np.float32], draw: NDArray[np.float32]
+                       ) -> NDArray[np.float32]:
+        """Mix the near-side boundary pixels of depth jumps with the far depth behind them."""
+        jump = np.float32(self.config.edge_jump_m)
+        far = np.zeros_like(z)
+        # Horizontal and vertical neighbours; the far neighbour must be a surface.
+        right_far = (step > jump) & (z_jump[:, 1:] < 1e5)
+        far[:, :-1][right_far] = z_jump[:, 1:][right_far]
+        left_far = (step < -jump) & (z_jump[:, :-1] < 1e5)
+        far[:, 1:][left_far] = z_jump[:, :-1][left_far]
+        step_v = z_jump[1:, :] - z_jump[:-1, :]
+        below_far = (step_v > jump) & (z_jump[1:, :] < 1e5)
+        far[:-1, :][below_far] = z_jump[1:, :][below_far]
+        above_far = (step_v < -jump) & (z_jump[:-1, :] < 1e5)
+        far[1:, :][above_far] = z_jump[:-1, :][above_far]
+        fraction = np.float32(self.config.flying_pixel_fraction)
+        flying = (far > 0.0) & (draw < fraction)
+        # The same draw gives the mix: 10-90 % of the way to the far surface.
+        alpha = np.float32(0.1) + np.float32(0.8) * draw[flying] / fraction
+        out = z.copy()
+        out[flying] += alpha * (far[flying] - z[flying])
+        return out
+
+    def _colour_image(self, grid: RayGrid, rgb_flat: np.ndarray,
                       rng: np.random.Generator) -> np.ndarray:
-        """Add sensor noise and quantise the colour stream to rgb8."""
+        """Add sensor noise and quantise the colour stream to rgb8 (rounded, saturated)."""
         h, w = grid.height, grid.width
-        noise = rng.standard_normal((h, w, 3), dtype=np.float32)
-        image = rgb_flat.reshape(h, w, 3) + noise * self.config.color_noise_dn
-        return np.rint(np.clip(image, 0.0, 255.0)).astype(np.uint8)
+        rgb = np.ascontiguousarray(rgb_flat.reshape(h, w, 3), dtype=np.float32)
+        noise = self._bank(h, w).colour_noise(rng)
+        return np.asarray(cv2.add(rgb, noise, dtype=cv2.CV_8U))
+
+
+class _NoiseBank:
+    """Pre-generated noise of one image size: fields picked and offset per frame.
+
+    ``fields`` arrays of each kind, ``margin`` pixels larger than the image on every side;
+    a frame takes one field and a random crop of it (depth noise also a random sign).
+    Generated once from the renderer's seed and the image size, so deterministic.
+    """
+
+    def __init__(self, height: int, width: int, config: RenderConfig) -> None:
+        """Generate the fields (a few tens of ms at 424x240)."""
+        self.height, self.width = height, width
+        scale = config.image_scale
+        self.margin = max(8, int(math.ceil(2.0 * config.noise_coarse_sigma_px * scale)))
+        rng = np.random.default_rng(np.random.SeedSequence(
+            [config.seed, 0x6E6F697365, height, width]))
+        shape = (config.noise_bank_fields, height + 2 * self.margin, width + 2 * self.margin)
+        coarse = config.noise_coarse_fraction
+        fine = _correlated(rng, shape, config.noise_blur_sigma_px * scale)
+        wave = _correlated(rng, shape, config.noise_coarse_sigma_px * scale)
+        self.depth = np.sqrt(np.float32(1.0 - coarse)) * fine + np.sqrt(np.float32(coarse)) * wave
+        self.dark = _correlated(rng, shape, config.dark_blob_sigma_px * scale)
+        self.uniform = rng.random(shape, dtype=np.float32)
+        size = height * width * 3
+        self.colour = rng.standard_normal(2 * size, dtype=np.float32)
+        self.colour *= np.float32(config.color_noise_dn)
+        # Dropout on dark surfaces: probability by luma, as a threshold on the unit field.
+        luma = np.arange(256, dtype=np.float64)
+        fade = np.clip((config.dark_luma_fade - luma)
+                       / (config.dark_luma_fade - config.dark_luma), 0.0, 1.0)
+        probability = config.dark_hole_fraction * fade
+        normal = statistics.NormalDist()
+        self.threshold_lut = np.array(
+            [-np.inf if q <= 0.0 else np.inf if q >= 1.0 else normal.inv_cdf(q)
+             for q in probability], dtype=np.float32)
+
+    def _crop(self, fields: NDArray[np.float32], rng: np.random.Generator
+              ) -> NDArray[np.float32]:
+        k = int(rng.integers(len(fields)))
+        dy, dx = (int(v) for v in rng.integers(0, 2 * self.margin + 1, size=2))
+        return fields[k, dy:dy + self.height, dx:dx + self.width]
+
+    def depth_field(self, rng: np.random.Generator) -> NDArray[np.float32]:
+        """Return a unit-variance correlated depth-error field (H, W)."""
+        return self._crop(self.depth, rng)
+
+    def dark_field(self, rng: np.random.Generator) -> NDArray[np.float32]:
+        """Return a unit-variance clumpy field (H, W) compared with ``dark_threshold``."""
+        return self._crop(self.dark, rng)
+
+    def uniform_field(self, rng: np.random.Generator) -> NDArray[np.float32]:
+        """Return a uniform [0, 1) field (H, W)."""
+        return self._crop(self.uniform, rng)
+
+    def dark_threshold(self, rgb: np.ndarray) -> NDArray[np.float32]:
+        """Return per pixel the level below which the dark field drops the pixel."""
+        luma = cv2.cvtColor(np.ascontiguousarray(rgb, dtype=np.float32), cv2.COLOR_RGB2GRAY)
+        return np.asarray(self.threshold_lut[np.clip(luma, 0.0, 255.0).astype(np.uint8)])
+
+    def colour_noise(self, rng: np.random.Generator) -> NDArray[np.float32]:
+        """Return white colour noise (H, W, 3), a window of the flat bank."""
+        size = self.height * self.width * 3
+        start = int(rng.integers(0, size + 1))
+        return self.colour[start:start + size].reshape(self.height, self.width, 3)
+
+
+def _correlated(rng: np.random.Generator, shape: tuple[int, int, int],
+                sigma_px: float) -> NDArray[np.float32]:
+    """Return unit-variance Gaussian-filtered white noise fields (white below 0.3 px)."""
+    fields = rng.standard_normal(shape, dtype=np.float32)
+    if sigma_px >= 0.3:
+        for field in fields:
+            cv2.GaussianBlur(field, (0, 0), sigma_px, dst=field,
+                             borderType=cv2.BORDER_REFLECT)
+    for field in fields:
+        field /= np.float32(field.std())
+    return fields
 
 
 def _draw_boxes(grid: RayGrid, boxes: Boxes, z: FloatArray, rgb: FloatArray) -> None:
