@@ -119,10 +119,21 @@ def record_simulation(simulation: Any, renderer: Any, description: StoreDescript
     pending: list[tuple[int, int, str, str, bytes]] = []
     sequence = 0
 
-    def write_frame(bag: BagWriter, camera: Any, topics: Any, bodies: Any, render_ns: int,
-                    header_ns: int, log_ns: int) -> None:
+    def render(bodies: Any, render_ns: int, shots: list[tuple[Any, Any, int, int]]) -> None:
+        """Render (camera, topics, header ns, log ns) shots of one instant and queue them."""
+        if not shots:
+            return
+        ids = [camera.camera_id for camera, _, _, _ in shots]
+        batch = getattr(renderer, 'render_frames', None)
+        frames = batch(ids, bodies, render_ns) if batch is not None else [
+            renderer.render(camera_id, bodies, render_ns) for camera_id in ids]
+        for (camera, topics, header_ns, log_ns), images in zip(shots, frames, strict=True):
+            queue_frame(camera, topics, images, header_ns, log_ns)
+
+    def queue_frame(camera: Any, topics: Any, images: tuple[Any, Any], header_ns: int,
+                    log_ns: int) -> None:
         nonlocal sequence
-        depth, color = renderer.render(camera.camera_id, bodies, render_ns)
+        depth, color = images
         depth_k, color_k = renderer.intrinsics(camera.camera_id)
         store = typestore()
         for topic, msgtype, message in (
@@ -163,16 +174,13 @@ def record_simulation(simulation: Any, renderer: Any, description: StoreDescript
                                                    int(batch.period_ns), batch.grams))
             captures = getattr(tick, 'captures', None)
             if captures is not None:
-                for capture in captures:
-                    if capture.camera_id in by_id:
-                        camera, topics = by_id[capture.camera_id]
-                        write_frame(bag, camera, topics, tick.bodies, stamp_ns,
-                                    int(capture.stamp_ns), int(capture.arrival_ns))
+                render(tick.bodies, stamp_ns, [
+                    (*by_id[c.camera_id], int(c.stamp_ns), int(c.arrival_ns))
+                    for c in captures if c.camera_id in by_id])
             elif tick.camera_frame:
-                for camera, topics in camera_list:
-                    if camera.camera_id not in tick.dropped_cameras:
-                        write_frame(bag, camera, topics, tick.bodies, stamp_ns, stamp_ns,
-                                    stamp_ns)
+                render(tick.bodies, stamp_ns, [
+                    (camera, topics, stamp_ns, stamp_ns) for camera, topics in camera_list
+                    if camera.camera_id not in tick.dropped_cameras])
             flush(bag, stamp_ns)
             if progress is not None:
                 progress((stamp_ns - first_ns) / 1e9, total_s)

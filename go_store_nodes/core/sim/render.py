@@ -41,25 +41,26 @@ from ..store import Camera, Intrinsics, StoreDescription
 from ..transforms import Transform
 from .render_geometry import (
     box_rects,
-    capsule_batch,
-    capsule_normals,
-    capsule_rects,
     intersect_boxes,
-    intersect_capsules,
     intersect_plane,
     make_ray_grid,
+    NEAR_M,
     RayGrid,
     rect_pixels,
     sphere_rects,
 )
+from .render_jit import capsule_shade, capsule_zbuffer, depth_sensor
 from .render_scene import (
+    AMBIENT,
     body_capsules,
     box_surface_rgb,
     Boxes,
-    capsule_surface_rgb,
     Capsules,
+    DIFFUSE,
     floor_rgb,
     held_item_box,
+    KIND_HEAD,
+    LIGHT_DIRECTION,
     shade,
     store_boxes,
 )
@@ -238,6 +239,7 @@ class Renderer:
         self._views: dict[str, _View] = {}
         self._dynamic: _Dynamic | None = None
         self._banks: dict[tuple[int, int], _NoiseBank] = {}
+        self._rays = _RaySet([(self.intrinsics(c.camera_id), c.camera_id) for c in store.cameras])
 
     def intrinsics(self, camera_id: str) -> tuple[Intrinsics, Intrinsics]:
         """Return the (depth, colour) intrinsics of a camera at the rendered scale."""
@@ -252,18 +254,47 @@ class Renderer:
         ``bodies`` are ``BodyState``s (person_id, joints, shirt/trousers/skin colours, held
         items); ``extra`` holds floor targets.
         """
+        return self.render_frames([camera_id], bodies, stamp_ns, extra)[0]
+
+    def render_frames(self, camera_ids: Sequence[str], bodies: Sequence[Any], stamp_ns: int,
+                      extra: Sequence[FloorTarget] = ()) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Render several cameras at one instant: ``render`` of each, in one batch.
+
+        The same images as ``render`` camera by camera (noise is per seed, camera and
+        ``stamp_ns``), but the people of every stream are ray-cast in one vectorised pass.
+        """
         for target in extra:
             if not isinstance(target, FloorTarget):
                 raise ValueError(f'extra may only hold FloorTarget, got {type(target).__name__}')
-        view = self._view(camera_id)
+        if len(set(camera_ids)) != len(camera_ids):
+            raise ValueError(f'camera_ids repeat a camera: {list(camera_ids)}')
+        views = [self._view(camera_id) for camera_id in camera_ids]
         dynamic = self._dynamic_scene(bodies, stamp_ns)
-        z_depth, rgb_depth = self._compose(view.depth, dynamic, extra)
-        z_color, rgb_color = self._compose(view.color, dynamic, extra)
-        entropy = [self.config.seed, view.key, int(stamp_ns) % (1 << 64)]
-        rng = np.random.default_rng(np.random.SeedSequence(entropy))
-        depth = self._depth_image(view, z_depth, rgb_depth, rng)
-        colour = self._colour_image(view.color.grid, rgb_color, rng)
-        return depth, colour
+        rays = self._rays
+        selected = [(rays.stream_of(view, kind), stream) for view in views
+                    for kind, stream in enumerate((view.depth, view.color))]
+        z = rays.z
+        rgb: np.ndarray = rays.rgb             # float32: colours need no more
+        for index, stream in selected:
+            part = rays.part(index)
+            z[part] = stream.z
+            rgb[part] = stream.rgb
+            for target in extra:
+                _draw_target(stream.grid, target, z[part], rgb[part])
+        _draw_capsules(rays, [index for index, _ in selected], dynamic.capsules)
+        for index, stream in selected:
+            part = rays.part(index)
+            _draw_boxes(stream.grid, dynamic.boxes, z[part], rgb[part])
+        frames = []
+        for view in views:
+            depth_part = rays.part(rays.stream_of(view, 0))
+            color_part = rays.part(rays.stream_of(view, 1))
+            entropy = [self.config.seed, view.key, int(stamp_ns) % (1 << 64)]
+            rng = np.random.default_rng(np.random.SeedSequence(entropy))
+            depth = self._depth_image(view, z[depth_part], rgb[depth_part], rng)
+            colour = self._colour_image(view.color.grid, rgb[color_part], rng)
+            frames.append((depth, colour))
+        return frames
 
     def _bank(self, height: int, width: int) -> _NoiseBank:
         """Return the noise bank of an image size (made on first use)."""
@@ -284,6 +315,7 @@ class Renderer:
                          self._background(make_ray_grid(color_k, camera.t_map_color)),
                          zlib.crc32(camera_id.encode()))
             self._views[camera_id] = view
+            self._rays.add(view)
         return view
 
     def _background(self, grid: RayGrid) -> _Stream:
@@ -312,95 +344,38 @@ class Renderer:
         self._dynamic = _Dynamic(key, bodies, capsules, boxes)
         return self._dynamic
 
-    def _compose(self, stream: _Stream, dynamic: _Dynamic,
-                 targets: Sequence[FloorTarget]) -> tuple[FloatArray, np.ndarray]:
-        """Draw targets, people and held items over the background, nearest surface wins."""
-        z = stream.z.copy()
-        rgb: np.ndarray = stream.rgb.copy()    # float32: colours need no more
-        for target in targets:
-            _draw_target(stream.grid, target, z, rgb)
-        _draw_capsules(stream.grid, dynamic.capsules, z, rgb)
-        _draw_boxes(stream.grid, dynamic.boxes, z, rgb)
-        return z, rgb
-
     # Sensor models -----------------------------------------------------------------------
 
     def _depth_image(self, view: _View, z_flat: FloatArray, rgb_flat: np.ndarray,
                      rng: np.random.Generator) -> np.ndarray:
-        """Turn true optical depth into a D435-like uint16 depth image (mm, 0 = no data)."""
+        """Turn true optical depth into a D435-like uint16 depth image (mm, 0 = no data).
+
+        Holes outside the depth range and in the stereo occlusion shadow (the right imager,
+        +baseline along x, sees pixel u at u - disparity in rendered pixels: a pixel is
+        hidden when a nearer pixel to its right lands on or left of it there, and the band
+        at the left edge falls outside the right image). Matching fails next to a jump:
+        the far side loses ``edge_hole_px`` pixels and the near side's boundary pixel
+        often mixes both depths (a flying pixel). Dark surfaces lose depth in clumps.
+        Noise at the physical camera's focal length (not the rendered one). The per-pixel
+        work is ``render_jit.depth_sensor``.
+        """
         cfg = self.config
         grid = view.depth.grid
         h, w = grid.height, grid.width
         bank = self._bank(h, w)
-        z = z_flat.reshape(h, w).astype(np.float32)          # metres, inf = nothing
-        finite = np.isfinite(z)
-        near, far = view.camera.model.depth_range_m
-        valid = (z >= near) & (z <= far)
-        # Stereo occlusion: the right imager (+baseline along x) sees pixel u at
-        # u - disparity (rendered pixels); a pixel is hidden when a nearer pixel to its
-        # right lands on or left of it there, and the band at the left edge falls outside
-        # the right image.
-        disparity = np.float32(grid.fx * cfg.baseline_m) / z          # 0 where z = inf
-        u_right = np.arange(w, dtype=np.float32)[None, :] - disparity
-        # Only pixels within the disparity spread to the right can hide one: u_right[v] -
-        # u_right[u] >= (v - u) - (max - min disparity), so look that far and no further.
-        reach = min(w - 1, int(math.floor(float(disparity.max() - disparity.min()) + 0.5)))
-        shadow = u_right < -0.5
-        limit = u_right + np.float32(0.5)
-        for k in range(1, reach + 1):
-            shadow[:, :-k] |= u_right[:, k:] <= limit[:, :-k]
-        # Matching fails next to a jump: the far side of it loses a few pixels, and the
-        # near side's boundary pixel often mixes both depths (a flying pixel).
-        z_jump = np.where(finite, z, np.float32(1e6))
-        step = z_jump[:, 1:] - z_jump[:, :-1]
-        edge = np.zeros((h, w), dtype=bool)
-        for k in range(cfg.edge_hole_px):
-            edge[:, : w - 1 - k] |= step[:, k:] < -cfg.edge_jump_m     # far pixel on the left
-            edge[:, 1 + k:] |= step[:, : w - 1 - k] > cfg.edge_jump_m  # far pixel on the right
         # Every frame draws the same picks in the same order, whatever the options.
         sign = 1.0 if rng.random() < 0.5 else -1.0
         noise = bank.depth_field(rng)
         dark_draw = bank.dark_field(rng)
         flying_draw = bank.uniform_field(rng)
-        if cfg.flying_pixel_fraction > 0.0:
-            z = self._flying_pixels(z, z_jump, step, flying_draw)
-        # Noise at the physical camera's focal length (not the rendered one).
+        near, far = view.camera.model.depth_range_m
         fx_native = view.camera.model.depth.fx
-        gain = np.float32(sign * cfg.depth_noise_subpixel / (fx_native * cfg.baseline_m))
-        dark = dark_draw < bank.dark_threshold(rgb_flat.reshape(h, w, 3))
-        keep = valid & ~shadow & ~edge & ~dark
-        with np.errstate(invalid='ignore'):
-            noisy = (z + z * z * gain * noise) * np.float32(1000.0)
-        noisy[~keep] = 0.0
-        np.rint(noisy, out=noisy)
-        np.clip(noisy, 0.0, 65535.0, out=noisy)
-        depth = noisy.astype(np.uint16)
-        depth[keep & (depth == 0)] = 1
-        return depth
-
-    def _flying_pixels(self, z: NDArray[np.float32], z_jump: NDArray[np.float32],
-                       step: NDArray[np.float32], draw: NDArray[np.float32]
-                       ) -> NDArray[np.float32]:
-        """Mix the near-side boundary pixels of depth jumps with the far depth behind them."""
-        jump = np.float32(self.config.edge_jump_m)
-        far = np.zeros_like(z)
-        # Horizontal and vertical neighbours; the far neighbour must be a surface.
-        right_far = (step > jump) & (z_jump[:, 1:] < 1e5)
-        far[:, :-1][right_far] = z_jump[:, 1:][right_far]
-        left_far = (step < -jump) & (z_jump[:, :-1] < 1e5)
-        far[:, 1:][left_far] = z_jump[:, :-1][left_far]
-        step_v = z_jump[1:, :] - z_jump[:-1, :]
-        below_far = (step_v > jump) & (z_jump[1:, :] < 1e5)
-        far[:-1, :][below_far] = z_jump[1:, :][below_far]
-        above_far = (step_v < -jump) & (z_jump[:-1, :] < 1e5)
-        far[1:, :][above_far] = z_jump[:-1, :][above_far]
-        fraction = np.float32(self.config.flying_pixel_fraction)
-        flying = (far > 0.0) & (draw < fraction)
-        # The same draw gives the mix: 10-90 % of the way to the far surface.
-        alpha = np.float32(0.1) + np.float32(0.8) * draw[flying] / fraction
-        out = z.copy()
-        out[flying] += alpha * (far[flying] - z[flying])
-        return out
+        gain = sign * cfg.depth_noise_subpixel / (fx_native * cfg.baseline_m)
+        return np.asarray(depth_sensor(
+            z_flat.reshape(h, w), np.ascontiguousarray(rgb_flat, dtype=np.float32).reshape(
+                h, w, 3), noise, dark_draw, flying_draw, bank.threshold_lut,
+            grid.fx * cfg.baseline_m, near, far, cfg.edge_jump_m, cfg.edge_hole_px,
+            cfg.flying_pixel_fraction, gain))
 
     def _colour_image(self, grid: RayGrid, rgb_flat: np.ndarray,
                       rng: np.random.Generator) -> np.ndarray:
@@ -464,11 +439,6 @@ class _NoiseBank:
         """Return a uniform [0, 1) field (H, W)."""
         return self._crop(self.uniform, rng)
 
-    def dark_threshold(self, rgb: np.ndarray) -> NDArray[np.float32]:
-        """Return per pixel the level below which the dark field drops the pixel."""
-        luma = cv2.cvtColor(np.ascontiguousarray(rgb, dtype=np.float32), cv2.COLOR_RGB2GRAY)
-        return np.asarray(self.threshold_lut[np.clip(luma, 0.0, 255.0).astype(np.uint8)])
-
     def colour_noise(self, rng: np.random.Generator) -> NDArray[np.float32]:
         """Return white colour noise (H, W, 3), a window of the flat bank."""
         size = self.height * self.width * 3
@@ -510,31 +480,83 @@ def _draw_boxes(grid: RayGrid, boxes: Boxes, z: FloatArray, rgb: FloatArray) -> 
     rgb[pix[nearest]] = shade(colours, hits.normal[won])
 
 
-def _draw_capsules(grid: RayGrid, capsules: Capsules, z: FloatArray, rgb: FloatArray) -> None:
-    """Z-buffer a batch of capsules into (z, rgb) in place, all in one vectorised pass."""
-    if len(capsules) == 0:
+class _RaySet:
+    """The rays of every stream of the store's cameras side by side, for batched drawing.
+
+    Stream ``2 * i`` is camera i's depth stream, ``2 * i + 1`` its colour stream; a flat
+    pixel index is the stream's offset + row * width + column. Rays are copied in as each
+    camera's view is made; ``z`` and ``rgb`` are scratch buffers of the same layout.
+    """
+
+    def __init__(self, cameras: Sequence[tuple[tuple[Intrinsics, Intrinsics], str]]) -> None:
+        """Lay out the streams (nothing is filled yet)."""
+        self.camera_index = {camera_id: i for i, (_, camera_id) in enumerate(cameras)}
+        sizes = [k.width * k.height for pair, _ in cameras for k in pair]
+        self.offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+        n = int(self.offsets[-1])
+        s = len(sizes)
+        self.grids: list[RayGrid | None] = [None] * s
+        self.origin = np.zeros((s, 3))
+        self.rotation = np.zeros((s, 3, 3))
+        self.k = np.zeros((s, 4))                  # fx, fy, cx, cy
+        self.size = np.zeros((s, 2), dtype=np.int64)
+        # np.zeros maps memory lazily: cameras never rendered cost nothing.
+        self.dx = np.zeros(n, dtype=np.float32)
+        self.dy = np.zeros(n, dtype=np.float32)
+        self.dz = np.zeros(n, dtype=np.float32)
+        self.z_per_t = np.zeros(n)
+        self.z = np.zeros(n)
+        self.rgb = np.zeros((n, 3), dtype=np.float32)
+        self.owner = np.full(n, -1, dtype=np.int64)   # capsule pass scratch, kept at -1
+        self.t_won = np.zeros(n, dtype=np.float32)
+        self.touched = np.zeros(n, dtype=np.int64)
+
+    def stream_of(self, view: _View, kind: int) -> int:
+        """Return the stream index of a view's depth (0) or colour (1) stream."""
+        return 2 * self.camera_index[view.camera.camera_id] + kind
+
+    def part(self, index: int) -> slice:
+        """Return the flat pixel range of a stream."""
+        return slice(int(self.offsets[index]), int(self.offsets[index + 1]))
+
+    def add(self, view: _View) -> None:
+        """Copy a new view's rays in."""
+        for kind, stream in enumerate((view.depth, view.color)):
+            index = self.stream_of(view, kind)
+            grid = stream.grid
+            part = self.part(index)
+            self.grids[index] = grid
+            self.origin[index] = grid.origin
+            self.rotation[index] = grid.rotation
+            self.k[index] = (grid.fx, grid.fy, grid.cx, grid.cy)
+            self.size[index] = (grid.width, grid.height)
+            self.dx[part], self.dy[part], self.dz[part] = grid.dx, grid.dy, grid.dz
+            self.z_per_t[part] = grid.z_per_t
+
+
+def _draw_capsules(rays: _RaySet, streams: Sequence[int], capsules: Capsules) -> None:
+    """Z-buffer capsules into ``rays.z``/``rays.rgb`` of several streams.
+
+    ``render_jit.capsule_zbuffer`` ray-casts every (stream, capsule) pair over only the
+    pixels of its rows that can meet the capsule and keeps the nearest hit per pixel;
+    ``render_jit.capsule_shade`` colours the won pixels. Streams are independent: the
+    result is the one of drawing stream by stream.
+    """
+    if len(capsules) == 0 or not streams:
         return
-    rects = capsule_rects(grid, capsules.a, capsules.b, capsules.radius)
-    visible = np.nonzero((rects[:, 1] > rects[:, 0]) & (rects[:, 3] > rects[:, 2]))[0]
-    if len(visible) == 0:
-        return
-    owner, pix = rect_pixels(rects[visible], grid.width)
-    a, b = capsules.a[visible], capsules.b[visible]
-    batch = capsule_batch(grid.origin, a, b, capsules.radius[visible])
-    hit, t = intersect_capsules(grid, batch, owner, pix)
-    owner, pix = owner[hit], pix[hit]
-    depth = t * grid.z_per_t[pix]
-    closer = np.nonzero(depth < z[pix])[0]
-    if len(closer) == 0:
-        return
-    owner, pix, t, depth = owner[closer], pix[closer], t[closer], depth[closer]
-    np.minimum.at(z, pix, depth)
-    won = np.nonzero(depth == z[pix])[0]
-    owner, pix, t = owner[won], pix[won], t[won]
-    points = grid.origin + grid.directions[pix] * t[:, None]
-    normals = capsule_normals(points, a[owner], b[owner])
-    colours = capsule_surface_rgb(capsules, visible[owner], points, normals)
-    rgb[pix] = shade(colours, normals)
+    index = np.asarray(streams, dtype=np.int64)
+    origins = np.ascontiguousarray(rays.origin[index])
+    count = capsule_zbuffer(
+        origins, np.ascontiguousarray(rays.rotation[index]), np.ascontiguousarray(
+            rays.k[index]), np.ascontiguousarray(rays.size[index]), rays.offsets[index],
+        capsules.a, capsules.b, capsules.radius, NEAR_M, rays.dx, rays.dy, rays.dz,
+        rays.z_per_t, rays.z, rays.owner, rays.t_won, rays.touched)
+    pix = rays.touched[:count]
+    owner = rays.owner[pix]
+    rays.owner[pix] = -1
+    capsule_shade(pix, owner, rays.t_won, rays.dx, rays.dy, rays.dz, origins, capsules.a,
+                  capsules.b, capsules.rgb, capsules.rgb2, capsules.kind == KIND_HEAD,
+                  capsules.forward, LIGHT_DIRECTION, AMBIENT, DIFFUSE, rays.rgb)
 
 
 def _draw_target(grid: RayGrid, target: FloorTarget, z: FloatArray, rgb: FloatArray) -> None:
