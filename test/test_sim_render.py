@@ -343,6 +343,23 @@ def test_render_is_deterministic_per_seed_camera_and_stamp(store, renderer):
     assert not np.array_equal(first[0], other_seed[0])
 
 
+def test_render_frames_equals_rendering_camera_by_camera(store):
+    bodies = [make_body(1, 1.5, 1.4), make_body(2, 4.0, 1.5, heading_rad=1.0),
+              make_body(3, 2.5, 3.0, heading_rad=-2.0)]
+    cameras = [c.camera_id for c in store.cameras]
+    batch = Renderer(store, 0.5, 5, 0.08).render_frames(cameras, bodies, STAMP_NS)
+    single = Renderer(store, 0.5, 5, 0.08)
+    seen = 0
+    for camera_id, (depth, colour) in zip(cameras, batch, strict=True):
+        one_depth, one_colour = single.render(camera_id, bodies, STAMP_NS)
+        assert np.array_equal(depth, one_depth) and np.array_equal(colour, one_colour)
+        empty, _ = single.render(camera_id, [], STAMP_NS)
+        seen += int(np.count_nonzero((depth > 0) & (depth < empty.astype(int) - 200)) > 50)
+    assert seen >= 3, 'the people are seen by several cameras'
+    with pytest.raises(ValueError, match='repeat'):
+        single.render_frames(['cam_01', 'cam_01'], bodies, STAMP_NS)
+
+
 def _board_pose_from_colour(colour, target, color_k):
     gray = cv2.cvtColor(colour, cv2.COLOR_RGB2GRAY)
     found, corners = cv2.findChessboardCorners(gray, (target.cols, target.rows))

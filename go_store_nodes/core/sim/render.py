@@ -22,7 +22,9 @@ discontinuities. Colour gets white sensor noise.
 Noise comes from banks generated once per image size and seed (``_NoiseBank``): each
 frame picks fields and a random offset into them from a generator seeded by
 (seed, camera, stamp_ns), so a frame is deterministic for those and nothing is drawn
-pixel by pixel per frame.
+pixel by pixel per frame. ``Renderer.render_frames`` renders the cameras of one instant
+together; the per-pixel work (people, the depth sensor model) runs in the compiled
+kernels of ``render_jit``.
 """
 
 from __future__ import annotations
@@ -227,7 +229,7 @@ class _Dynamic:
 
 
 class Renderer:
-    """Render depth and colour images of the store's cameras (pure numpy ray casting)."""
+    """Render depth and colour images of the store's cameras (exact ray casting)."""
 
     def __init__(self, store: StoreDescription, image_scale: float = 1.0, seed: int = 0,
                  depth_noise_subpixel: float = 0.08, **options: Any) -> None:
@@ -261,7 +263,7 @@ class Renderer:
         """Render several cameras at one instant: ``render`` of each, in one batch.
 
         The same images as ``render`` camera by camera (noise is per seed, camera and
-        ``stamp_ns``), but the people of every stream are ray-cast in one vectorised pass.
+        ``stamp_ns``), but the people of every stream are ray-cast in one compiled pass.
         """
         for target in extra:
             if not isinstance(target, FloorTarget):
