@@ -85,6 +85,15 @@ def test_defaults_fill_missing_sections():
     ({'render': 3}, 'render'),
     ({'sensors': {'camera_frame_drop': 1.0}}, 'sensors.camera_frame_drop'),
     ({'sensors': {'load_cell_noise_g': -1.0}}, 'sensors.load_cell_noise_g'),
+    ({'sensors': {'camera_drop_burst_frames': 0.5}}, 'sensors.camera_drop_burst_frames'),
+    ({'sensors': {'camera_frame_drop': 0.9, 'camera_drop_burst_frames': 2.0}},
+     'sensors.camera_frame_drop'),
+    ({'sensors': {'camera_clock_offset_ms': -5.0}}, 'sensors.camera_clock_offset_ms'),
+    ({'sensors': {'camera_latency_ms': 1e5}}, 'sensors.camera_latency_ms'),
+    ({'sensors': {'camera_capture_phase': 1}}, 'sensors.camera_capture_phase'),
+    ({'sensors': {'camera_outage_s': [8.0, 3.0]}}, 'sensors.camera_outage_s'),
+    ({'sensors': {'camera_clock': 1.0}}, 'sensors.camera_clock'),
+    ({'behaviours': {'camera_outage': 100.0}}, 'behaviours.camera_outage'),
 ])
 def test_errors_name_file_and_field(tmp_path, change, field):
     data = _minimal(**change)

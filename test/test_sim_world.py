@@ -372,6 +372,17 @@ def test_crowd_has_a_camera_outage(repo):
     assert len(simulation.cameras.outages) >= 1
 
 
+def test_camera_timing_switched_off_gives_aligned_frames(smoke_scenario):
+    sensors = dataclasses.replace(
+        smoke_scenario.sensors, camera_clock_offset_ms=0.0, camera_clock_drift_ppm=0.0,
+        camera_latency_ms=0.0, camera_latency_jitter_ms=0.0, camera_capture_phase=False)
+    run = _run(dataclasses.replace(smoke_scenario, duration_s=3.0, sensors=sensors))
+    cameras = len(run.store.cameras)
+    assert sorted({step for step, _, _ in run.captures}) == run.camera_steps
+    assert len(run.captures) == cameras * len(run.camera_steps)
+    assert all(c.stamp_ns == stamp == c.arrival_ns for _, stamp, c in run.captures)
+
+
 def test_camera_clocks_latency_and_phases(busy):
     truth = busy.truth
     sensors = busy.scenario.sensors

@@ -134,10 +134,6 @@ class CameraRig:
             t_s += float(rng.exponential(60.0 / rate))
         return tuple(outages)
 
-    def captures_at(self, step: int) -> bool:
-        """Return whether any camera's capture can fall on this step."""
-        return any(self._captures(clock, step) for clock in self.clocks)
-
     def _captures(self, clock: CameraClock, step: int) -> bool:
         k = step - clock.phase_steps
         if k < 0:
