@@ -51,7 +51,7 @@ from .render_geometry import (
     rect_pixels,
     sphere_rects,
 )
-from .render_jit import capsule_shade, capsule_zbuffer, depth_sensor
+from .render_jit import capsule_shade, capsule_zbuffer, depth_sensor, spheres_in_view
 from .render_scene import (
     AMBIENT,
     body_capsules,
@@ -284,9 +284,18 @@ class Renderer:
             for target in extra:
                 _draw_target(stream.grid, target, z[part], rgb[part])
         _draw_capsules(rays, [index for index, _ in selected], dynamic.capsules)
-        for index, stream in selected:
-            part = rays.part(index)
-            _draw_boxes(stream.grid, dynamic.boxes, z[part], rgb[part])
+        boxes = dynamic.boxes
+        if len(boxes):
+            # Held items: only streams where a bounding sphere shows (it would draw nothing).
+            streams = np.array([index for index, _ in selected], dtype=np.int64)
+            seen = spheres_in_view(
+                rays.origin[streams], rays.rotation[streams], rays.k[streams],
+                rays.size[streams], np.ascontiguousarray(boxes.center, dtype=np.float64),
+                np.linalg.norm(boxes.half, axis=1), NEAR_M)
+            for (index, stream), visible in zip(selected, seen, strict=True):
+                if visible:
+                    part = rays.part(index)
+                    _draw_boxes(stream.grid, boxes, z[part], rgb[part])
         frames = []
         for view in views:
             depth_part = rays.part(rays.stream_of(view, 0))

@@ -304,3 +304,21 @@ def depth_sensor(z_m: NDArray[np.float64], rgb: NDArray[np.float32],
             mm = min(max(np.rint(noisy), np.float32(0.0)), np.float32(65535.0))
             out[v, u] = max(np.uint16(mm), np.uint16(1))
     return out
+
+
+@numba.njit(cache=True, nogil=True, error_model='numpy')
+def spheres_in_view(origins: NDArray[np.float64], rotations: NDArray[np.float64],
+                    intrinsics: NDArray[np.float64], sizes: NDArray[np.int64],
+                    centers: NDArray[np.float64], radius: NDArray[np.float64],
+                    near_m: float) -> NDArray[np.bool_]:  # pragma: no cover - compiled
+    """Return per stream whether any sphere's pixel rectangle is non-empty (conservative)."""
+    seen = np.zeros(len(origins), dtype=np.bool_)
+    for s in range(len(origins)):
+        for c in range(len(radius)):
+            rect = _sphere_rect(centers[c, 0], centers[c, 1], centers[c, 2], radius[c],
+                                origins[s], rotations[s], intrinsics[s], sizes[s, 0],
+                                sizes[s, 1], near_m)
+            if rect[0] < rect[1] and rect[2] < rect[3]:
+                seen[s] = True
+                break
+    return seen
