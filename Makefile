@@ -61,6 +61,8 @@ test: setup
 # receipts and the evaluation table against its ground truth.
 demo: setup
 	$(VENV)/bin/go-store replay bags/easy/bag --out out/demo --overwrite --as-fast-as-possible
+	$(VENV)/bin/go-store eval --truth bags/easy/truth.json --bag out/demo/bag \
+		--json out/demo/eval.json
 
 # Regenerate the committed regression bags (bags/*/generate.sh) from their scenarios and
 # seeds: the same simulator gives the same bytes (md5) on every run.
@@ -68,7 +70,7 @@ bags: setup
 	@for script in bags/*/generate.sh; do \
 		echo "$$script"; GO_STORE=$(abspath $(VENV))/bin/go-store bash "$$script" || exit 1; \
 	done
-	md5sum bags/*/bag/*.mcap bags/*/bag/truth.json
+	md5sum bags/*/bag/*.mcap bags/*/truth.json
 
 lint: setup
 	$(VENV)/bin/ruff check .

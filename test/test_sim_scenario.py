@@ -61,6 +61,9 @@ def test_defaults_fill_missing_sections():
     assert scenario.shoppers.list_size == (1, 4)
     assert scenario.behaviours.occlusion is True
     assert scenario.sensors.depth_noise_subpixel == 0.08
+    assert len(scenario.associates.uniform_rgb) == 3
+    staff = parse_scenario(_minimal(associates={'uniform_rgb': [200, 20, 10]}), 'mini.yaml')
+    assert staff.associates.uniform_rgb == (200, 20, 10)
 
 
 @pytest.mark.parametrize('change, field', [
@@ -94,6 +97,10 @@ def test_defaults_fill_missing_sections():
     ({'sensors': {'camera_outage_s': [8.0, 3.0]}}, 'sensors.camera_outage_s'),
     ({'sensors': {'camera_clock': 1.0}}, 'sensors.camera_clock'),
     ({'behaviours': {'camera_outage': 100.0}}, 'behaviours.camera_outage'),
+    ({'associates': {'uniform_rgb': [1, 2]}}, 'associates.uniform_rgb'),
+    ({'associates': {'uniform_rgb': [0, 0, 300]}}, 'associates.uniform_rgb'),
+    ({'associates': {'uniform_rgb': [0, 0.5, 3]}}, 'associates.uniform_rgb'),
+    ({'associates': {'uniform': [0, 0, 3]}}, 'associates.uniform'),
 ])
 def test_errors_name_file_and_field(tmp_path, change, field):
     data = _minimal(**change)

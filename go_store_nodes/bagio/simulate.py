@@ -1,9 +1,10 @@
-"""Record a simulation run as a rosbag2 MCAP bag plus truth.json (`go-store simulate`).
+"""Record a simulation run as a rosbag2 MCAP bag, and its truth.json apart (`go-store simulate`).
 
 The simulation and the renderer follow docs/simulation.md: ``Simulation.run()`` yields
 ``Tick`` objects in time order and ``Simulation.truth`` is complete afterwards;
 ``Renderer.render(camera_id, bodies, stamp_ns)`` returns (depth uint16 mm, colour rgb8)
-and ``Renderer.intrinsics(camera_id)`` the scaled (depth, colour) intrinsics.
+and ``Renderer.intrinsics(camera_id)`` the scaled (depth, colour) intrinsics; a tick that
+carries the shelf stock hands it to ``Renderer.set_stock`` before its cameras render.
 Load cells and check-ins are stored at their tick's time. A camera frame (``Tick.captures``)
 carries the camera clock's capture stamp in its headers and is stored at its arrival time
 (later, by the transport latency), so the bag's log times are what a recorder would have
@@ -37,7 +38,6 @@ from .topics import (
 from .typestore import typestore
 from .writer import BagWriter
 
-TRUTH_FILE = 'truth.json'
 # custom_data keys written into metadata.yaml of a simulated bag.
 CUSTOM_SCENARIO = 'go_store.scenario'
 CUSTOM_SEED = 'go_store.seed'
@@ -73,36 +73,32 @@ def truth_document(truth: Any) -> dict:
     raise TypeError(f'cannot turn {type(truth).__name__} into truth.json')
 
 
-def prepare_output(out_dir: pathlib.Path, overwrite: bool) -> None:
-    """Make room for a bag at ``out_dir``: it must not exist, or be replaceable."""
-    if not out_dir.exists():
-        out_dir.parent.mkdir(parents=True, exist_ok=True)
-        return
-    if out_dir.is_dir() and not any(out_dir.iterdir()):
-        out_dir.rmdir()
-        return
-    if not overwrite:
-        raise FileExistsError(f'{out_dir} exists; choose another --out or pass --overwrite')
-    if not (out_dir / 'metadata.yaml').is_file():
-        raise FileExistsError(f'{out_dir} exists and is not a bag; not overwriting it')
-    for child in sorted(out_dir.rglob('*'), key=lambda p: len(p.parts), reverse=True):
-        child.rmdir() if child.is_dir() else child.unlink()
-    out_dir.rmdir()
+def truth_outside_bag(out_dir: pathlib.Path, truth_path: pathlib.Path) -> None:
+    """Refuse a truth file inside the bag folder: whoever reads the bag must not find truth."""
+    bag = out_dir.resolve()
+    truth = truth_path.resolve()
+    if truth == bag or bag in truth.parents:
+        raise ValueError(f'{truth_path} is inside the bag folder {out_dir}; write the truth '
+                         'somewhere a replay of the bag does not look (e.g. beside the folder)')
 
 
 def record_simulation(simulation: Any, renderer: Any, description: StoreDescription,
-                      out_dir: str | pathlib.Path, *, total_s: float = 0.0,
+                      out_dir: str | pathlib.Path, truth_path: str | pathlib.Path, *,
+                      total_s: float = 0.0,
                       custom_data: dict[str, str] | None = None,
                       compression_level: int | None = None,
                       progress: ProgressCallback | None = None,
                       cameras: Iterable[str] | None = None) -> RecordedBag:
     """Run ``simulation`` to the end, render its camera frames and write the bag.
 
-    ``out_dir`` becomes the bag folder (metadata.yaml, .mcap) and receives truth.json.
-    ``cameras`` (ids) limits which cameras are rendered and written (None: all); the
-    rest of the bag (/tf_static with every camera, load cells, check-ins) is unchanged.
+    ``out_dir`` becomes the bag folder (metadata.yaml, .mcap); the truth goes to
+    ``truth_path``, which must lie outside it. ``cameras`` (ids) limits which cameras are
+    rendered and written (None: all); the rest of the bag (/tf_static with every camera,
+    load cells, check-ins) is unchanged.
     """
     out = pathlib.Path(out_dir)
+    truth_file = pathlib.Path(truth_path)
+    truth_outside_bag(out, truth_file)
     wall_start = time.monotonic()
     known = [c.camera_id for c in description.cameras]
     wanted = set(known) if cameras is None else set(cameras)
@@ -173,6 +169,10 @@ def record_simulation(simulation: Any, renderer: Any, description: StoreDescript
                                                    int(batch.first_stamp_ns),
                                                    int(batch.period_ns), batch.grams))
             captures = getattr(tick, 'captures', None)
+            if tick.camera_frame or captures:
+                stock = getattr(tick, 'stock', None)
+                if stock is not None:
+                    renderer.set_stock(stock)
             if captures is not None:
                 render(tick.bodies, stamp_ns, [
                     (*by_id[c.camera_id], int(c.stamp_ns), int(c.arrival_ns))
@@ -189,8 +189,8 @@ def record_simulation(simulation: Any, renderer: Any, description: StoreDescript
             last_ns = max(last_ns, max(item[0] for item in pending))
         flush(bag, None)
         counts = dict(bag.counts)
-    truth_path = out / TRUTH_FILE
-    truth_path.write_text(json.dumps(truth_document(simulation.truth),
+    truth_file.parent.mkdir(parents=True, exist_ok=True)
+    truth_file.write_text(json.dumps(truth_document(simulation.truth),
                                      separators=(',', ':')) + '\n')
-    return RecordedBag(out, truth_path, counts,
+    return RecordedBag(out, truth_file, counts,
                        (last_ns - (first_ns or last_ns)) / 1e9, time.monotonic() - wall_start)

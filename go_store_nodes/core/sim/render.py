@@ -2,8 +2,9 @@
 
 Every pixel of both streams of a camera is ray-cast against the scene, exactly (a z-buffer
 per pixel): the floor, walls, open shelves with their products (drawn once per camera and
-cached), people as capsules and spheres, the items they hold as boxes, and floor targets
-for calibration. The depth stream lives in the camera's depth optical frame
+cached; a bin whose stock changed is redrawn alone, over its own pixel rectangle), people
+as capsules and spheres, the items they hold as solids of their packaging's shape, and
+floor targets for calibration. The depth stream lives in the camera's depth optical frame
 (``t_map_depth``, depth intrinsics), the colour stream in its colour optical frame
 (``t_map_color``, colour intrinsics); both are scaled by ``image_scale``.
 
@@ -29,10 +30,10 @@ kernels of ``render_jit``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 import math
 import statistics
-from typing import Any, Sequence
+from typing import Any, Mapping, Optional, Sequence
 import zlib
 
 import cv2
@@ -43,8 +44,8 @@ from ..store import Camera, Intrinsics, StoreDescription
 from ..transforms import Transform
 from .render_geometry import (
     box_rects,
-    intersect_boxes,
     intersect_plane,
+    intersect_solids,
     make_ray_grid,
     NEAR_M,
     RayGrid,
@@ -54,13 +55,14 @@ from .render_geometry import (
 from .render_jit import capsule_shade, capsule_zbuffer, depth_sensor, spheres_in_view
 from .render_scene import (
     AMBIENT,
+    bin_units,
     body_capsules,
     box_surface_rgb,
     Boxes,
     Capsules,
     DIFFUSE,
     floor_rgb,
-    held_item_box,
+    held_item_solid,
     KIND_HEAD,
     LIGHT_DIRECTION,
     shade,
@@ -199,6 +201,16 @@ def scale_intrinsics(intrinsics: Intrinsics, scale: float) -> Intrinsics:
     return intrinsics.scaled(scale)
 
 
+COLOUR_EXPOSURE_S = 0.012    # colour exposure under store lighting (motion blur length)
+BLUR_HISTORY_S = 0.2         # a held item's velocity from a frame at most this old
+BLUR_SAMPLES = 5             # positions averaged over the exposure (odd: one mid-exposure)
+MIN_SMEAR_M = 0.002          # less travel than this is drawn sharp
+WINDOW_CACHE_SIZE = 16   # backgrounds of colour windows kept (least recently used go)
+BIN_MARGIN_M = 0.02      # a bin's pixel rectangle covers its volume grown by this much
+
+BinCounts = tuple[int, ...]                # units per SKU of a bin, in the bin's SKU order
+
+
 @dataclass(eq=False)
 class _Stream:
     """One image stream of a camera: its rays and the cached static background."""
@@ -206,6 +218,21 @@ class _Stream:
     grid: RayGrid
     z: FloatArray                          # (H * W,) optical depth, inf = nothing
     rgb: NDArray[np.float32]               # (H * W, 3) shaded colour
+    base_z: FloatArray                     # the same without any product
+    base_rgb: NDArray[np.float32]
+    bin_rects: dict[str, tuple[int, int, int, int]]     # col0, col1, row0, row1 (excl.)
+    drawn: dict[str, BinCounts | None]     # the stock each bin is drawn with
+
+
+@dataclass(frozen=True, eq=False)
+class _Bin:
+    """A bin as the renderer draws it: frame, corners and products."""
+
+    bin_id: str
+    t_map_shelf: Transform
+    low: tuple[float, ...]
+    high: tuple[float, ...]
+    products: tuple[Any, ...]
 
 
 @dataclass(eq=False)
@@ -226,6 +253,7 @@ class _Dynamic:
     bodies: tuple[Any, ...]
     capsules: Capsules
     boxes: Boxes
+    smear: FloatArray | None = None     # (K, 3) held items' travel during the exposure (m)
 
 
 class Renderer:
@@ -237,11 +265,45 @@ class Renderer:
         self.store = store
         self.config = RenderConfig(image_scale=image_scale, seed=seed,
                                    depth_noise_subpixel=depth_noise_subpixel, **options)
-        self._boxes = Boxes.of(store_boxes(store, walls=self.config.walls))
+        self._boxes = Boxes.of(store_boxes(store, walls=self.config.walls, products=False))
+        self._bins = {b.bin_id: _Bin(b.bin_id, shelf.t_map_shelf, tuple(b.min_m),
+                                     tuple(b.max_m), tuple(store.catalog[k] for k in b.skus))
+                      for shelf in store.shelves for b in shelf.bins}
+        # None: no stock given yet, every slot full.
+        self._stock: dict[str, BinCounts | None] = {b: None for b in self._bins}
+        self._bin_boxes: dict[str, Boxes] = {}
         self._views: dict[str, _View] = {}
+        self._windows: dict[tuple[str, int, int, int, int], _Stream] = {}
         self._dynamic: _Dynamic | None = None
         self._banks: dict[tuple[int, int], _NoiseBank] = {}
         self._rays = _RaySet([(self.intrinsics(c.camera_id), c.camera_id) for c in store.cameras])
+        # Held items of the last frame drawn: (person, index, SKU) -> (stamp_ns, centre).
+        self._held_before: dict[tuple[Any, int, str], tuple[int, FloatArray]] = {}
+        self._held_stamp_ns: int | None = None
+        self.bin_redraws = 0        # bins redrawn in some stream since construction
+
+    def set_stock(self, stock: Mapping[str, Mapping[str, int]]) -> None:
+        """Set the units per SKU in bins (bin id -> SKU -> count); bins left out keep theirs.
+
+        Only the bins whose counts changed are redrawn, at the next render of each camera.
+        """
+        for bin_id, by_sku in stock.items():
+            spec = self._bins.get(bin_id)
+            if spec is None:
+                raise ValueError(f'stock names an unknown bin {bin_id!r}')
+            counts = tuple(int(by_sku.get(p.sku, 0)) for p in spec.products)
+            if counts != self._stock[bin_id]:
+                self._stock[bin_id] = counts
+                self._bin_boxes.pop(bin_id, None)
+
+    def _units(self, bin_id: str) -> Boxes:
+        boxes = self._bin_boxes.get(bin_id)
+        if boxes is None:
+            spec = self._bins[bin_id]
+            boxes = Boxes.of(bin_units(spec.t_map_shelf, spec.low, spec.high, spec.products,
+                                       self._stock[bin_id], self.config.seed, bin_id))
+            self._bin_boxes[bin_id] = boxes
+        return boxes
 
     def intrinsics(self, camera_id: str) -> tuple[Intrinsics, Intrinsics]:
         """Return the (depth, colour) intrinsics of a camera at the rendered scale."""
@@ -250,16 +312,21 @@ class Renderer:
         return scale_intrinsics(model.depth, scale), scale_intrinsics(model.color, scale)
 
     def render(self, camera_id: str, bodies: Sequence[Any], stamp_ns: int,
-               extra: Sequence[FloorTarget] = ()) -> tuple[np.ndarray, np.ndarray]:
+               extra: Sequence[FloorTarget] = (),
+               stock: Optional[Mapping[str, Mapping[str, int]]] = None
+               ) -> tuple[np.ndarray, np.ndarray]:
         """Render (depth uint16 HxW mm, colour uint8 HxWx3 rgb) of one camera.
 
         ``bodies`` are ``BodyState``s (person_id, joints, shirt/trousers/skin colours, held
-        items); ``extra`` holds floor targets.
+        items); ``extra`` holds floor targets; ``stock`` (bin id -> SKU -> units), when
+        given, is passed to ``set_stock`` first. Bins never given a stock are full.
         """
-        return self.render_frames([camera_id], bodies, stamp_ns, extra)[0]
+        return self.render_frames([camera_id], bodies, stamp_ns, extra, stock)[0]
 
     def render_frames(self, camera_ids: Sequence[str], bodies: Sequence[Any], stamp_ns: int,
-                      extra: Sequence[FloorTarget] = ()) -> list[tuple[np.ndarray, np.ndarray]]:
+                      extra: Sequence[FloorTarget] = (),
+                      stock: Optional[Mapping[str, Mapping[str, int]]] = None
+                      ) -> list[tuple[np.ndarray, np.ndarray]]:
         """Render several cameras at one instant: ``render`` of each, in one batch.
 
         The same images as ``render`` camera by camera (noise is per seed, camera and
@@ -270,7 +337,12 @@ class Renderer:
                 raise ValueError(f'extra may only hold FloorTarget, got {type(target).__name__}')
         if len(set(camera_ids)) != len(camera_ids):
             raise ValueError(f'camera_ids repeat a camera: {list(camera_ids)}')
+        if stock is not None:
+            self.set_stock(stock)
         views = [self._view(camera_id) for camera_id in camera_ids]
+        for view in views:
+            self._refresh_bins(view.depth)
+            self._refresh_bins(view.color)
         dynamic = self._dynamic_scene(bodies, stamp_ns)
         rays = self._rays
         selected = [(rays.stream_of(view, kind), stream) for view in views
@@ -286,16 +358,21 @@ class Renderer:
         _draw_capsules(rays, [index for index, _ in selected], dynamic.capsules)
         boxes = dynamic.boxes
         if len(boxes):
-            # Held items: only streams where a bounding sphere shows (it would draw nothing).
+            # Held items: only streams where a bounding sphere (of the whole smear) shows;
+            # elsewhere they would draw nothing.
             streams = np.array([index for index, _ in selected], dtype=np.int64)
+            reach = np.linalg.norm(boxes.half, axis=1)
+            if dynamic.smear is not None:
+                reach = reach + 0.5 * np.linalg.norm(dynamic.smear, axis=1)
             seen = spheres_in_view(
                 rays.origin[streams], rays.rotation[streams], rays.k[streams],
                 rays.size[streams], np.ascontiguousarray(boxes.center, dtype=np.float64),
-                np.linalg.norm(boxes.half, axis=1), NEAR_M)
+                np.ascontiguousarray(reach, dtype=np.float64), NEAR_M)
             for (index, stream), visible in zip(selected, seen, strict=True):
                 if visible:
                     part = rays.part(index)
-                    _draw_boxes(stream.grid, boxes, z[part], rgb[part])
+                    blur = index % 2 == 1                  # the colour stream
+                    self._draw_items(stream, dynamic, z[part], rgb[part], blur)
         frames = []
         for view in views:
             depth_part = rays.part(rays.stream_of(view, 0))
@@ -315,6 +392,36 @@ class Renderer:
             self._banks[(height, width)] = bank
         return bank
 
+    def render_colour_window(self, camera_id: str, bodies: Sequence[Any], stamp_ns: int,
+                             window: tuple[int, int, int, int]) -> np.ndarray:
+        """Render only the colour pixels in ``window`` (col0, row0, width, height), rgb8.
+
+        The rays are those of the same pixels of ``render`` (the scene, shelves with the
+        current stock, people and held items are the same; the sensor noise is drawn for
+        the window). For crops round a hand, at a fraction of a full frame's cost; the
+        backgrounds of the last few windows are kept.
+        """
+        col0, row0, width, height = (int(v) for v in window)
+        if width <= 0 or height <= 0:
+            raise ValueError(f'window must have a positive size, got {window}')
+        key = (camera_id, col0, row0, width, height)
+        stream = self._windows.pop(key, None)
+        if stream is None:
+            camera = self.store.camera(camera_id)
+            k = replace(self.intrinsics(camera_id)[1], width=width, height=height)
+            k = replace(k, cx=k.cx - col0, cy=k.cy - row0)
+            stream = self._background(make_ray_grid(k, camera.t_map_color))
+        else:
+            self._refresh_bins(stream)
+        self._windows[key] = stream
+        while len(self._windows) > WINDOW_CACHE_SIZE:
+            self._windows.pop(next(iter(self._windows)))
+        _, rgb = self._compose(stream, self._dynamic_scene(bodies, stamp_ns), (), blur=True)
+        entropy = [self.config.seed, zlib.crc32(camera_id.encode()), int(stamp_ns) % (1 << 64),
+                   col0 % (1 << 32), row0 % (1 << 32)]
+        rng = np.random.default_rng(np.random.SeedSequence(entropy))
+        return self._colour_image(stream.grid, rgb, rng)
+
     # Scene set-up ------------------------------------------------------------------------
 
     def _view(self, camera_id: str) -> _View:
@@ -330,7 +437,7 @@ class Renderer:
         return view
 
     def _background(self, grid: RayGrid) -> _Stream:
-        """Render the static store (floor, walls, shelves, products) for one stream."""
+        """Render the static store (floor, walls, shelves) for one stream; products follow."""
         n = grid.pixel_count
         t = intersect_plane(grid.origin, grid.directions, np.zeros(3), np.array([0.0, 0.0, 1.0]))
         z = t * grid.z_per_t
@@ -341,19 +448,120 @@ class Renderer:
         up = np.broadcast_to(np.array([0.0, 0.0, 1.0]), points.shape)
         rgb[floor] = shade(floor_rgb(points, self.store.size_m), up)
         _draw_boxes(grid, self._boxes, z, rgb)
-        return _Stream(grid, z, rgb.astype(np.float32))
+        rects = {}
+        for bin_id, spec in self._bins.items():
+            lo = np.asarray(spec.low) - BIN_MARGIN_M
+            hi = np.asarray(spec.high) + BIN_MARGIN_M
+            rect = box_rects(grid, spec.t_map_shelf.apply((lo + hi) / 2.0)[None, :],
+                             np.asarray(spec.t_map_shelf.rotation, dtype=np.float64)[None],
+                             ((hi - lo) / 2.0)[None, :])[0]
+            rects[bin_id] = (int(rect[0]), int(rect[1]), int(rect[2]), int(rect[3]))
+        base_rgb = rgb.astype(np.float32)
+        stream = _Stream(grid, z.copy(), base_rgb.copy(), z, base_rgb, rects,
+                         {b: None for b in self._bins})
+        # Every bin at once: nothing drawn yet, so no region needs clearing.
+        everything = Boxes.concatenate([self._units(b) for b in self._bins])
+        _draw_boxes(grid, everything, stream.z, stream.rgb)
+        stream.drawn = {b: self._stock[b] for b in self._bins}
+        return stream
+
+    def _refresh_bins(self, stream: _Stream) -> None:
+        """Redraw the bins whose stock changed since this stream last drew them.
+
+        A changed bin's pixel rectangle goes back to the product-free background, then the
+        units of every bin whose rectangle overlaps it are drawn clipped to it.
+        """
+        changed = [b for b, counts in stream.drawn.items() if counts != self._stock[b]]
+        for bin_id in changed:
+            stream.drawn[bin_id] = self._stock[bin_id]
+            c0, c1, r0, r1 = stream.bin_rects[bin_id]
+            if c1 <= c0 or r1 <= r0:
+                continue
+            self.bin_redraws += 1
+            _, pix = rect_pixels(np.array([[c0, c1, r0, r1]]), stream.grid.width)
+            stream.z[pix] = stream.base_z[pix]
+            stream.rgb[pix] = stream.base_rgb[pix]
+            near = [b for b, (d0, d1, e0, e1) in stream.bin_rects.items()
+                    if d0 < c1 and c0 < d1 and e0 < r1 and r0 < e1]
+            _draw_boxes(stream.grid, Boxes.concatenate([self._units(b) for b in near]),
+                        stream.z, stream.rgb, clip=(c0, c1, r0, r1))
 
     def _dynamic_scene(self, bodies: Sequence[Any], stamp_ns: int) -> _Dynamic:
-        """Build capsules and held-item boxes of everyone, reused by the cameras of a tick."""
+        """Build capsules and held-item solids of everyone, reused by the cameras of a tick.
+
+        How far an item in a hand travels during the colour exposure comes from where it
+        was in the frame drawn before (at most ``BLUR_HISTORY_S`` earlier): frames rendered
+        in time order, as a recording does, get the same blur for a seed; a frame alone
+        gets none. Items in the basket are drawn sharp.
+        """
         bodies = tuple(bodies)
-        key = (int(stamp_ns),) + tuple(id(b) for b in bodies)
+        stamp_ns = int(stamp_ns)
+        key = (stamp_ns,) + tuple(id(b) for b in bodies)
         if self._dynamic is not None and self._dynamic.key == key:
             return self._dynamic
         capsules = Capsules.concatenate([body_capsules(b) for b in bodies])
-        boxes = Boxes.of([held_item_box(self.store.product(item.sku).appearance, item.position)
-                          for b in bodies for item in b.held])
-        self._dynamic = _Dynamic(key, bodies, capsules, boxes)
+        solids, keys, in_hand_flags = [], [], []
+        for b in bodies:
+            for index, item in enumerate(b.held):
+                in_hand_flags.append(item.hand != 'basket')
+                solids.append(held_item_solid(self.store.product(item.sku).appearance, b,
+                                              index, self.config.seed, stamp_ns))
+                keys.append((b.person_id, index, item.sku))
+        boxes = Boxes.of(solids)
+        smear = np.zeros((len(solids), 3))
+        for k, (item_key, solid) in enumerate(zip(keys, solids, strict=True)):
+            before = self._held_before.get(item_key)
+            recent = before is not None and 0 < stamp_ns - before[0] <= BLUR_HISTORY_S * 1e9
+            if in_hand_flags[k] and before is not None and recent:
+                speed = (solid.center - before[1]) / ((stamp_ns - before[0]) * 1e-9)
+                smear[k] = speed * COLOUR_EXPOSURE_S
+        if self._held_stamp_ns is None or stamp_ns > self._held_stamp_ns:
+            self._held_before = {item_key: (stamp_ns, solid.center)
+                                 for item_key, solid in zip(keys, solids, strict=True)}
+            self._held_stamp_ns = stamp_ns
+        moving = np.linalg.norm(smear, axis=1).max(initial=0.0) > MIN_SMEAR_M
+        self._dynamic = _Dynamic(key, bodies, capsules, boxes, smear if moving else None)
         return self._dynamic
+
+    def _compose(self, stream: _Stream, dynamic: _Dynamic, targets: Sequence[FloorTarget],
+                 blur: bool = False) -> tuple[FloatArray, np.ndarray]:
+        """Draw targets, people and held items over one stream's background (any stream)."""
+        z = stream.z.copy()
+        rgb: np.ndarray = stream.rgb.copy()    # float32: colours need no more
+        for target in targets:
+            _draw_target(stream.grid, target, z, rgb)
+        _draw_capsules(_RaySet.of_stream(stream.grid, z, rgb), [0], dynamic.capsules)
+        self._draw_items(stream, dynamic, z, rgb, blur)
+        return z, rgb
+
+    def _draw_items(self, stream: _Stream, dynamic: _Dynamic, z: np.ndarray,
+                    rgb: np.ndarray, blur: bool = False) -> None:
+        """Draw held items into a stream's (z, rgb) in place, nearest surface wins.
+
+        With ``blur`` (the colour stream), items in a moving hand are drawn at
+        ``BLUR_SAMPLES`` points of their travel during the exposure and averaged: a mild
+        motion blur. Depth keeps the mid-exposure position.
+        """
+        if not blur or dynamic.smear is None:
+            _draw_boxes(stream.grid, dynamic.boxes, z, rgb)
+            return
+        # Only the pixels the items can reach change: keep what is under them there.
+        grid = stream.grid
+        samples = [replace(dynamic.boxes, center=dynamic.boxes.center + f * dynamic.smear)
+                   for f in np.linspace(-0.5, 0.5, BLUR_SAMPLES)]
+        reach = np.unique(np.concatenate([
+            rect_pixels(box_rects(grid, b.center, b.rotation, b.half), grid.width)[1]
+            for b in samples]))
+        z_under, rgb_under = z[reach], rgb[reach]
+        total = np.zeros(rgb_under.shape)
+        z_mid = z_under
+        for index, shifted in enumerate(samples):
+            z[reach], rgb[reach] = z_under, rgb_under
+            _draw_boxes(grid, shifted, z, rgb)
+            total += rgb[reach]
+            if 2 * index == BLUR_SAMPLES - 1:
+                z_mid = z[reach]
+        z[reach], rgb[reach] = z_mid, total / BLUR_SAMPLES
 
     # Sensor models -----------------------------------------------------------------------
 
@@ -470,15 +678,26 @@ def _correlated(rng: np.random.Generator, shape: tuple[int, int, int],
     return fields
 
 
-def _draw_boxes(grid: RayGrid, boxes: Boxes, z: FloatArray, rgb: FloatArray) -> None:
-    """Z-buffer a batch of oriented boxes into (z, rgb) in place, in one vectorised pass."""
+def _draw_boxes(grid: RayGrid, boxes: Boxes, z: FloatArray, rgb: NDArray[np.floating[Any]],
+                clip: tuple[int, int, int, int] | None = None) -> None:
+    """Z-buffer a batch of oriented solids into (z, rgb) in place, in one vectorised pass.
+
+    ``clip`` (col0, col1, row0, row1, end-exclusive) limits drawing to a pixel rectangle.
+    """
     if len(boxes) == 0:
         return
     rects = box_rects(grid, boxes.center, boxes.rotation, boxes.half)
+    if clip is not None:
+        rects[:, 0] = np.maximum(rects[:, 0], clip[0])
+        rects[:, 1] = np.minimum(rects[:, 1], clip[1])
+        rects[:, 2] = np.maximum(rects[:, 2], clip[2])
+        rects[:, 3] = np.minimum(rects[:, 3], clip[3])
+        rects[(rects[:, 1] <= rects[:, 0]) | (rects[:, 3] <= rects[:, 2])] = 0
     owner, pix = rect_pixels(rects, grid.width)
     if len(pix) == 0:
         return
-    hits = intersect_boxes(grid, boxes.center, boxes.rotation, boxes.half, owner, pix)
+    hits = intersect_solids(grid, boxes.center, boxes.rotation, boxes.half, boxes.solid,
+                            owner, pix)
     depth = hits.t * grid.z_per_t[pix]
     closer = np.nonzero(depth < z[pix])[0]
     if len(closer) == 0:
@@ -521,6 +740,25 @@ class _RaySet:
         self.owner = np.full(n, -1, dtype=np.int64)   # capsule pass scratch, kept at -1
         self.t_won = np.zeros(n, dtype=np.float32)
         self.touched = np.zeros(n, dtype=np.int64)
+
+    @classmethod
+    def of_stream(cls, grid: RayGrid, z: FloatArray, rgb: np.ndarray) -> _RaySet:
+        """Return a set of one stream drawing into ``z``/``rgb`` (no copies of the rays)."""
+        rays = cls([])
+        n = grid.pixel_count
+        rays.offsets = np.array([0, n], dtype=np.int64)
+        rays.grids = [grid]
+        rays.origin = grid.origin[None, :].astype(np.float64)
+        rays.rotation = grid.rotation[None, :, :].astype(np.float64)
+        rays.k = np.array([[grid.fx, grid.fy, grid.cx, grid.cy]])
+        rays.size = np.array([[grid.width, grid.height]], dtype=np.int64)
+        rays.dx, rays.dy, rays.dz = grid.dx, grid.dy, grid.dz
+        rays.z_per_t = np.ascontiguousarray(grid.z_per_t, dtype=np.float64)
+        rays.z, rays.rgb = z, rgb
+        rays.owner = np.full(n, -1, dtype=np.int64)
+        rays.t_won = np.zeros(n, dtype=np.float32)
+        rays.touched = np.zeros(n, dtype=np.int64)
+        return rays
 
     def stream_of(self, view: _View, kind: int) -> int:
         """Return the stream index of a view's depth (0) or colour (1) stream."""

@@ -71,6 +71,28 @@ class TruthEvent:
 
 
 @dataclass(frozen=True)
+class TruthTouch:
+    """A hand in a bin that takes nothing: a press, or a unit lifted and put straight back.
+
+    Never a pick or return (no receipt line, no shelf or cart event is expected), so it is
+    kept apart from ``events``. ``start_ns``/``end_ns`` bound the hand's contact with the
+    bin, ``stamp_ns`` is its middle; ``lifted_grams`` is the true weight of the unit lifted
+    off the plate and put back (0 for a press only). The settled weight does not change.
+    """
+
+    touch_id: str
+    stamp_ns: int
+    start_ns: int
+    end_ns: int
+    person_id: int
+    account_id: Optional[str]
+    sku: str
+    bin_id: str
+    shelf_id: str
+    lifted_grams: float
+
+
+@dataclass(frozen=True)
 class TruthCheckIn:
     """One QR scan at a gate, and the people who came in on it."""
 
@@ -153,6 +175,7 @@ class Truth:
     sensor_counts: dict[str, int] = field(default_factory=dict)
     camera_outages: tuple[TruthCameraOutage, ...] = ()
     camera_clocks: tuple[TruthCameraClock, ...] = ()
+    touches: tuple[TruthTouch, ...] = ()
     format: int = TRUTH_FORMAT
 
     def to_dict(self) -> dict[str, Any]:
@@ -178,6 +201,7 @@ class Truth:
             'sensor_counts': dict(self.sensor_counts),
             'camera_outages': [asdict(o) for o in self.camera_outages],
             'camera_clocks': [asdict(c) for c in self.camera_clocks],
+            'touches': [asdict(t) for t in self.touches],
         }
         return document
 
@@ -221,7 +245,8 @@ class Truth:
                 camera_outages=tuple(TruthCameraOutage(**o)
                                      for o in document.get('camera_outages', ())),
                 camera_clocks=tuple(TruthCameraClock(**c)
-                                    for c in document.get('camera_clocks', ())))
+                                    for c in document.get('camera_clocks', ())),
+                touches=tuple(TruthTouch(**t) for t in document.get('touches', ())))
         except (KeyError, TypeError) as error:
             raise ValueError(f'malformed truth document: {error!r}') from None
 
