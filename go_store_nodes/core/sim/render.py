@@ -549,9 +549,12 @@ class Renderer:
         grid = stream.grid
         samples = [replace(dynamic.boxes, center=dynamic.boxes.center + f * dynamic.smear)
                    for f in np.linspace(-0.5, 0.5, BLUR_SAMPLES)]
-        reach = np.unique(np.concatenate([
-            rect_pixels(box_rects(grid, b.center, b.rotation, b.half), grid.width)[1]
-            for b in samples]))
+        # The sorted set of those pixels (a mask: np.unique of the big lists is slower).
+        covered = np.zeros(grid.pixel_count, dtype=bool)
+        for b in samples:
+            covered[rect_pixels(box_rects(grid, b.center, b.rotation, b.half), grid.width)[1]] \
+                = True
+        reach = np.flatnonzero(covered)
         z_under, rgb_under = z[reach], rgb[reach]
         total = np.zeros(rgb_under.shape)
         z_mid = z_under
