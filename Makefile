@@ -12,7 +12,7 @@ CMAKE_ARGS = -DCMAKE_PREFIX_PATH=$(abspath $(VENV)) -DCMAKE_INSTALL_PREFIX=$(abs
 	-DPython3_EXECUTABLE=$(abspath $(VPY)) -DBUILD_TESTING=OFF -Wno-dev
 INTERFACE_SOURCES := $(wildcard msg/*.msg srv/*.srv) CMakeLists.txt package.xml
 
-.PHONY: setup test demo lint clean
+.PHONY: setup test demo lint clean bags
 
 OPENCV_SAMPLES := build/test-data/opencv
 export GO_STORE_OPENCV_DATA := $(abspath $(OPENCV_SAMPLES))/usr/share/doc/opencv-doc/examples/data
@@ -63,6 +63,14 @@ demo: setup
 	$(VENV)/bin/go-store replay bags/easy/bag --out out/demo --overwrite --as-fast-as-possible
 	$(VENV)/bin/go-store eval --truth bags/easy/truth.json --bag out/demo/bag \
 		--json out/demo/eval.json
+
+# Regenerate the committed regression bags (bags/*/generate.sh) from their scenarios and
+# seeds: the same simulator gives the same bytes (md5) on every run.
+bags: setup
+	@for script in bags/*/generate.sh; do \
+		echo "$$script"; GO_STORE=$(abspath $(VENV))/bin/go-store bash "$$script" || exit 1; \
+	done
+	md5sum bags/*/bag/*.mcap bags/*/truth.json
 
 lint: setup
 	$(VENV)/bin/ruff check .

@@ -108,6 +108,14 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     except (ScenarioError, ValueError) as error:
         return _fail(str(error))
     description = load_store_description(scenario.store_path)
+    cameras = None
+    if args.cameras is not None:
+        cameras = [c for c in args.cameras.split(',') if c]
+        known = [c.camera_id for c in description.cameras]
+        unknown = [c for c in cameras if c not in known]
+        if unknown or not cameras:
+            return _fail(f'--cameras: unknown camera(s) {", ".join(unknown) or "(none given)"}'
+                         f'; known: {", ".join(known)}')
     out = pathlib.Path(args.out)
     truth_path = pathlib.Path(args.truth)
     try:
@@ -125,11 +133,13 @@ def cmd_simulate(args: argparse.Namespace) -> int:
               'go_store.image_scale': f'{scenario.render.image_scale:g}',
               'go_store.camera_fps': f'{scenario.render.camera_fps:g}',
               'go_store.duration_s': f'{scenario.duration_s:g}'}
+    if cameras is not None:
+        custom['go_store.cameras'] = ','.join(cameras)
     try:
         recorded = record_simulation(simulation, renderer, description, out, truth_path,
                                      total_s=scenario.duration_s, custom_data=custom,
                                      compression_level=args.compression_level,
-                                     progress=progress)
+                                     progress=progress, cameras=cameras)
     finally:
         if progress is not None:
             progress.close()
@@ -261,6 +271,9 @@ def add_subcommands(sub: Any) -> None:
     simulate.add_argument('--compression-level', type=int,
                           help='zstd level of the MCAP chunks, 1-22 (default 3; 19 for '
                           'committed bags)')
+    simulate.add_argument('--cameras', help='comma-separated camera ids: render and write '
+                          'only these (default: every camera; /tf_static, load cells and '
+                          'check-ins are unchanged)')
     simulate.add_argument('--overwrite', action='store_true',
                           help='replace --out when it is an existing bag')
     simulate.add_argument('--quiet', action='store_true', help='no progress bar')

@@ -1,6 +1,7 @@
 """Camera renderer: geometry at the right pixels, occlusion, D435 noise and holes, targets."""
 
 import copy
+import dataclasses
 import math
 
 import cv2
@@ -120,7 +121,7 @@ def test_empty_store_frame_looks_like_a_floor(renderer):
     # Open floor under cam_01 (no shelves there): ~3 m, light grey, few holes.
     centre = depth[80:160, 150:270]
     assert np.mean(centre > 0) > 0.97
-    assert abs(float(np.median(centre[centre > 0])) - 3000.0) < 10.0
+    assert abs(float(np.median(centre[centre > 0])) - 3000.0) < 15.0
     patch = colour[80:160, 150:270].reshape(-1, 3).astype(float)
     assert np.all(np.abs(patch.mean(axis=0) - 200.0) < 20.0)
 
@@ -217,9 +218,9 @@ def test_held_item_visible_in_colour_with_catalog_colour(renderer, store):
                            atol=30.0)
 
 
-@pytest.mark.parametrize('scale', [1.0, 0.5])
-def test_depth_noise_rms_on_floor_matches_d435_model(store, scale):
-    renderer = Renderer(store, image_scale=scale, seed=11, depth_noise_subpixel=0.08)
+def _floor_errors(store, scale, frames=2, seed=11):
+    """Depth errors (m) on the floor seen by cam_01 (3 m below), and the inside mask."""
+    renderer = Renderer(store, image_scale=scale, seed=seed, depth_noise_subpixel=0.08)
     camera = store.camera('cam_01')
     depth_k, _ = renderer.intrinsics('cam_01')
     cols, rows = np.meshgrid(np.arange(depth_k.width), np.arange(depth_k.height))
@@ -229,26 +230,55 @@ def test_depth_noise_rms_on_floor_matches_d435_model(store, scale):
     floor = camera.t_map_depth.apply(rays.reshape(-1, 3) * 3.0).reshape(rays.shape)
     inside = ((floor[..., 0] > 0.4) & (floor[..., 0] < 2.4) & (floor[..., 1] > 0.4)
               & (floor[..., 1] < 2.3))
-    errors = []
-    for k in range(2):
-        depth, _ = renderer.render('cam_01', [], STAMP_NS + k)
+    errors, images = [], []
+    for k in range(frames):
+        depth, _ = renderer.render('cam_01', [], STAMP_NS + k * 66_666_667)
         ok = inside & (depth > 0)
         assert np.mean(ok[inside]) > 0.98
         errors.append(depth[ok] / 1000.0 - 3.0)
-    error = np.concatenate(errors)
-    expected = 3.0 ** 2 * 0.08 / (depth_k.fx * 0.050)
+        images.append(depth)
+    return np.concatenate(errors), inside, images
+
+
+def _native_rms(store, z_m=3.0):
+    return z_m ** 2 * 0.08 / (store.camera('cam_01').model.depth.fx * 0.050)
+
+
+@pytest.mark.parametrize('scale', [1.0, 0.5])
+def test_depth_noise_rms_on_floor_matches_d435_model(store, scale):
+    error, inside, images = _floor_errors(store, scale, frames=4)
+    # The physical camera's focal length sets the error, not the rendered one.
+    expected = _native_rms(store)
     assert abs(float(np.mean(error))) < 0.2 * expected
     assert float(np.sqrt(np.mean(error ** 2))) == pytest.approx(expected, rel=0.3)
-    # Spatially correlated a little: neighbours agree more than by chance, not fully.
-    depth, _ = renderer.render('cam_01', [], STAMP_NS)
-    field = np.where(inside & (depth > 0), depth / 1000.0 - 3.0, np.nan)
+    if scale < 1.0:
+        return
+    # Spatially correlated: neighbours agree more than by chance, not fully.
+    field = np.where(inside & (images[0] > 0), images[0] / 1000.0 - 3.0, np.nan)
     a, b = field[:, :-1].ravel(), field[:, 1:].ravel()
     both = ~np.isnan(a) & ~np.isnan(b)
     correlation = float(np.corrcoef(a[both], b[both])[0, 1])
     assert 0.2 < correlation < 0.95
+    # ... and a coarse part: pixels 4 apart (fine part ~0 there) still agree a little.
+    a, b = field[:, :-4].ravel(), field[:, 4:].ravel()
+    both = ~np.isnan(a) & ~np.isnan(b)
+    assert float(np.corrcoef(a[both], b[both])[0, 1]) > 0.04
 
 
-def test_holes_at_depth_edges_dark_surfaces_and_minimum_range(renderer, store):
+def test_depth_error_in_mm_does_not_depend_on_image_scale(store):
+    rms = {}
+    for scale in (1.0, 0.25, 0.1):
+        error, _, _ = _floor_errors(store, scale, frames=12 if scale < 1.0 else 3)
+        rms[scale] = float(np.sqrt(np.mean(error ** 2)))
+    # Before, 0.25 had 4 times and 0.1 ten times the error of full resolution.
+    assert rms[0.25] == pytest.approx(rms[1.0], rel=0.3), rms
+    assert rms[0.1] == pytest.approx(rms[1.0], rel=0.3), rms
+    assert rms[1.0] == pytest.approx(_native_rms(store), rel=0.3), rms
+
+
+def test_holes_at_depth_edges_and_minimum_range(store):
+    renderer = Renderer(store, image_scale=1.0, seed=3, depth_noise_subpixel=0.08,
+                        flying_pixel_fraction=0.0)
     camera = store.camera('cam_01')
     depth_k, _ = renderer.intrinsics('cam_01')
     body = make_body(5, 1.25, 1.2, heading_rad=0.0, shirt=(235, 235, 230))
@@ -264,17 +294,6 @@ def test_holes_at_depth_edges_dark_surfaces_and_minimum_range(renderer, store):
     assert row[right + 1] == 0                      # far side of the right edge
     assert np.all(row[right + 3:right + 20] > 2500)  # then floor again
 
-    # Dark shirt: a fraction of its pixels lose depth; a light shirt keeps nearly all.
-    def hole_fraction(shirt):
-        person = make_body(6, 1.25, 1.2, heading_rad=0.0, shirt=shirt)
-        d, _ = renderer.render('cam_01', [person], STAMP_NS)
-        pu, pv, _ = project(person.joints['left_shoulder'], camera.t_map_depth, depth_k)
-        patch = window(d, pu, pv, 3)
-        return np.mean(patch == 0)
-
-    assert hole_fraction((235, 235, 230)) < 0.05
-    assert 0.2 < hole_fraction((15, 15, 18)) < 0.7
-
     # Below the minimum range (0.3 m): an item held up to the camera has no depth.
     item = HeldItem('milk_whole_1l', np.array([1.25, 1.0, 2.85]), 'right')
     lifted = BodyState(8, body.joints, body.shirt_rgb, body.trousers_rgb, body.skin_rgb,
@@ -284,6 +303,83 @@ def test_holes_at_depth_edges_dark_surfaces_and_minimum_range(renderer, store):
                              renderer.config.seed, STAMP_NS).center
     u, v, _ = project(centre, camera.t_map_depth, depth_k)
     assert np.all(window(depth, u, v, 3) == 0)
+
+
+def _person_pixels(store, body):
+    """Depth pixels (mask) of a person: nearer than the empty store in noise-free renders."""
+    clean = Renderer(store, 1.0, 0, 0.0, dark_hole_fraction=0.0, flying_pixel_fraction=0.0)
+    depth, _ = clean.render('cam_01', [body], STAMP_NS)
+    empty, _ = clean.render('cam_01', [], STAMP_NS)
+    return (depth > 0) & (depth.astype(int) < empty.astype(int) - 100)
+
+
+def test_dark_surfaces_lose_depth_in_clumps(store, renderer):
+    light = make_body(6, 1.25, 1.2, shirt=(235, 235, 230), trousers=(230, 230, 225))
+    dark = make_body(6, 1.25, 1.2, shirt=(15, 15, 18), trousers=(20, 20, 20))
+    body_mask = _person_pixels(store, light)
+
+    def holes(person):
+        images = [renderer.render('cam_01', [person], STAMP_NS + k * 66_666_667)[0]
+                  for k in range(6)]
+        return [(image == 0) & body_mask for image in images]
+
+    light_holes = np.mean([h.sum() / body_mask.sum() for h in holes(light)])
+    dark_maps = holes(dark)
+    dark_holes = np.mean([h.sum() / body_mask.sum() for h in dark_maps])
+    # (The light person has occlusion-shadow and edge holes only.)
+    assert light_holes < 0.25
+    assert light_holes + 0.2 < dark_holes < light_holes + 0.75, (dark_holes, light_holes)
+    # In clumps: a hole's right neighbour on the body is a hole more often than the rate.
+    pairs = [(h[:, :-1] & body_mask[:, 1:] & body_mask[:, :-1], h[:, 1:]) for h in dark_maps]
+    both = sum(int(np.count_nonzero(a & b)) for a, b in pairs)
+    first = sum(int(np.count_nonzero(a)) for a, _ in pairs)
+    assert both / first > dark_holes + 0.1
+
+
+def test_dark_hair_loses_more_depth_than_light_hair(store, renderer):
+    camera = store.camera('cam_01')
+    depth_k, _ = renderer.intrinsics('cam_01')
+
+    def head_holes(hair_rgb):
+        body = dataclasses.replace(make_body(1, 1.25, 1.2, shirt=(235, 235, 230)),
+                                   hair_rgb=hair_rgb)
+        u, v, _ = project(body.joints['head'], camera.t_map_depth, depth_k)
+        patches = [window(renderer.render('cam_01', [body], STAMP_NS + k * 66_666_667)[0],
+                          u, v, 2) for k in range(12)]
+        return float(np.mean([np.mean(p == 0) for p in patches]))
+
+    dark, light = head_holes((58, 44, 34)), head_holes((150, 118, 78))
+    assert light < 0.02
+    assert dark > 0.08 and dark > light + 0.06, (dark, light)
+
+
+def test_flying_pixels_between_foreground_and_background(store):
+    body = make_body(5, 1.25, 1.2, shirt=(235, 235, 230))
+    options = dict(depth_noise_subpixel=0.0, dark_hole_fraction=0.0)
+    renderer = Renderer(store, 1.0, 3, flying_pixel_fraction=0.0, **options)
+    clean, _ = renderer.render('cam_01', [body], STAMP_NS)
+    behind, _ = renderer.render('cam_01', [], STAMP_NS)
+    flying, _ = Renderer(store, 1.0, 3, **options).render('cam_01', [body], STAMP_NS)
+    changed = clean != flying
+    assert np.all(clean[changed] > 0) and np.all(flying[changed] > 0)
+    rows, cols = np.nonzero(changed)
+    assert len(rows) > 10
+    padded = np.pad(clean.astype(float), 1, mode='edge')
+    for r, c in zip(rows, cols, strict=True):
+        beside = padded[[r, r + 2, r + 1, r + 1], [c + 1, c + 1, c, c + 2]]
+        # On the near side of a jump (a neighbour much farther, or a hole there) ...
+        assert np.any((beside == 0) | (beside > clean[r, c] + 100))
+        # ... moved towards the surface behind it, not beyond.
+        assert clean[r, c] < flying[r, c] < behind[r, c]
+    # About half the near-side pixels of jumps between surfaces fly.
+    boundary = np.zeros_like(changed)
+    z = np.where(clean > 0, clean.astype(float), -np.inf)
+    boundary[:, :-1] |= z[:, 1:] > z[:, :-1] + 100
+    boundary[:, 1:] |= z[:, :-1] > z[:, 1:] + 100
+    boundary[:-1] |= z[1:] > z[:-1] + 100
+    boundary[1:] |= z[:-1] > z[1:] + 100
+    boundary &= clean > 0
+    assert 0.3 < np.count_nonzero(changed & boundary) / np.count_nonzero(boundary) < 0.7
 
 
 def test_render_is_deterministic_per_seed_camera_and_stamp(store, renderer):
@@ -300,6 +396,23 @@ def test_render_is_deterministic_per_seed_camera_and_stamp(store, renderer):
     assert not np.array_equal(first[1], later[1])
     other_seed = Renderer(store, 1.0, 4, 0.08).render('cam_01', bodies, STAMP_NS)
     assert not np.array_equal(first[0], other_seed[0])
+
+
+def test_render_frames_equals_rendering_camera_by_camera(store):
+    bodies = [make_body(1, 1.5, 1.4), make_body(2, 4.0, 1.5, heading_rad=1.0),
+              make_body(3, 2.5, 3.0, heading_rad=-2.0)]
+    cameras = [c.camera_id for c in store.cameras]
+    batch = Renderer(store, 0.5, 5, 0.08).render_frames(cameras, bodies, STAMP_NS)
+    single = Renderer(store, 0.5, 5, 0.08)
+    seen = 0
+    for camera_id, (depth, colour) in zip(cameras, batch, strict=True):
+        one_depth, one_colour = single.render(camera_id, bodies, STAMP_NS)
+        assert np.array_equal(depth, one_depth) and np.array_equal(colour, one_colour)
+        empty, _ = single.render(camera_id, [], STAMP_NS)
+        seen += int(np.count_nonzero((depth > 0) & (depth < empty.astype(int) - 200)) > 50)
+    assert seen >= 2, 'the people are seen by both cameras'
+    with pytest.raises(ValueError, match='repeat'):
+        single.render_frames(['cam_01', 'cam_01'], bodies, STAMP_NS)
 
 
 def _board_pose_from_colour(colour, target, color_k):
@@ -335,7 +448,8 @@ def test_floor_chessboard_is_found_and_gives_camera_pose(store, renderer):
     u, v, z = project(target.t_map_board.apply([0.8, 0.5, 0.0]), camera.t_map_depth, depth_k)
     patch = window(depth, u, v, 20)
     assert z == pytest.approx(2.998)
-    assert abs(float(np.median(patch[patch > 0])) - 2998.0) < 10.0
+    # (The coarse part of the depth noise moves a patch's median by a few cm.)
+    assert abs(float(np.median(patch[patch > 0])) - 2998.0) < 25.0
 
 
 def test_floor_target_turned_board_and_validation(store, renderer):

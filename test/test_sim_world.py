@@ -32,6 +32,8 @@ class Run:
     check_ins: list
     digest: str
     simulation: object = None
+    captures: list = dataclasses.field(default_factory=list)    # (step, stamp, capture)
+    lost: list = dataclasses.field(default_factory=list)        # (step, stamp, camera_id)
 
 
 def _run(scenario, store=None):
@@ -43,6 +45,7 @@ def _run(scenario, store=None):
     camera_steps = []
     dropped = 0
     ticks = 0
+    captures, lost = [], []
     for tick in simulation.run():
         ticks += 1
         digest.update(str(tick.stamp_ns).encode())
@@ -56,10 +59,14 @@ def _run(scenario, store=None):
             digest.update(check_in.token.encode())
         if tick.camera_frame:
             camera_steps.append(tick.step)
-            dropped += len(tick.dropped_cameras)
-            digest.update(','.join(sorted(tick.dropped_cameras)).encode())
+        dropped += len(tick.dropped_cameras)
+        digest.update(','.join(sorted(tick.dropped_cameras)).encode())
+        lost.extend((tick.step, tick.stamp_ns, c) for c in sorted(tick.dropped_cameras))
+        for capture in tick.captures:
+            captures.append((tick.step, tick.stamp_ns, capture))
+            digest.update(f'{capture.camera_id}{capture.stamp_ns}{capture.arrival_ns}'.encode())
     return Run(scenario, store, simulation.truth, ticks, camera_steps, dropped, dict(batches),
-               check_ins, digest.hexdigest(), simulation)
+               check_ins, digest.hexdigest(), simulation, captures, lost)
 
 
 @pytest.fixture(scope='module')
@@ -436,9 +443,101 @@ def test_load_cell_batches_and_frame_drops(busy):
         assert batches[0].grams.shape == (12, len(shelf.bins))
     frames = len(busy.camera_steps) * len(busy.store.cameras)
     assert len(busy.camera_steps) == duration * 15
-    rate = busy.dropped / frames
+    # Every camera takes every frame, on its own phase: delivered + lost.
+    assert len(busy.captures) + busy.dropped == frames
+    counts = busy.truth.sensor_counts
+    assert counts['camera_frames_dropped'] + counts['camera_frames_outage'] == busy.dropped
+    rate = counts['camera_frames_dropped'] / frames
     assert rate == pytest.approx(busy.scenario.sensors.camera_frame_drop, rel=0.3)
-    assert busy.truth.sensor_counts['camera_frames_dropped'] == busy.dropped
+
+
+def _outage_of(truth, camera_id, stamp_ns):
+    return any(o.camera_id == camera_id and o.start_ns <= stamp_ns < o.end_ns
+               for o in truth.camera_outages)
+
+
+def test_frame_drops_come_in_bursts(busy):
+    period = 4                                       # steps per frame at 15 fps
+    runs = []
+    for camera in busy.store.cameras:
+        steps = sorted(step for step, stamp, c in busy.lost
+                       if c == camera.camera_id and not _outage_of(busy.truth, c, stamp))
+        length = 0
+        for index, step in enumerate(steps):
+            length += 1
+            if index + 1 == len(steps) or steps[index + 1] != step + period:
+                runs.append(length)
+                length = 0
+    mean = float(np.mean(runs))
+    assert mean == pytest.approx(busy.scenario.sensors.camera_drop_burst_frames, rel=0.35)
+    assert max(runs) >= 5
+
+
+def test_camera_outages_are_behaviours_and_silence_the_camera(busy):
+    truth = busy.truth
+    assert truth.behaviour_counts['camera_outage'] == len(truth.camera_outages) >= 1
+    cameras = {c.camera_id for c in busy.store.cameras}
+    for outage in truth.camera_outages:
+        assert outage.camera_id in cameras
+        assert 3e9 <= outage.end_ns - outage.start_ns <= 8e9
+        assert truth.start_ns <= outage.start_ns < truth.end_ns
+        inside = [c for step, stamp, c in busy.captures
+                  if c.camera_id == outage.camera_id and outage.start_ns <= stamp < outage.end_ns]
+        assert inside == []
+        lost = [stamp for stamp, step, c in ((s, k, c) for k, s, c in busy.lost)
+                if c == outage.camera_id and outage.start_ns <= stamp < outage.end_ns]
+        assert len(lost) >= 15 * 3 - 1
+    assert truth.sensor_counts['camera_frames_outage'] >= 44
+
+
+def test_crowd_has_a_camera_outage(repo):
+    scenario = load_scenario(repo / 'config' / 'scenarios' / 'crowd.yaml')
+    simulation = Simulation(scenario, load_store_description(scenario.store_path))
+    simulation._reset()
+    assert len(simulation.cameras.outages) >= 1
+
+
+def test_camera_timing_switched_off_gives_aligned_frames(smoke_scenario):
+    sensors = dataclasses.replace(
+        smoke_scenario.sensors, camera_clock_offset_ms=0.0, camera_clock_drift_ppm=0.0,
+        camera_latency_ms=0.0, camera_latency_jitter_ms=0.0, camera_capture_phase=False)
+    run = _run(dataclasses.replace(smoke_scenario, duration_s=3.0, sensors=sensors))
+    cameras = len(run.store.cameras)
+    assert sorted({step for step, _, _ in run.captures}) == run.camera_steps
+    assert len(run.captures) == cameras * len(run.camera_steps)
+    assert all(c.stamp_ns == stamp == c.arrival_ns for _, stamp, c in run.captures)
+
+
+def test_camera_clocks_latency_and_phases(busy):
+    truth = busy.truth
+    sensors = busy.scenario.sensors
+    clocks = {c.camera_id: c for c in truth.camera_clocks}
+    assert set(clocks) == {c.camera_id for c in busy.store.cameras}
+    by_camera = defaultdict(list)
+    for step, stamp, capture in busy.captures:
+        by_camera[capture.camera_id].append((step, stamp, capture))
+    phases = set()
+    for camera_id, frames in by_camera.items():
+        clock = clocks[camera_id]
+        phases.add(frames[0][0] % 4)
+        assert all(step % 4 == clock.phase_steps for step, _, _ in frames)
+        arrivals = [c.arrival_ns for _, _, c in frames]
+        assert arrivals == sorted(arrivals) and len(set(arrivals)) == len(arrivals)
+        for _, stamp, capture in frames:
+            # Header stamp = true capture + offset + drift * elapsed (camera clock).
+            elapsed = stamp - truth.start_ns
+            assert capture.stamp_ns == stamp + clock.offset_ns + round(
+                clock.drift_ppm * 1e-6 * elapsed)
+            latency = capture.arrival_ns - stamp
+            assert 0.75 * sensors.camera_latency_ms * 1e6 - 1 <= latency
+            assert latency <= 1.25 * sensors.camera_latency_ms * 1e6 + 100e6
+        assert abs(clock.offset_ns) <= sensors.camera_clock_offset_ms * 1e6
+        assert abs(clock.drift_ppm) <= sensors.camera_clock_drift_ppm
+    # Not aligned across cameras: several phases, offsets and latencies.
+    assert len(phases) >= 3
+    assert len({c.offset_ns for c in clocks.values()}) == len(clocks)
+    offsets_ms = [c.offset_ns / 1e6 for c in clocks.values()]
+    assert max(offsets_ms) - min(offsets_ms) > 5.0
 
 
 # ----------------------------------------------------------------------- money
@@ -519,7 +618,7 @@ def test_ticks_hand_the_stock_to_the_renderer_and_staff_wear_the_uniform(smoke_s
     simulation = Simulation(scenario, load_store_description(scenario.store_path))
     stocks, staff_shirts, shopper_shirts = [], set(), set()
     for tick in simulation.run():
-        assert (tick.stock is not None) == tick.camera_frame
+        assert (tick.stock is not None) == (tick.camera_frame or bool(tick.captures))
         if tick.stock is not None:
             stocks.append(tick.stock)
         for body in tick.bodies:

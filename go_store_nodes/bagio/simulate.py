@@ -5,17 +5,22 @@ The simulation and the renderer follow docs/simulation.md: ``Simulation.run()`` 
 ``Renderer.render(camera_id, bodies, stamp_ns)`` returns (depth uint16 mm, colour rgb8)
 and ``Renderer.intrinsics(camera_id)`` the scaled (depth, colour) intrinsics; a tick that
 carries the shelf stock hands it to ``Renderer.set_stock`` before its cameras render.
-Every message is stored at its tick's time; headers carry the sensor stamps.
+Load cells and check-ins are stored at their tick's time. A camera frame (``Tick.captures``)
+carries the camera clock's capture stamp in its headers and is stored at its arrival time
+(later, by the transport latency), so the bag's log times are what a recorder would have
+seen; messages are written in log-time order. Ticks without ``captures`` (older
+simulations) store every camera at the tick, as before.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+import heapq
 import json
 import pathlib
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 from ..core.store import StoreDescription
 from . import messages
@@ -30,6 +35,7 @@ from .topics import (
     TF_STATIC_TOPIC,
     weights_topic,
 )
+from .typestore import typestore
 from .writer import BagWriter
 
 # custom_data keys written into metadata.yaml of a simulated bag.
@@ -81,23 +87,73 @@ def record_simulation(simulation: Any, renderer: Any, description: StoreDescript
                       total_s: float = 0.0,
                       custom_data: dict[str, str] | None = None,
                       compression_level: int | None = None,
-                      progress: ProgressCallback | None = None) -> RecordedBag:
+                      progress: ProgressCallback | None = None,
+                      cameras: Iterable[str] | None = None) -> RecordedBag:
     """Run ``simulation`` to the end, render its camera frames and write the bag.
 
     ``out_dir`` becomes the bag folder (metadata.yaml, .mcap); the truth goes to
-    ``truth_path``, which must lie outside it.
+    ``truth_path``, which must lie outside it. ``cameras`` (ids) limits which cameras are
+    rendered and written (None: all); the rest of the bag (/tf_static with every camera,
+    load cells, check-ins) is unchanged.
     """
     out = pathlib.Path(out_dir)
     truth_file = pathlib.Path(truth_path)
     truth_outside_bag(out, truth_file)
     wall_start = time.monotonic()
-    cameras = [(c, camera_topics(c.camera_id)) for c in description.cameras]
+    known = [c.camera_id for c in description.cameras]
+    wanted = set(known) if cameras is None else set(cameras)
+    unknown = sorted(wanted - set(known))
+    if unknown:
+        raise ValueError(f'unknown camera(s) {", ".join(unknown)}; known: {", ".join(known)}')
+    camera_list = [(c, camera_topics(c.camera_id)) for c in description.cameras
+                   if c.camera_id in wanted]
+    by_id = {c.camera_id: (c, t) for c, t in camera_list}
     shelf_bins = {s.shelf_id: [b.bin_id for b in s.bins] for s in description.shelves}
     first_ns: int | None = None
     last_ns = 0
+    # Camera messages wait here until the world reaches their arrival time.
+    pending: list[tuple[int, int, str, str, bytes]] = []
+    sequence = 0
+
+    def render(bodies: Any, render_ns: int, shots: list[tuple[Any, Any, int, int]]) -> None:
+        """Render (camera, topics, header ns, log ns) shots of one instant and queue them."""
+        if not shots:
+            return
+        ids = [camera.camera_id for camera, _, _, _ in shots]
+        batch = getattr(renderer, 'render_frames', None)
+        frames = batch(ids, bodies, render_ns) if batch is not None else [
+            renderer.render(camera_id, bodies, render_ns) for camera_id in ids]
+        for (camera, topics, header_ns, log_ns), images in zip(shots, frames, strict=True):
+            queue_frame(camera, topics, images, header_ns, log_ns)
+
+    def queue_frame(camera: Any, topics: Any, images: tuple[Any, Any], header_ns: int,
+                    log_ns: int) -> None:
+        nonlocal sequence
+        depth, color = images
+        depth_k, color_k = renderer.intrinsics(camera.camera_id)
+        store = typestore()
+        for topic, msgtype, message in (
+                (topics.depth_image, IMAGE, messages.image(depth, header_ns,
+                                                          camera.depth_frame_id)),
+                (topics.depth_info, CAMERA_INFO, messages.camera_info(
+                    depth_k, header_ns, camera.depth_frame_id)),
+                (topics.color_image, IMAGE, messages.image(color, header_ns,
+                                                          camera.color_frame_id)),
+                (topics.color_info, CAMERA_INFO, messages.camera_info(
+                    color_k, header_ns, camera.color_frame_id))):
+            data = bytes(store.serialize_cdr(message, msgtype))
+            heapq.heappush(pending, (log_ns, sequence, topic, msgtype, data))
+            sequence += 1
+
+    def flush(bag: BagWriter, until_ns: int | None) -> None:
+        while pending and (until_ns is None or pending[0][0] <= until_ns):
+            log_ns, _, topic, msgtype, data = heapq.heappop(pending)
+            bag.write_raw(topic, msgtype, log_ns, data)
+
     with BagWriter(out, custom_data=custom_data, compression_level=compression_level) as bag:
         for tick in simulation.run():
             stamp_ns = int(tick.stamp_ns)
+            flush(bag, stamp_ns)
             if first_ns is None:
                 first_ns = stamp_ns
                 bag.write(TF_STATIC_TOPIC, TF_MESSAGE, stamp_ns,
@@ -112,25 +168,26 @@ def record_simulation(simulation: Any, renderer: Any, description: StoreDescript
                           messages.load_cell_batch(batch.shelf_id, bin_ids,
                                                    int(batch.first_stamp_ns),
                                                    int(batch.period_ns), batch.grams))
-            if tick.camera_frame:
+            captures = getattr(tick, 'captures', None)
+            if tick.camera_frame or captures:
                 stock = getattr(tick, 'stock', None)
                 if stock is not None:
                     renderer.set_stock(stock)
-                for camera, topics in cameras:
-                    if camera.camera_id in tick.dropped_cameras:
-                        continue
-                    depth, color = renderer.render(camera.camera_id, tick.bodies, stamp_ns)
-                    depth_k, color_k = renderer.intrinsics(camera.camera_id)
-                    bag.write(topics.depth_image, IMAGE, stamp_ns,
-                              messages.image(depth, stamp_ns, camera.depth_frame_id))
-                    bag.write(topics.depth_info, CAMERA_INFO, stamp_ns,
-                              messages.camera_info(depth_k, stamp_ns, camera.depth_frame_id))
-                    bag.write(topics.color_image, IMAGE, stamp_ns,
-                              messages.image(color, stamp_ns, camera.color_frame_id))
-                    bag.write(topics.color_info, CAMERA_INFO, stamp_ns,
-                              messages.camera_info(color_k, stamp_ns, camera.color_frame_id))
+            if captures is not None:
+                render(tick.bodies, stamp_ns, [
+                    (*by_id[c.camera_id], int(c.stamp_ns), int(c.arrival_ns))
+                    for c in captures if c.camera_id in by_id])
+            elif tick.camera_frame:
+                render(tick.bodies, stamp_ns, [
+                    (camera, topics, stamp_ns, stamp_ns) for camera, topics in camera_list
+                    if camera.camera_id not in tick.dropped_cameras])
+            flush(bag, stamp_ns)
             if progress is not None:
                 progress((stamp_ns - first_ns) / 1e9, total_s)
+        # Frames still in transit at the end arrive after the last tick.
+        if pending:
+            last_ns = max(last_ns, max(item[0] for item in pending))
+        flush(bag, None)
         counts = dict(bag.counts)
     truth_file.parent.mkdir(parents=True, exist_ok=True)
     truth_file.write_text(json.dumps(truth_document(simulation.truth),

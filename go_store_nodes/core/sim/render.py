@@ -10,17 +10,29 @@ floor targets for calibration. The depth stream lives in the camera's depth opti
 
 Depth realism, after Intel's published D435 figures: depth is Z along the optical axis in
 millimetres with 0 for no data; the RMS error grows as ``Z^2 * subpixel / (f_px * baseline)``
-(baseline 50 mm, ``f_px`` the depth focal length at the rendered scale) with a slightly
-spatially correlated noise field; holes where the right imager cannot see what the left
-(reference) imager sees (the occlusion shadow left of near objects and the band at the
-left image edge), on the far side of depth jumps, on a fraction of very dark surfaces and
-outside the model's depth range. Noise is deterministic for (seed, camera, stamp_ns).
+with ``f_px`` the depth focal length of the camera *model* (the physical sensor, whatever
+``image_scale`` the bag is rendered at: a 0.1-scale bag has the error in mm of a full one)
+and baseline 50 mm. The error field is spatially correlated (a fine component, a few
+native pixels, plus a coarse wave, both Gaussian-filtered white noise). Holes where the
+right imager cannot see what the left (reference) imager sees (the occlusion shadow left
+of near objects and the band at the left image edge), on the far side of depth jumps, in
+clumps on dark surfaces and dark hair (more often the darker) and outside the model's
+depth range; flying pixels (depths between foreground and background) along depth
+discontinuities. Colour gets white sensor noise.
+
+Noise comes from banks generated once per image size and seed (``_NoiseBank``): each
+frame picks fields and a random offset into them from a generator seeded by
+(seed, camera, stamp_ns), so a frame is deterministic for those and nothing is drawn
+pixel by pixel per frame. ``Renderer.render_frames`` renders the cameras of one instant
+together; the per-pixel work (people, the depth sensor model) runs in the compiled
+kernels of ``render_jit``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
 import math
+import statistics
 from typing import Any, Mapping, Optional, Sequence
 import zlib
 
@@ -32,26 +44,27 @@ from ..store import Camera, Intrinsics, StoreDescription
 from ..transforms import Transform
 from .render_geometry import (
     box_rects,
-    capsule_batch,
-    capsule_normals,
-    capsule_rects,
-    intersect_capsules,
     intersect_plane,
     intersect_solids,
     make_ray_grid,
+    NEAR_M,
     RayGrid,
     rect_pixels,
     sphere_rects,
 )
+from .render_jit import capsule_shade, capsule_zbuffer, depth_sensor, spheres_in_view
 from .render_scene import (
+    AMBIENT,
     bin_units,
     body_capsules,
     box_surface_rgb,
     Boxes,
-    capsule_surface_rgb,
     Capsules,
+    DIFFUSE,
     floor_rgb,
     held_item_solid,
+    KIND_HEAD,
+    LIGHT_DIRECTION,
     shade,
     store_boxes,
 )
@@ -74,12 +87,19 @@ class RenderConfig:
     seed: int = 0
     depth_noise_subpixel: float = 0.08
     baseline_m: float = D435_BASELINE_M
-    noise_blur_sigma_px: float = 1.0      # spatial correlation of the depth noise
+    # Pixel sizes below are native pixels of the camera model; scaled with the image.
+    noise_blur_sigma_px: float = 1.0      # correlation of the fine depth noise
+    noise_coarse_sigma_px: float = 4.0    # correlation of the coarse depth-error wave ...
+    noise_coarse_fraction: float = 0.1    # ... and its share of the error variance
     edge_jump_m: float = 0.1              # a depth jump this large invalidates its far side
     edge_hole_px: int = 1                 # ... over this many pixels
-    dark_luma: float = 30.0               # surfaces darker than this (0..255) lose depth ...
-    dark_hole_fraction: float = 0.4       # ... at this fraction of their pixels
+    flying_pixel_fraction: float = 0.5    # near-side pixels of a jump that mix both depths
+    dark_luma: float = 30.0               # surfaces at most this dark (0..255) lose depth ...
+    dark_hole_fraction: float = 0.6       # ... at this fraction of their pixels, fading ...
+    dark_luma_fade: float = 58.0          # ... to none at this luma (dark hair ~ 48, steel 60+)
+    dark_blob_sigma_px: float = 1.5       # holes on dark surfaces come in clumps this wide
     color_noise_dn: float = 2.0           # colour sensor noise RMS per channel (0..255)
+    noise_bank_fields: int = 8            # pre-generated noise fields per image size
     walls: bool = True
 
     def __post_init__(self) -> None:
@@ -88,7 +108,8 @@ class RenderConfig:
             raise ValueError(f'image_scale must be in (0, 4], got {self.image_scale}')
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise ValueError(f'seed must be a non-negative integer, got {self.seed!r}')
-        for name in ('depth_noise_subpixel', 'noise_blur_sigma_px', 'color_noise_dn'):
+        for name in ('depth_noise_subpixel', 'noise_blur_sigma_px', 'noise_coarse_sigma_px',
+                     'dark_blob_sigma_px', 'color_noise_dn'):
             value = getattr(self, name)
             if not (math.isfinite(value) and value >= 0.0):
                 raise ValueError(f'{name} must be >= 0, got {value}')
@@ -98,11 +119,16 @@ class RenderConfig:
                 raise ValueError(f'{name} must be > 0, got {value}')
         if self.edge_hole_px < 0:
             raise ValueError(f'edge_hole_px must be >= 0, got {self.edge_hole_px}')
-        if not 0.0 <= self.dark_luma <= 255.0:
-            raise ValueError(f'dark_luma must be in [0, 255], got {self.dark_luma}')
-        if not 0.0 <= self.dark_hole_fraction <= 1.0:
-            raise ValueError(
-                f'dark_hole_fraction must be in [0, 1], got {self.dark_hole_fraction}')
+        if not 0.0 <= self.dark_luma < self.dark_luma_fade <= 255.0:
+            raise ValueError(f'need 0 <= dark_luma < dark_luma_fade <= 255, got '
+                             f'{self.dark_luma}, {self.dark_luma_fade}')
+        for name in ('dark_hole_fraction', 'noise_coarse_fraction', 'flying_pixel_fraction'):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f'{name} must be in [0, 1], got {value}')
+        if not 1 <= self.noise_bank_fields <= 256:
+            raise ValueError(f'noise_bank_fields must be in [1, 256], '
+                             f'got {self.noise_bank_fields}')
 
 
 @dataclass(frozen=True)
@@ -231,7 +257,7 @@ class _Dynamic:
 
 
 class Renderer:
-    """Render depth and colour images of the store's cameras (pure numpy ray casting)."""
+    """Render depth and colour images of the store's cameras (exact ray casting)."""
 
     def __init__(self, store: StoreDescription, image_scale: float = 1.0, seed: int = 0,
                  depth_noise_subpixel: float = 0.08, **options: Any) -> None:
@@ -249,6 +275,8 @@ class Renderer:
         self._views: dict[str, _View] = {}
         self._windows: dict[tuple[str, int, int, int, int], _Stream] = {}
         self._dynamic: _Dynamic | None = None
+        self._banks: dict[tuple[int, int], _NoiseBank] = {}
+        self._rays = _RaySet([(self.intrinsics(c.camera_id), c.camera_id) for c in store.cameras])
         # Held items of the last frame drawn: (person, index, SKU) -> (stamp_ns, centre).
         self._held_before: dict[tuple[Any, int, str], tuple[int, FloatArray]] = {}
         self._held_stamp_ns: int | None = None
@@ -293,22 +321,76 @@ class Renderer:
         items); ``extra`` holds floor targets; ``stock`` (bin id -> SKU -> units), when
         given, is passed to ``set_stock`` first. Bins never given a stock are full.
         """
+        return self.render_frames([camera_id], bodies, stamp_ns, extra, stock)[0]
+
+    def render_frames(self, camera_ids: Sequence[str], bodies: Sequence[Any], stamp_ns: int,
+                      extra: Sequence[FloorTarget] = (),
+                      stock: Optional[Mapping[str, Mapping[str, int]]] = None
+                      ) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Render several cameras at one instant: ``render`` of each, in one batch.
+
+        The same images as ``render`` camera by camera (noise is per seed, camera and
+        ``stamp_ns``), but the people of every stream are ray-cast in one compiled pass.
+        """
         for target in extra:
             if not isinstance(target, FloorTarget):
                 raise ValueError(f'extra may only hold FloorTarget, got {type(target).__name__}')
+        if len(set(camera_ids)) != len(camera_ids):
+            raise ValueError(f'camera_ids repeat a camera: {list(camera_ids)}')
         if stock is not None:
             self.set_stock(stock)
-        view = self._view(camera_id)
-        self._refresh_bins(view.depth)
-        self._refresh_bins(view.color)
+        views = [self._view(camera_id) for camera_id in camera_ids]
+        for view in views:
+            self._refresh_bins(view.depth)
+            self._refresh_bins(view.color)
         dynamic = self._dynamic_scene(bodies, stamp_ns)
-        z_depth, rgb_depth = self._compose(view.depth, dynamic, extra)
-        z_color, rgb_color = self._compose(view.color, dynamic, extra, blur=True)
-        entropy = [self.config.seed, view.key, int(stamp_ns) % (1 << 64)]
-        rng = np.random.default_rng(np.random.SeedSequence(entropy))
-        depth = self._depth_image(view, z_depth, rgb_depth, rng)
-        colour = self._colour_image(view.color.grid, rgb_color, rng)
-        return depth, colour
+        rays = self._rays
+        selected = [(rays.stream_of(view, kind), stream) for view in views
+                    for kind, stream in enumerate((view.depth, view.color))]
+        z = rays.z
+        rgb: np.ndarray = rays.rgb             # float32: colours need no more
+        for index, stream in selected:
+            part = rays.part(index)
+            z[part] = stream.z
+            rgb[part] = stream.rgb
+            for target in extra:
+                _draw_target(stream.grid, target, z[part], rgb[part])
+        _draw_capsules(rays, [index for index, _ in selected], dynamic.capsules)
+        boxes = dynamic.boxes
+        if len(boxes):
+            # Held items: only streams where a bounding sphere (of the whole smear) shows;
+            # elsewhere they would draw nothing.
+            streams = np.array([index for index, _ in selected], dtype=np.int64)
+            reach = np.linalg.norm(boxes.half, axis=1)
+            if dynamic.smear is not None:
+                reach = reach + 0.5 * np.linalg.norm(dynamic.smear, axis=1)
+            seen = spheres_in_view(
+                rays.origin[streams], rays.rotation[streams], rays.k[streams],
+                rays.size[streams], np.ascontiguousarray(boxes.center, dtype=np.float64),
+                np.ascontiguousarray(reach, dtype=np.float64), NEAR_M)
+            for (index, stream), visible in zip(selected, seen, strict=True):
+                if visible:
+                    part = rays.part(index)
+                    blur = index % 2 == 1                  # the colour stream
+                    self._draw_items(stream, dynamic, z[part], rgb[part], blur)
+        frames = []
+        for view in views:
+            depth_part = rays.part(rays.stream_of(view, 0))
+            color_part = rays.part(rays.stream_of(view, 1))
+            entropy = [self.config.seed, view.key, int(stamp_ns) % (1 << 64)]
+            rng = np.random.default_rng(np.random.SeedSequence(entropy))
+            depth = self._depth_image(view, z[depth_part], rgb[depth_part], rng)
+            colour = self._colour_image(view.color.grid, rgb[color_part], rng)
+            frames.append((depth, colour))
+        return frames
+
+    def _bank(self, height: int, width: int) -> _NoiseBank:
+        """Return the noise bank of an image size (made on first use)."""
+        bank = self._banks.get((height, width))
+        if bank is None:
+            bank = _NoiseBank(height, width, self.config)
+            self._banks[(height, width)] = bank
+        return bank
 
     def render_colour_window(self, camera_id: str, bodies: Sequence[Any], stamp_ns: int,
                              window: tuple[int, int, int, int]) -> np.ndarray:
@@ -351,6 +433,7 @@ class Renderer:
                          self._background(make_ray_grid(color_k, camera.t_map_color)),
                          zlib.crc32(camera_id.encode()))
             self._views[camera_id] = view
+            self._rays.add(view)
         return view
 
     def _background(self, grid: RayGrid) -> _Stream:
@@ -441,30 +524,39 @@ class Renderer:
         return self._dynamic
 
     def _compose(self, stream: _Stream, dynamic: _Dynamic, targets: Sequence[FloorTarget],
-                 blur: bool = False) -> tuple[FloatArray, FloatArray]:
-        """Draw targets, people and held items over the background, nearest surface wins.
+                 blur: bool = False) -> tuple[FloatArray, np.ndarray]:
+        """Draw targets, people and held items over one stream's background (any stream)."""
+        z = stream.z.copy()
+        rgb: np.ndarray = stream.rgb.copy()    # float32: colours need no more
+        for target in targets:
+            _draw_target(stream.grid, target, z, rgb)
+        _draw_capsules(_RaySet.of_stream(stream.grid, z, rgb), [0], dynamic.capsules)
+        self._draw_items(stream, dynamic, z, rgb, blur)
+        return z, rgb
+
+    def _draw_items(self, stream: _Stream, dynamic: _Dynamic, z: np.ndarray,
+                    rgb: np.ndarray, blur: bool = False) -> None:
+        """Draw held items into a stream's (z, rgb) in place, nearest surface wins.
 
         With ``blur`` (the colour stream), items in a moving hand are drawn at
         ``BLUR_SAMPLES`` points of their travel during the exposure and averaged: a mild
         motion blur. Depth keeps the mid-exposure position.
         """
-        z = stream.z.copy()
-        rgb = stream.rgb.astype(np.float64)
-        for target in targets:
-            _draw_target(stream.grid, target, z, rgb)
-        _draw_capsules(stream.grid, dynamic.capsules, z, rgb)
         if not blur or dynamic.smear is None:
             _draw_boxes(stream.grid, dynamic.boxes, z, rgb)
-            return z, rgb
+            return
         # Only the pixels the items can reach change: keep what is under them there.
         grid = stream.grid
         samples = [replace(dynamic.boxes, center=dynamic.boxes.center + f * dynamic.smear)
                    for f in np.linspace(-0.5, 0.5, BLUR_SAMPLES)]
-        reach = np.unique(np.concatenate([
-            rect_pixels(box_rects(grid, b.center, b.rotation, b.half), grid.width)[1]
-            for b in samples]))
+        # The sorted set of those pixels (a mask: np.unique of the big lists is slower).
+        covered = np.zeros(grid.pixel_count, dtype=bool)
+        for b in samples:
+            covered[rect_pixels(box_rects(grid, b.center, b.rotation, b.half), grid.width)[1]] \
+                = True
+        reach = np.flatnonzero(covered)
         z_under, rgb_under = z[reach], rgb[reach]
-        total = np.zeros_like(rgb_under)
+        total = np.zeros(rgb_under.shape)
         z_mid = z_under
         for index, shifted in enumerate(samples):
             z[reach], rgb[reach] = z_under, rgb_under
@@ -473,66 +565,120 @@ class Renderer:
             if 2 * index == BLUR_SAMPLES - 1:
                 z_mid = z[reach]
         z[reach], rgb[reach] = z_mid, total / BLUR_SAMPLES
-        return z, rgb
 
     # Sensor models -----------------------------------------------------------------------
 
-    def _depth_image(self, view: _View, z_flat: FloatArray, rgb_flat: FloatArray,
+    def _depth_image(self, view: _View, z_flat: FloatArray, rgb_flat: np.ndarray,
                      rng: np.random.Generator) -> np.ndarray:
-        """Turn true optical depth into a D435-like uint16 depth image (mm, 0 = no data)."""
+        """Turn true optical depth into a D435-like uint16 depth image (mm, 0 = no data).
+
+        Holes outside the depth range and in the stereo occlusion shadow (the right imager,
+        +baseline along x, sees pixel u at u - disparity in rendered pixels: a pixel is
+        hidden when a nearer pixel to its right lands on or left of it there, and the band
+        at the left edge falls outside the right image). Matching fails next to a jump:
+        the far side loses ``edge_hole_px`` pixels and the near side's boundary pixel
+        often mixes both depths (a flying pixel). Dark surfaces lose depth in clumps.
+        Noise at the physical camera's focal length (not the rendered one). The per-pixel
+        work is ``render_jit.depth_sensor``.
+        """
         cfg = self.config
         grid = view.depth.grid
         h, w = grid.height, grid.width
-        z = z_flat.reshape(h, w)
-        finite = np.isfinite(z)
+        bank = self._bank(h, w)
+        # Every frame draws the same picks in the same order, whatever the options.
+        sign = 1.0 if rng.random() < 0.5 else -1.0
+        noise = bank.depth_field(rng)
+        dark_draw = bank.dark_field(rng)
+        flying_draw = bank.uniform_field(rng)
         near, far = view.camera.model.depth_range_m
-        valid = finite & (z >= near) & (z <= far)
-        # Stereo occlusion: the right imager (+baseline along x) sees pixel u at
-        # u - disparity; a pixel is hidden when a nearer pixel to its right lands on or
-        # left of it there, and the band at the left edge falls outside the right image.
-        disparity = np.zeros_like(z)
-        disparity[finite] = grid.fx * cfg.baseline_m / np.maximum(z[finite], 1e-6)
-        u_right = np.arange(w, dtype=np.float64)[None, :] - disparity
-        right_min = np.minimum.accumulate(u_right[:, ::-1], axis=1)[:, ::-1]
-        shadow = np.zeros((h, w), dtype=bool)
-        shadow[:, :-1] = right_min[:, 1:] <= u_right[:, :-1] + 0.5
-        shadow |= u_right < -0.5
-        # Matching fails next to a jump: the far side of it loses a few pixels.
-        z_jump = np.where(finite, z, 1e6)
-        step = z_jump[:, 1:] - z_jump[:, :-1]
-        edge = np.zeros((h, w), dtype=bool)
-        for k in range(cfg.edge_hole_px):
-            edge[:, : w - 1 - k] |= step[:, k:] < -cfg.edge_jump_m     # far pixel on the left
-            edge[:, 1 + k:] |= step[:, : w - 1 - k] > cfg.edge_jump_m  # far pixel on the right
-        # Noise: a blurred, renormalised white field scaled by the D435 RMS model.
-        white = rng.standard_normal((h, w), dtype=np.float32)
-        sigma = cfg.noise_blur_sigma_px
-        noise: NDArray[np.float32] = white
-        if sigma > 0.0:
-            kernel = cv2.getGaussianKernel(2 * int(math.ceil(3 * sigma)) + 1, sigma)
-            gain = float(np.sum(kernel ** 2))          # std of blurred unit noise (2-D)
-            noise = np.asarray(cv2.GaussianBlur(white, (0, 0), sigma,
-                                                borderType=cv2.BORDER_REFLECT), np.float32)
-            noise /= gain
-        rms = z * z * cfg.depth_noise_subpixel / (grid.fx * cfg.baseline_m)
-        dark_draw = rng.random((h, w), dtype=np.float32)
-        rgb = rgb_flat.reshape(h, w, 3)
-        luma = 0.299 * rgb[..., 0] + 0.587 * rgb[..., 1] + 0.114 * rgb[..., 2]
-        dark = (luma < cfg.dark_luma) & (dark_draw < cfg.dark_hole_fraction)
-        keep = valid & ~shadow & ~edge & ~dark
-        with np.errstate(invalid='ignore'):
-            noisy = np.where(keep, (z + rms * noise) * 1000.0, 0.0)
-        depth = np.rint(np.clip(noisy, 0.0, 65535.0)).astype(np.uint16)
-        depth[keep & (depth == 0)] = 1
-        return depth
+        fx_native = view.camera.model.depth.fx
+        gain = sign * cfg.depth_noise_subpixel / (fx_native * cfg.baseline_m)
+        return np.asarray(depth_sensor(
+            z_flat.reshape(h, w), np.ascontiguousarray(rgb_flat, dtype=np.float32).reshape(
+                h, w, 3), noise, dark_draw, flying_draw, bank.threshold_lut,
+            grid.fx * cfg.baseline_m, near, far, cfg.edge_jump_m, cfg.edge_hole_px,
+            cfg.flying_pixel_fraction, gain))
 
-    def _colour_image(self, grid: RayGrid, rgb_flat: FloatArray,
+    def _colour_image(self, grid: RayGrid, rgb_flat: np.ndarray,
                       rng: np.random.Generator) -> np.ndarray:
-        """Add sensor noise and quantise the colour stream to rgb8."""
+        """Add sensor noise and quantise the colour stream to rgb8 (rounded, saturated)."""
         h, w = grid.height, grid.width
-        noise = rng.standard_normal((h, w, 3), dtype=np.float32)
-        image = rgb_flat.reshape(h, w, 3) + noise * self.config.color_noise_dn
-        return np.rint(np.clip(image, 0.0, 255.0)).astype(np.uint8)
+        rgb = np.ascontiguousarray(rgb_flat.reshape(h, w, 3), dtype=np.float32)
+        noise = self._bank(h, w).colour_noise(rng)
+        return np.asarray(cv2.add(rgb, noise, dtype=cv2.CV_8U))
+
+
+class _NoiseBank:
+    """Pre-generated noise of one image size: fields picked and offset per frame.
+
+    ``fields`` arrays of each kind, ``margin`` pixels larger than the image on every side;
+    a frame takes one field and a random crop of it (depth noise also a random sign).
+    Generated once from the renderer's seed and the image size, so deterministic.
+    """
+
+    def __init__(self, height: int, width: int, config: RenderConfig) -> None:
+        """Generate the fields (a few tens of ms at 424x240)."""
+        self.height, self.width = height, width
+        scale = config.image_scale
+        self.margin = max(8, int(math.ceil(2.0 * config.noise_coarse_sigma_px * scale)))
+        rng = np.random.default_rng(np.random.SeedSequence(
+            [config.seed, 0x6E6F697365, height, width]))
+        shape = (config.noise_bank_fields, height + 2 * self.margin, width + 2 * self.margin)
+        coarse = config.noise_coarse_fraction
+        fine = _correlated(rng, shape, config.noise_blur_sigma_px * scale)
+        wave = _correlated(rng, shape, config.noise_coarse_sigma_px * scale)
+        self.depth = np.sqrt(np.float32(1.0 - coarse)) * fine + np.sqrt(np.float32(coarse)) * wave
+        self.dark = _correlated(rng, shape, config.dark_blob_sigma_px * scale)
+        self.uniform = rng.random(shape, dtype=np.float32)
+        size = height * width * 3
+        self.colour = rng.standard_normal(2 * size, dtype=np.float32)
+        self.colour *= np.float32(config.color_noise_dn)
+        # Dropout on dark surfaces: probability by luma, as a threshold on the unit field.
+        luma = np.arange(256, dtype=np.float64)
+        fade = np.clip((config.dark_luma_fade - luma)
+                       / (config.dark_luma_fade - config.dark_luma), 0.0, 1.0)
+        probability = config.dark_hole_fraction * fade
+        normal = statistics.NormalDist()
+        self.threshold_lut = np.array(
+            [-np.inf if q <= 0.0 else np.inf if q >= 1.0 else normal.inv_cdf(q)
+             for q in probability], dtype=np.float32)
+
+    def _crop(self, fields: NDArray[np.float32], rng: np.random.Generator
+              ) -> NDArray[np.float32]:
+        k = int(rng.integers(len(fields)))
+        dy, dx = (int(v) for v in rng.integers(0, 2 * self.margin + 1, size=2))
+        return fields[k, dy:dy + self.height, dx:dx + self.width]
+
+    def depth_field(self, rng: np.random.Generator) -> NDArray[np.float32]:
+        """Return a unit-variance correlated depth-error field (H, W)."""
+        return self._crop(self.depth, rng)
+
+    def dark_field(self, rng: np.random.Generator) -> NDArray[np.float32]:
+        """Return a unit-variance clumpy field (H, W) compared with ``dark_threshold``."""
+        return self._crop(self.dark, rng)
+
+    def uniform_field(self, rng: np.random.Generator) -> NDArray[np.float32]:
+        """Return a uniform [0, 1) field (H, W)."""
+        return self._crop(self.uniform, rng)
+
+    def colour_noise(self, rng: np.random.Generator) -> NDArray[np.float32]:
+        """Return white colour noise (H, W, 3), a window of the flat bank."""
+        size = self.height * self.width * 3
+        start = int(rng.integers(0, size + 1))
+        return self.colour[start:start + size].reshape(self.height, self.width, 3)
+
+
+def _correlated(rng: np.random.Generator, shape: tuple[int, int, int],
+                sigma_px: float) -> NDArray[np.float32]:
+    """Return unit-variance Gaussian-filtered white noise fields (white below 0.3 px)."""
+    fields = rng.standard_normal(shape, dtype=np.float32)
+    if sigma_px >= 0.3:
+        for field in fields:
+            cv2.GaussianBlur(field, (0, 0), sigma_px, dst=field,
+                             borderType=cv2.BORDER_REFLECT)
+    for field in fields:
+        field /= np.float32(field.std())
+    return fields
 
 
 def _draw_boxes(grid: RayGrid, boxes: Boxes, z: FloatArray, rgb: NDArray[np.floating[Any]],
@@ -567,31 +713,102 @@ def _draw_boxes(grid: RayGrid, boxes: Boxes, z: FloatArray, rgb: NDArray[np.floa
     rgb[pix[nearest]] = shade(colours, hits.normal[won])
 
 
-def _draw_capsules(grid: RayGrid, capsules: Capsules, z: FloatArray, rgb: FloatArray) -> None:
-    """Z-buffer a batch of capsules into (z, rgb) in place, all in one vectorised pass."""
-    if len(capsules) == 0:
+class _RaySet:
+    """The rays of every stream of the store's cameras side by side, for batched drawing.
+
+    Stream ``2 * i`` is camera i's depth stream, ``2 * i + 1`` its colour stream; a flat
+    pixel index is the stream's offset + row * width + column. Rays are copied in as each
+    camera's view is made; ``z`` and ``rgb`` are scratch buffers of the same layout.
+    """
+
+    def __init__(self, cameras: Sequence[tuple[tuple[Intrinsics, Intrinsics], str]]) -> None:
+        """Lay out the streams (nothing is filled yet)."""
+        self.camera_index = {camera_id: i for i, (_, camera_id) in enumerate(cameras)}
+        sizes = [k.width * k.height for pair, _ in cameras for k in pair]
+        self.offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+        n = int(self.offsets[-1])
+        s = len(sizes)
+        self.grids: list[RayGrid | None] = [None] * s
+        self.origin = np.zeros((s, 3))
+        self.rotation = np.zeros((s, 3, 3))
+        self.k = np.zeros((s, 4))                  # fx, fy, cx, cy
+        self.size = np.zeros((s, 2), dtype=np.int64)
+        # np.zeros maps memory lazily: cameras never rendered cost nothing.
+        self.dx = np.zeros(n, dtype=np.float32)
+        self.dy = np.zeros(n, dtype=np.float32)
+        self.dz = np.zeros(n, dtype=np.float32)
+        self.z_per_t = np.zeros(n)
+        self.z = np.zeros(n)
+        self.rgb = np.zeros((n, 3), dtype=np.float32)
+        self.owner = np.full(n, -1, dtype=np.int64)   # capsule pass scratch, kept at -1
+        self.t_won = np.zeros(n, dtype=np.float32)
+        self.touched = np.zeros(n, dtype=np.int64)
+
+    @classmethod
+    def of_stream(cls, grid: RayGrid, z: FloatArray, rgb: np.ndarray) -> _RaySet:
+        """Return a set of one stream drawing into ``z``/``rgb`` (no copies of the rays)."""
+        rays = cls([])
+        n = grid.pixel_count
+        rays.offsets = np.array([0, n], dtype=np.int64)
+        rays.grids = [grid]
+        rays.origin = grid.origin[None, :].astype(np.float64)
+        rays.rotation = grid.rotation[None, :, :].astype(np.float64)
+        rays.k = np.array([[grid.fx, grid.fy, grid.cx, grid.cy]])
+        rays.size = np.array([[grid.width, grid.height]], dtype=np.int64)
+        rays.dx, rays.dy, rays.dz = grid.dx, grid.dy, grid.dz
+        rays.z_per_t = np.ascontiguousarray(grid.z_per_t, dtype=np.float64)
+        rays.z, rays.rgb = z, rgb
+        rays.owner = np.full(n, -1, dtype=np.int64)
+        rays.t_won = np.zeros(n, dtype=np.float32)
+        rays.touched = np.zeros(n, dtype=np.int64)
+        return rays
+
+    def stream_of(self, view: _View, kind: int) -> int:
+        """Return the stream index of a view's depth (0) or colour (1) stream."""
+        return 2 * self.camera_index[view.camera.camera_id] + kind
+
+    def part(self, index: int) -> slice:
+        """Return the flat pixel range of a stream."""
+        return slice(int(self.offsets[index]), int(self.offsets[index + 1]))
+
+    def add(self, view: _View) -> None:
+        """Copy a new view's rays in."""
+        for kind, stream in enumerate((view.depth, view.color)):
+            index = self.stream_of(view, kind)
+            grid = stream.grid
+            part = self.part(index)
+            self.grids[index] = grid
+            self.origin[index] = grid.origin
+            self.rotation[index] = grid.rotation
+            self.k[index] = (grid.fx, grid.fy, grid.cx, grid.cy)
+            self.size[index] = (grid.width, grid.height)
+            self.dx[part], self.dy[part], self.dz[part] = grid.dx, grid.dy, grid.dz
+            self.z_per_t[part] = grid.z_per_t
+
+
+def _draw_capsules(rays: _RaySet, streams: Sequence[int], capsules: Capsules) -> None:
+    """Z-buffer capsules into ``rays.z``/``rays.rgb`` of several streams.
+
+    ``render_jit.capsule_zbuffer`` ray-casts every (stream, capsule) pair over only the
+    pixels of its rows that can meet the capsule and keeps the nearest hit per pixel;
+    ``render_jit.capsule_shade`` colours the won pixels. Streams are independent: the
+    result is the one of drawing stream by stream.
+    """
+    if len(capsules) == 0 or not streams:
         return
-    rects = capsule_rects(grid, capsules.a, capsules.b, capsules.radius)
-    visible = np.nonzero((rects[:, 1] > rects[:, 0]) & (rects[:, 3] > rects[:, 2]))[0]
-    if len(visible) == 0:
-        return
-    owner, pix = rect_pixels(rects[visible], grid.width)
-    a, b = capsules.a[visible], capsules.b[visible]
-    batch = capsule_batch(grid.origin, a, b, capsules.radius[visible])
-    hit, t = intersect_capsules(grid, batch, owner, pix)
-    owner, pix = owner[hit], pix[hit]
-    depth = t * grid.z_per_t[pix]
-    closer = np.nonzero(depth < z[pix])[0]
-    if len(closer) == 0:
-        return
-    owner, pix, t, depth = owner[closer], pix[closer], t[closer], depth[closer]
-    np.minimum.at(z, pix, depth)
-    won = np.nonzero(depth == z[pix])[0]
-    owner, pix, t = owner[won], pix[won], t[won]
-    points = grid.origin + grid.directions[pix] * t[:, None]
-    normals = capsule_normals(points, a[owner], b[owner])
-    colours = capsule_surface_rgb(capsules, visible[owner], points, normals)
-    rgb[pix] = shade(colours, normals)
+    index = np.asarray(streams, dtype=np.int64)
+    origins = np.ascontiguousarray(rays.origin[index])
+    count = capsule_zbuffer(
+        origins, np.ascontiguousarray(rays.rotation[index]), np.ascontiguousarray(
+            rays.k[index]), np.ascontiguousarray(rays.size[index]), rays.offsets[index],
+        capsules.a, capsules.b, capsules.radius, NEAR_M, rays.dx, rays.dy, rays.dz,
+        rays.z_per_t, rays.z, rays.owner, rays.t_won, rays.touched)
+    pix = rays.touched[:count]
+    owner = rays.owner[pix]
+    rays.owner[pix] = -1
+    capsule_shade(pix, owner, rays.t_won, rays.dx, rays.dy, rays.dz, origins, capsules.a,
+                  capsules.b, capsules.rgb, capsules.rgb2, capsules.kind == KIND_HEAD,
+                  capsules.forward, LIGHT_DIRECTION, AMBIENT, DIFFUSE, rays.rgb)
 
 
 def _draw_target(grid: RayGrid, target: FloorTarget, z: FloatArray, rgb: FloatArray) -> None:

@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 
 BEHAVIOURS = ('group_entry', 'return_same_bin', 'return_other_bin', 'hand_off',
-              'shared_reach', 'tangled', 'restock', 'touch_no_pick')
+              'shared_reach', 'tangled', 'restock', 'touch_no_pick', 'camera_outage')
 """The hard behaviours a scenario can switch on (``occlusion`` is always geometric)."""
 
 
@@ -97,13 +97,18 @@ class BehaviourConfig:
     tangled: float = 0.0
     restock: float = 0.0
     touch_no_pick: float = 0.0
+    camera_outage: float = 0.0      # per minute over the store: a camera out for a while
     occlusion: bool = True
 
     def __post_init__(self) -> None:
         """Validate the config."""
         for name in BEHAVIOURS:
             value = getattr(self, name)
-            if name == 'restock':
+            if name == 'camera_outage':
+                if not 0.0 <= value <= 60.0:
+                    raise ValueError(f'behaviours.camera_outage: per minute, must be in '
+                                     f'[0, 60], got {value}')
+            elif name == 'restock':
                 if not 0.0 <= value <= 60.0:
                     raise ValueError(f'behaviours.restock: per associate per minute, must be '
                                      f'in [0, 60], got {value}')
@@ -116,19 +121,42 @@ class BehaviourConfig:
 
 @dataclass(frozen=True)
 class SensorConfig:
-    """Sensor imperfections: camera frame drops, depth noise, load-cell noise."""
+    """Sensor imperfections: camera timing, frame drops, depth noise, load-cell noise."""
 
     camera_frame_drop: float = 0.0
     depth_noise_subpixel: float = 0.08
     load_cell_noise_g: float = 1.0
     load_cell_drift_g_per_min: float = 0.0
     load_cell_spike_rate_per_min: float = 0.0
+    camera_drop_burst_frames: float = 3.0     # mean length of a burst of dropped frames
+    camera_clock_offset_ms: float = 15.0      # each camera's clock off by up to +- this ...
+    camera_clock_drift_ppm: float = 50.0      # ... drifting by up to +- this
+    camera_latency_ms: float = 45.0           # capture to arrival, per camera 0.75-1.25 x ...
+    camera_latency_jitter_ms: float = 5.0     # ... plus an exponential jitter of this mean
+    camera_capture_phase: bool = True         # each camera on its own phase of the frame
+    camera_outage_s: tuple[float, float] = (3.0, 8.0)   # length of a camera outage
 
     def __post_init__(self) -> None:
         """Validate the config."""
         if not 0.0 <= self.camera_frame_drop < 1.0:
             raise ValueError('sensors.camera_frame_drop: must be in [0, 1), '
                              f'got {self.camera_frame_drop}')
+        if not 1.0 <= self.camera_drop_burst_frames <= 1000.0:
+            raise ValueError('sensors.camera_drop_burst_frames: must be in [1, 1000], '
+                             f'got {self.camera_drop_burst_frames}')
+        if self.camera_frame_drop / (1.0 - self.camera_frame_drop) \
+                > self.camera_drop_burst_frames:
+            raise ValueError('sensors.camera_frame_drop: too high for '
+                             'camera_drop_burst_frames (bursts could not be that rare)')
+        for name in ('camera_clock_offset_ms', 'camera_clock_drift_ppm', 'camera_latency_ms',
+                     'camera_latency_jitter_ms'):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1e4:
+                raise ValueError(f'sensors.{name}: must be in [0, 10000], got {value}')
+        low, high = self.camera_outage_s
+        if not 0.0 < low <= high <= 3600.0:
+            raise ValueError('sensors.camera_outage_s: need 0 < min <= max <= 3600, '
+                             f'got {[low, high]}')
         for name in ('depth_noise_subpixel', 'load_cell_noise_g',
                      'load_cell_drift_g_per_min', 'load_cell_spike_rate_per_min'):
             value = getattr(self, name)

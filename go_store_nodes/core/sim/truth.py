@@ -131,6 +131,31 @@ class TruthEpisode:
 
 
 @dataclass(frozen=True)
+class TruthCameraOutage:
+    """A camera that delivered no frames from ``start_ns`` to ``end_ns`` (true time)."""
+
+    camera_id: str
+    start_ns: int
+    end_ns: int
+
+
+@dataclass(frozen=True)
+class TruthCameraClock:
+    """How a camera's header stamps relate to true time (docs/simulation.md).
+
+    ``stamp = capture + offset_ns + drift_ppm * 1e-6 * (capture - Truth.start_ns)``;
+    frames arrive about ``latency_ns`` after capture; the camera captures on world steps
+    ``phase_steps`` after the truth frames' steps.
+    """
+
+    camera_id: str
+    offset_ns: int
+    drift_ppm: float
+    latency_ns: int
+    phase_steps: int
+
+
+@dataclass(frozen=True)
 class Truth:
     """Everything that really happened in a simulated run."""
 
@@ -148,6 +173,8 @@ class Truth:
     behaviour_counts: dict[str, int] = field(default_factory=dict)
     episodes: tuple[TruthEpisode, ...] = ()
     sensor_counts: dict[str, int] = field(default_factory=dict)
+    camera_outages: tuple[TruthCameraOutage, ...] = ()
+    camera_clocks: tuple[TruthCameraClock, ...] = ()
     touches: tuple[TruthTouch, ...] = ()
     format: int = TRUTH_FORMAT
 
@@ -172,6 +199,8 @@ class Truth:
             'episodes': [dict(asdict(e), person_ids=list(e.person_ids))
                          for e in self.episodes],
             'sensor_counts': dict(self.sensor_counts),
+            'camera_outages': [asdict(o) for o in self.camera_outages],
+            'camera_clocks': [asdict(c) for c in self.camera_clocks],
             'touches': [asdict(t) for t in self.touches],
         }
         return document
@@ -213,6 +242,10 @@ class Truth:
                                for e in document.get('episodes', ())),
                 sensor_counts={str(k): int(v)
                                for k, v in document.get('sensor_counts', {}).items()},
+                camera_outages=tuple(TruthCameraOutage(**o)
+                                     for o in document.get('camera_outages', ())),
+                camera_clocks=tuple(TruthCameraClock(**c)
+                                    for c in document.get('camera_clocks', ())),
                 touches=tuple(TruthTouch(**t) for t in document.get('touches', ())))
         except (KeyError, TypeError) as error:
             raise ValueError(f'malformed truth document: {error!r}') from None

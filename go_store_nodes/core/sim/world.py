@@ -29,6 +29,7 @@ from numpy.typing import NDArray
 
 from ..ledger.tokens import load_private_key, TokenIssuer
 from ..store import Bin, Gate, Shelf, StoreDescription
+from .cameras import CameraCapture, CameraRig, CameraTimingConfig
 from .loadcells import draw_unit_weights, LoadCellArray, LoadCellBatchData, LoadCellConfig
 from .people import (
     basket_position,
@@ -46,6 +47,8 @@ from .scenario import BEHAVIOURS, Scenario
 from .truth import (
     compute_receipts,
     Truth,
+    TruthCameraClock,
+    TruthCameraOutage,
     TruthCheckIn,
     TruthEpisode,
     TruthEvent,
@@ -94,8 +97,11 @@ class Tick:
     check_ins: tuple[CheckInData, ...]
     step: int = 0
     # Units per SKU in every bin (bin id -> SKU -> count) after this step's events; set on
-    # camera frames only (None otherwise), for the renderer's shelves.
+    # steps where a camera captures (None otherwise), for the renderer's shelves.
     stock: Optional[Mapping[str, Mapping[str, int]]] = None
+    # Camera frames taken at this step and delivered (header stamp, arrival time); each
+    # camera has its own phase, so they need not fall on ``camera_frame`` steps.
+    captures: tuple[CameraCapture, ...] = ()
 
 
 def stamp_of_step(start_ns: int, step: int) -> int:
@@ -1061,7 +1067,20 @@ class Simulation:
         self.check_in_truth: list[TruthCheckIn] = []
         self.syncs: list[_Sync] = []
         self.sensor_counts = {'camera_frames': 0, 'camera_frames_dropped': 0,
+                              'camera_frames_outage': 0,
                               'load_cell_batches': 0, 'load_cell_spikes': 0}
+        self.cameras = CameraRig(
+            [c.camera_id for c in self.store.cameras], CameraTimingConfig(
+                frame_drop=sensors.camera_frame_drop,
+                drop_burst_frames=sensors.camera_drop_burst_frames,
+                clock_offset_ms=sensors.camera_clock_offset_ms,
+                clock_drift_ppm=sensors.camera_clock_drift_ppm,
+                latency_ms=sensors.camera_latency_ms,
+                latency_jitter_ms=sensors.camera_latency_jitter_ms,
+                capture_phase=sensors.camera_capture_phase,
+                outage_rate_per_min=scenario.behaviours.camera_outage,
+                outage_s=sensors.camera_outage_s),
+            scenario.render.camera_fps, self.start_ns, self.total_steps, self.drop_rng)
         self._plan_arrivals()
 
     def _plan_arrivals(self) -> None:
@@ -1566,8 +1585,6 @@ class Simulation:
         """Step the world to the end of the scenario, yielding a tick per 60 Hz step."""
         self._reset()
         fps = self.scenario.render.camera_fps
-        drop = self.scenario.sensors.camera_frame_drop
-        camera_ids = [c.camera_id for c in self.store.cameras]
         for step in range(self.total_steps):
             self.step = step
             for agent in self.arrivals.get(step, ()):
@@ -1580,21 +1597,20 @@ class Simulation:
             batches = self.loadcells.sample(step, self.stamp(step))
             camera_frame = step == 0 or math.floor(step * fps / STEP_HZ + 1e-9) != \
                 math.floor((step - 1) * fps / STEP_HZ + 1e-9)
-            dropped: frozenset[str] = frozenset()
+            captures, dropped = self.cameras.step(step, self.stamp(step))
             if camera_frame:
                 self.sensor_counts['camera_frames'] += 1
-                if drop > 0.0:
-                    dropped = frozenset(c for c in camera_ids if self.drop_rng.random() < drop)
-                    self.sensor_counts['camera_frames_dropped'] += len(dropped)
             self.sensor_counts['load_cell_batches'] += len(batches)
             bodies = tuple(self._body(a) for a in self.agents if a.present)
             if camera_frame:
                 self._record_frame(step, bodies)
-            stock = {b: dict(units) for b, units in self.stock.items()} if camera_frame \
-                else None
+            stock = {b: dict(units) for b, units in self.stock.items()} \
+                if camera_frame or captures else None
             yield Tick(self.stamp(step), bodies, camera_frame, dropped, tuple(batches),
-                       tuple(check_ins), step, stock)
+                       tuple(check_ins), step, stock, captures)
         self.sensor_counts['load_cell_spikes'] = self.loadcells.spike_count
+        self.sensor_counts['camera_frames_dropped'] = self.cameras.dropped
+        self.sensor_counts['camera_frames_outage'] = self.cameras.lost_to_outages
         self.truth = self._finish_truth()
 
     def _record_frame(self, step: int, bodies: tuple[BodyState, ...]) -> None:
@@ -1644,6 +1660,10 @@ class Simulation:
                     counts[tag] += tag in truth_event.behaviours
             elif truth_event.kind in ('hand_off', 'restock'):
                 counts[truth_event.kind] += 1
+        end_ns = self.stamp(self.total_steps - 1)
+        outages = tuple(TruthCameraOutage(o.camera_id, o.start_ns, min(o.end_ns, end_ns))
+                        for o in self.cameras.outages)
+        counts['camera_outage'] = len(outages)
         people = tuple(TruthPerson(
             person_id=a.pid, role=a.role, account_id=a.account_id,
             party_id=a.party.party_id if a.party is not None else None,
@@ -1659,4 +1679,7 @@ class Simulation:
             people=people, frames=tuple(self.frames), events=tuple(truth_events),
             check_ins=tuple(self.check_in_truth), receipts=receipts,
             behaviour_counts=counts, episodes=episodes, sensor_counts=dict(self.sensor_counts),
+            camera_outages=outages, camera_clocks=tuple(
+                TruthCameraClock(c.camera_id, c.offset_ns, c.drift_ppm, c.latency_ns,
+                                 c.phase_steps) for c in self.cameras.clocks),
             touches=touches)
