@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 
 BEHAVIOURS = ('group_entry', 'return_same_bin', 'return_other_bin', 'hand_off',
-              'shared_reach', 'tangled', 'restock')
+              'shared_reach', 'tangled', 'restock', 'tailgating')
 """The hard behaviours a scenario can switch on (``occlusion`` is always geometric)."""
 
 
@@ -92,6 +92,7 @@ class BehaviourConfig:
     shared_reach: float = 0.0
     tangled: float = 0.0
     restock: float = 0.0
+    tailgating: float = 0.0
     occlusion: bool = True
 
     def __post_init__(self) -> None:
@@ -107,6 +108,20 @@ class BehaviourConfig:
         if self.return_same_bin + self.return_other_bin + self.hand_off > 1.0:
             raise ValueError('behaviours.return_same_bin + return_other_bin + hand_off: '
                              'per-pick probabilities must add up to <= 1')
+
+
+@dataclass(frozen=True)
+class EntryConfig:
+    """The entry gate: how long after a person reaches the scanner the QR scan arrives."""
+
+    scan_delay_s: tuple[float, float] = (0.5, 3.0)
+
+    def __post_init__(self) -> None:
+        """Validate the config."""
+        low, high = self.scan_delay_s
+        if not 0.0 <= low <= high <= 30.0:
+            raise ValueError('entry.scan_delay_s: need 0 <= min <= max <= 30, '
+                             f'got {[low, high]}')
 
 
 @dataclass(frozen=True)
@@ -149,6 +164,7 @@ class Scenario:
     associates: AssociateConfig = field(default_factory=AssociateConfig)
     behaviours: BehaviourConfig = field(default_factory=BehaviourConfig)
     sensors: SensorConfig = field(default_factory=SensorConfig)
+    entry: EntryConfig = field(default_factory=EntryConfig)
     start_offset_s: float = 0.0
     check_in_key_path: str = ''
     source_path: str = ''
@@ -179,7 +195,7 @@ class Scenario:
 
 _SECTIONS: dict[str, type] = {
     'render': RenderConfig, 'shoppers': ShopperConfig, 'associates': AssociateConfig,
-    'behaviours': BehaviourConfig, 'sensors': SensorConfig}
+    'behaviours': BehaviourConfig, 'sensors': SensorConfig, 'entry': EntryConfig}
 _TOP_KEYS = ('name', 'store', 'duration_s', 'seed', 'start_offset_s', 'check_in_key',
              *_SECTIONS)
 
