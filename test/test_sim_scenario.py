@@ -61,6 +61,15 @@ def test_defaults_fill_missing_sections():
     assert scenario.shoppers.list_size == (1, 4)
     assert scenario.behaviours.occlusion is True
     assert scenario.sensors.depth_noise_subpixel == 0.08
+    assert scenario.entry.scan_delay_s == (0.5, 3.0)
+    assert scenario.behaviours.tailgating == 0.0
+
+
+def test_entry_scan_delay_is_read():
+    scenario = parse_scenario(_minimal(entry={'scan_delay_s': [1, 2.5]},
+                                       behaviours={'tailgating': 0.25}), 'mini.yaml')
+    assert scenario.entry.scan_delay_s == (1.0, 2.5)
+    assert scenario.behaviours.tailgating == 0.25
 
 
 @pytest.mark.parametrize('change, field', [
@@ -85,6 +94,10 @@ def test_defaults_fill_missing_sections():
     ({'render': 3}, 'render'),
     ({'sensors': {'camera_frame_drop': 1.0}}, 'sensors.camera_frame_drop'),
     ({'sensors': {'load_cell_noise_g': -1.0}}, 'sensors.load_cell_noise_g'),
+    ({'entry': {'scan_delay_s': [3.0, 0.5]}}, 'entry.scan_delay_s'),
+    ({'entry': {'scan_delay_s': [-1.0, 0.5]}}, 'entry.scan_delay_s'),
+    ({'entry': {'scan_delay': [0.5, 3.0]}}, 'entry.scan_delay'),
+    ({'behaviours': {'tailgating': 2.0}}, 'behaviours.tailgating'),
 ])
 def test_errors_name_file_and_field(tmp_path, change, field):
     data = _minimal(**change)

@@ -14,7 +14,7 @@ import pytest
 from go_store_nodes.core.ledger.tokens import load_public_key, TokenVerifier
 from go_store_nodes.core.sim.scenario import BEHAVIOURS, load_scenario
 from go_store_nodes.core.sim.truth import compute_receipts, Truth
-from go_store_nodes.core.sim.world import Geometry, Simulation, STEP_HZ
+from go_store_nodes.core.sim.world import Geometry, Simulation, STEP_HZ, TANGLE_CONTACT_M
 from go_store_nodes.core.store import load_store_description
 
 
@@ -29,6 +29,13 @@ class Run:
     batches: dict
     check_ins: list
     digest: str
+    closest_m: float = math.inf                        # pelvis to pelvis, any step
+    pair_histogram: dict = dataclasses.field(default_factory=dict)   # bin -> pair-steps
+    first_xy: dict = dataclasses.field(default_factory=dict)         # person -> (step, xy)
+    last_xy: dict = dataclasses.field(default_factory=dict)
+
+
+PAIR_BINS_M = (0.0, 0.2, 0.3, 0.45, 0.6, 1.0)
 
 
 def _run(scenario, store=None):
@@ -40,8 +47,20 @@ def _run(scenario, store=None):
     camera_steps = []
     dropped = 0
     ticks = 0
+    closest = math.inf
+    histogram = np.zeros(len(PAIR_BINS_M) - 1, dtype=int)
+    first_xy, last_xy = {}, {}
     for tick in simulation.run():
         ticks += 1
+        pelvis = np.array([body.joints['pelvis'][:2] for body in tick.bodies]).reshape(-1, 2)
+        for body, xy in zip(tick.bodies, pelvis):
+            first_xy.setdefault(body.person_id, (tick.step, xy))
+            last_xy[body.person_id] = (tick.step, xy)
+        if len(pelvis) > 1:
+            i, j = np.triu_indices(len(pelvis), 1)
+            gaps = np.linalg.norm(pelvis[i] - pelvis[j], axis=1)
+            closest = min(closest, float(gaps.min()))
+            histogram += np.histogram(gaps, PAIR_BINS_M)[0]
         digest.update(str(tick.stamp_ns).encode())
         for body in tick.bodies:
             digest.update(np.stack([body.joints[n] for n in sorted(body.joints)]).tobytes())
@@ -55,8 +74,10 @@ def _run(scenario, store=None):
             camera_steps.append(tick.step)
             dropped += len(tick.dropped_cameras)
             digest.update(','.join(sorted(tick.dropped_cameras)).encode())
+    bins = [f'{low:.2f}-{high:.2f} m' for low, high in zip(PAIR_BINS_M, PAIR_BINS_M[1:])]
     return Run(scenario, store, simulation.truth, ticks, camera_steps, dropped, dict(batches),
-               check_ins, digest.hexdigest())
+               check_ins, digest.hexdigest(), closest, dict(zip(bins, histogram.tolist())),
+               first_xy, last_xy)
 
 
 @pytest.fixture(scope='module')
@@ -225,6 +246,98 @@ def test_people_use_the_gates(busy):
     assert sum(p.exit_ns is not None for p in busy.truth.people) >= len(busy.truth.people) - 1
 
 
+def test_nobody_walks_through_anybody(busy):
+    # Every pair of people at every 60 Hz step, inside the store and outside its doors.
+    print(f'\nbusy pair-steps by pelvis distance: {busy.pair_histogram}; '
+          f'closest {busy.closest_m:.3f} m')
+    assert busy.closest_m >= 0.2
+    assert busy.pair_histogram['0.00-0.20 m'] == 0
+    assert busy.pair_histogram['0.30-0.45 m'] > 0, 'people still come close (tangles)'
+
+
+def test_everyone_finishes_and_leaves_in_time(busy):
+    # No standstill lasts: every shopper works through the list and walks out.
+    people = busy.truth.people
+    assert all(p.exit_ns is not None for p in people if p.role == 'shopper'), people
+    assert busy.truth.end_ns - max(p.exit_ns for p in people if p.exit_ns) > 2e9
+    assert sum(e.kind == 'pick' for e in busy.truth.events) >= 2 * busy.scenario.shoppers.count
+
+
+def test_shoppers_come_in_and_go_out_through_the_doors(busy):
+    geometry = Geometry(busy.store)
+    entry = geometry.doors['gate_entry']
+    exit_door = geometry.doors['gate_exit']
+    size = np.array(busy.store.size_m)
+    for person in busy.truth.people:
+        step, xy = busy.first_xy[person.person_id]
+        if person.role == 'associate':
+            assert np.all(xy > 0) and np.all(xy < size)
+            continue
+        # Appears outside, beyond the entry door, well before stepping in.
+        u, v = entry.coordinates(xy)
+        assert v[0] > 2.0 and abs(u[0]) < 1.5, (person, xy)
+        assert person.enter_ns > busy.truth.start_ns + step * 1e9 / STEP_HZ
+        if person.exit_ns is not None:
+            last_step, last = busy.last_xy[person.person_id]
+            u, v = exit_door.coordinates(last)
+            assert v[0] > 2.0 and abs(u[0]) < 1.5, (person, last)
+            assert busy.truth.start_ns + last_step * 1e9 / STEP_HZ > person.exit_ns
+    # Truth frames hold people inside the walls only.
+    for frame in busy.truth.frames:
+        for p in frame.people:
+            assert 0.0 < p.x_m < size[0] and 0.0 < p.y_m < size[1]
+
+
+def test_scan_comes_after_the_holder_reaches_the_scanner(busy):
+    tracks = {pid: dict(t) for pid, t in _tracks(busy.truth).items()}
+    gate = next(g for g in busy.store.gates if g.gate_id == 'gate_entry')
+    low, high = busy.scenario.entry.scan_delay_s
+    period = busy.truth.frame_period_ns
+    for check_in in busy.truth.check_ins:
+        holder = tracks[check_in.person_ids[0]]
+        stamps = np.array(sorted(holder))
+        at_scan = holder[int(stamps[stamps <= check_in.stamp_ns][-1])]
+        assert gate.min_m[0] <= at_scan.x_m <= gate.max_m[0]
+        assert gate.min_m[1] <= at_scan.y_m <= gate.max_m[1]
+        # Standing at the scanner since at least the shortest delay before the scan ...
+        still = [s for s in stamps if check_in.stamp_ns - low * 1e9 + period <= s
+                 <= check_in.stamp_ns]
+        assert still and all(math.hypot(holder[s].x_m - at_scan.x_m,
+                                         holder[s].y_m - at_scan.y_m) < 0.05 for s in still)
+        # ... and it was walking (not yet there) before the longest delay.
+        before = [s for s in stamps if s < check_in.stamp_ns - (high + 0.5) * 1e9]
+        assert not before or math.hypot(holder[before[-1]].x_m - at_scan.x_m,
+                                        holder[before[-1]].y_m - at_scan.y_m) > 0.05
+
+
+def test_tailgaters_walk_in_behind_a_scan_without_an_account(busy):
+    truth = busy.truth
+    people = {p.person_id: p for p in truth.people}
+    episodes = [e for e in truth.episodes if e.behaviour == 'tailgating']
+    tailgaters = {pid for c in truth.check_ins for pid in c.tailgater_ids}
+    assert episodes and len(episodes) == truth.behaviour_counts['tailgating']
+    assert {e.person_ids[0] for e in episodes} == tailgaters
+    gate = next(g for g in busy.store.gates if g.gate_id == 'gate_entry')
+    tracks = _tracks(truth)
+    for check_in in (c for c in truth.check_ins if c.tailgater_ids):
+        for pid in check_in.tailgater_ids:
+            person = people[pid]
+            assert pid not in check_in.person_ids
+            assert person.role == 'shopper' and person.account_id is None
+            assert person.party_id is None
+            episode = next(e for e in episodes if e.person_ids == (pid,))
+            assert episode.start_ns == check_in.stamp_ns < episode.end_ns
+            assert episode.end_ns - episode.start_ns < 2e9
+            # Inside the entry gate zone within the gate's 3 s group window after the scan.
+            in_zone = [s for s, p in tracks[pid] if gate.min_m[0] <= p.x_m <= gate.max_m[0]
+                       and gate.min_m[1] <= p.y_m <= gate.max_m[1]]
+            assert any(check_in.stamp_ns <= s <= check_in.stamp_ns + 3e9 for s in in_zone)
+    # No account, no receipt; its picks are nobody's.
+    accounts = {r.account_id for r in truth.receipts}
+    assert all(e.account_id is None for e in truth.events if e.person_id in tailgaters)
+    assert None not in accounts
+
+
 def test_tangled_people_walk_in_contact(busy):
     tracks = {pid: dict(t) for pid, t in _tracks(busy.truth).items()}
     for episode in (e for e in busy.truth.episodes if e.behaviour == 'tangled'):
@@ -233,7 +346,9 @@ def test_tangled_people_walk_in_contact(busy):
                  for s, pa in tracks[a].items()
                  if episode.start_ns <= s <= episode.end_ns and s in tracks[b]]
         assert episode.end_ns - episode.start_ns >= 1.4e9
-        assert np.median(close) < 0.3
+        # Touching (about 0.3 m between pelvises), never through each other.
+        assert 0.25 <= np.median(close) < TANGLE_CONTACT_M
+        assert min(close) >= 0.2
 
 
 def test_shared_reaches_overlap_on_one_shelf(busy):
