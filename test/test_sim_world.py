@@ -53,7 +53,7 @@ def _run(scenario, store=None):
     for tick in simulation.run():
         ticks += 1
         pelvis = np.array([body.joints['pelvis'][:2] for body in tick.bodies]).reshape(-1, 2)
-        for body, xy in zip(tick.bodies, pelvis):
+        for body, xy in zip(tick.bodies, pelvis, strict=True):
             first_xy.setdefault(body.person_id, (tick.step, xy))
             last_xy[body.person_id] = (tick.step, xy)
         if len(pelvis) > 1:
@@ -74,10 +74,11 @@ def _run(scenario, store=None):
             camera_steps.append(tick.step)
             dropped += len(tick.dropped_cameras)
             digest.update(','.join(sorted(tick.dropped_cameras)).encode())
-    bins = [f'{low:.2f}-{high:.2f} m' for low, high in zip(PAIR_BINS_M, PAIR_BINS_M[1:])]
+    bins = [f'{low:.2f}-{high:.2f} m' for low, high in zip(PAIR_BINS_M[:-1], PAIR_BINS_M[1:],
+                                                             strict=True)]
+    pair_histogram = dict(zip(bins, histogram.tolist(), strict=True))
     return Run(scenario, store, simulation.truth, ticks, camera_steps, dropped, dict(batches),
-               check_ins, digest.hexdigest(), closest, dict(zip(bins, histogram.tolist())),
-               first_xy, last_xy)
+               check_ins, digest.hexdigest(), closest, pair_histogram, first_xy, last_xy)
 
 
 @pytest.fixture(scope='module')

@@ -8,8 +8,11 @@ from generators seeded by the scenario's seed, so a seed always gives the same t
 and the same truth.
 
 People walk on paths planned on a visibility graph around the shelves (footprints from
-the store description, inflated by 0.4 m), enter by the entry gate (one QR scan per
-party), leave by the exit gate; associates use the staff gate. A shopper walks to the
+the store description, inflated by 0.4 m) and steer around each other (sampled velocity
+obstacles, then a separation pass: pelvises never come closer than 0.26 m). Shoppers
+walk in from outside through the entry door to the scanner in the entry gate zone (one
+QR scan per party, a moment after the holder reaches it; a tailgater may slip in behind),
+leave through the exit gate and its door; associates use the staff gate. A shopper walks to the
 bins on its list, browses, reaches into the bin (the hand goes into the bin box, the
 body crouches and leans as needed), picks, and carries the item in the hand and then in
 a basket near the pelvis. Interface contract: docs/simulation.md.
