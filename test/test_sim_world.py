@@ -499,3 +499,58 @@ def test_items_ride_in_hands_then_in_the_basket(smoke_scenario):
                     assert np.linalg.norm(item.position[:2] - body.position_xy()) < 0.5
                     assert 0.5 < item.position[2] < 1.2
     assert 'basket' in seen and seen & {'left', 'right'}
+
+
+# ----------------------------------------------------------------------- crowd motion
+
+
+def _walkers(smoke_scenario, routes):
+    """Step a world with only these walkers (start, goal); return tracks and the world."""
+    from go_store_nodes.core.sim import world
+    store = load_store_description(smoke_scenario.store_path)
+    scenario = dataclasses.replace(
+        smoke_scenario, shoppers=dataclasses.replace(smoke_scenario.shoppers, count=0))
+    simulation = Simulation(scenario, store)
+    simulation._reset()
+    agents = []
+    for pid, (start, goal) in enumerate(routes, start=1):
+        rng = np.random.default_rng(pid)
+        agent = world._Agent(pid, 'shopper', world.Physique(1.7, 0.45, 0.7, (1, 1, 1),
+                                                            (1, 1, 1), (1, 1, 1)),
+                             rng, None, 0, np.array(start, dtype=float), 0.0)
+        agent.present = True
+        agent.queue.append(world._Walk(np.array(goal, dtype=float), 'walk'))
+        simulation.agents.append(agent)
+        agents.append(agent)
+    tracks = []
+    for step in range(20 * STEP_HZ):
+        simulation.step = step
+        simulation._crowd_snapshot()
+        for agent in agents:
+            simulation._advance(agent)
+        simulation._separate()
+        tracks.append(np.array([a.pos.copy() for a in agents]))
+    return np.array(tracks), agents
+
+
+def test_walkers_meeting_head_on_dodge_each_other(smoke_scenario):
+    # Open floor in front of the shelves (y = 1.4 m), walking towards each other.
+    tracks, agents = _walkers(smoke_scenario, [((1.0, 1.4), (8.0, 1.4)),
+                                               ((8.0, 1.4), (1.0, 1.4))])
+    gaps = np.linalg.norm(tracks[:, 0] - tracks[:, 1], axis=1)
+    assert gaps.min() > 0.42, 'they keep their distance without being pushed apart'
+    assert all(a.action is None and not a.queue for a in agents), 'both arrive'
+    assert np.allclose(tracks[-1], [[8.0, 1.4], [1.0, 1.4]], atol=0.03)
+    # Each dodged to its own right: the first (walking +x) to -y, the second to +y.
+    middle = int(np.argmin(gaps))
+    assert tracks[middle, 0, 1] < tracks[middle, 1, 1]
+
+
+def test_a_walker_gets_past_someone_standing_in_its_way(smoke_scenario):
+    # The second stands still on the first one's straight line (it has nowhere to go).
+    tracks, agents = _walkers(smoke_scenario, [((1.0, 1.4), (8.0, 1.4)),
+                                               ((4.5, 1.4), (4.5, 1.4))])
+    gaps = np.linalg.norm(tracks[:, 0] - tracks[:, 1], axis=1)
+    assert gaps.min() >= 0.36
+    assert np.allclose(tracks[-1, 0], [8.0, 1.4], atol=0.03), 'it walked round and on'
+    assert np.allclose(tracks[:, 1], [4.5, 1.4], atol=1e-9), 'a standing person is not pushed'

@@ -27,15 +27,22 @@ def measure(path: pathlib.Path) -> None:
     scenario = load_scenario(path)
     simulation = Simulation(scenario, load_store_description(scenario.store_path))
     counts = np.zeros(len(EDGES_M) - 1, dtype=int)
+    inside_counts = np.zeros(len(EDGES_M) - 1, dtype=int)
+    size = np.array(simulation.store.size_m)
+    first_step: dict[int, int] = {}
     closest = (np.inf, 0, (0, 0))
     started = time.perf_counter()
     for tick in simulation.run():
+        for body in tick.bodies:
+            first_step.setdefault(body.person_id, tick.step)
         if len(tick.bodies) < 2:
             continue
         pelvis = np.array([body.joints['pelvis'][:2] for body in tick.bodies])
         i, j = np.triu_indices(len(pelvis), 1)
         gaps = np.linalg.norm(pelvis[i] - pelvis[j], axis=1)
         counts += np.histogram(gaps, EDGES_M)[0]
+        inside = np.all((pelvis > 0.0) & (pelvis < size), axis=1)
+        inside_counts += np.histogram(gaps[inside[i] & inside[j]], EDGES_M)[0]
         k = int(np.argmin(gaps))
         if gaps[k] < closest[0]:
             closest = (float(gaps[k]), tick.step,
@@ -44,13 +51,23 @@ def measure(path: pathlib.Path) -> None:
     truth = simulation.truth
     print(f'{scenario.name} (seed {scenario.seed}, {scenario.duration_s:.0f} s, '
           f'{len(truth.people)} people): world run {seconds:.1f} s')
-    print('pair-steps (60 Hz) by pelvis distance:')
-    for low, high, count in zip(EDGES_M[:-1], EDGES_M[1:], counts, strict=True):
-        print(f'  {low:4.2f}-{high:4.2f} m: {count}')
+    print('pair-steps (60 Hz) by pelvis distance: everyone / both inside the walls')
+    for low, high, count, inside_count in zip(EDGES_M[:-1], EDGES_M[1:], counts,
+                                              inside_counts, strict=True):
+        print(f'  {low:4.2f}-{high:4.2f} m: {count:7d} / {inside_count:7d}')
     print(f'closest: {closest[0]:.3f} m at step {closest[1]} (people {closest[2]})')
     print(f'behaviours: {truth.behaviour_counts}')
-    inside = [p.person_id for p in truth.people if p.exit_ns is None]
-    print(f'still inside at the end: {inside}')
+    still = [p.person_id for p in truth.people if p.exit_ns is None]
+    print(f'still inside at the end: {still}')
+    waits = [(p.enter_ns - truth.start_ns) / 1e9 - first_step[p.person_id] / 60.0
+             for p in truth.people if p.role == 'shopper']
+    if waits:
+        print(f'shoppers from appearing outside to stepping in: median '
+              f'{np.median(waits):.1f} s, max {max(waits):.1f} s')
+    scans = [c.stamp_ns for c in truth.check_ins]
+    if scans:
+        print(f'last scan at {(max(scans) - truth.start_ns) / 1e9:.0f} s of '
+              f'{scenario.duration_s:.0f} s')
 
 
 def main(argv: list[str]) -> None:

@@ -933,14 +933,14 @@ class _GiveApproach(_Action):
             return True
         gap = float(np.linalg.norm(receiver.pos - agent.pos))
         arrived = self.follower is not None and not self.follower.points
-        if h.receiver_ready and (gap <= 0.8 or (arrived and gap <= 1.3)):
+        if h.receiver_ready and (gap <= 0.55 or (arrived and gap <= 1.0)):
             agent.stand_still()
             return True
-        if gap <= 0.8:
+        if gap <= 0.55:
             agent.stand_still()
             return False
         if self.follower is None or self.count % STEP_HZ == 0:
-            goal = sim.meeting_point(receiver.pos, agent.pos, 0.65)
+            goal = sim.meeting_point(receiver.pos, agent.pos, 0.42)
             self.follower = _Follower(sim.geometry.plan(agent.pos, goal))
         self.follower.move(sim, agent, 'browse')
         return False
