@@ -78,6 +78,8 @@ COMFORT_GAP_M = 0.46
 PARTNER_GAP_M = 0.30
 HARD_GAP_M = 0.36
 PARTNER_HARD_GAP_M = 0.26
+SEPARATION_STEP_M = 0.008     # the pass pushes a pair apart by at most this per step (0.5
+                              # m/s), except what is needed to keep PARTNER_HARD_GAP_M
 RESERVE_GAP_M = 0.55          # a stand is free when nobody stands or means to stand nearer
 NEIGHBOUR_RANGE_M = 2.5       # people farther away are ignored by steering
 AVOID_HORIZON_S = 2.0         # steering looks this far ahead for collisions
@@ -539,6 +541,8 @@ class _Follower:
         self.goal = self.points[-1] if self.points else None
         self.replan = replan
         self.tolerance_m = tolerance_m      # held up this close to the goal: arrived
+        self.left_at: Optional[NDArray] = None   # where the last move left the agent
+        self.steered = False
         self.best_remaining = math.inf
         self.stuck_steps = 0
 
@@ -594,6 +598,17 @@ class _Follower:
         else:
             near = sim.geometry.distance(agent.pos) < BROWSE_NEAR_SHELF_M
             cruise = physique.browse_speed_mps if near else physique.walk_speed_mps
+        if self.replan and self.goal is not None and (self.steered or (
+                self.left_at is not None and not np.array_equal(self.left_at, agent.pos))):
+            # Off the planned polyline (steered or pushed): go on only in a straight line
+            # that clears the shelves, else plan again from here.
+            if not bool(sim.geometry.segments_clear(agent.pos, self.points[0],
+                                                    BODY_CLEARANCE_M + 0.05)[0]):
+                self.points = [np.asarray(p, dtype=float)
+                               for p in sim.geometry.plan(agent.pos, self.goal)[1:]]
+                if not self.points:
+                    agent.stand_still()
+                    return True
         remaining = self.remaining(agent)
         if self._unstick(sim, agent, remaining):
             self.points = []
@@ -606,6 +621,7 @@ class _Follower:
         length = float(np.linalg.norm(offset))
         preferred = offset / length * speed if length > 1e-9 else np.zeros(2)
         velocity = sim.steer(agent, preferred, length, remaining, self.stuck_steps / STEP_HZ)
+        self.steered = velocity is not preferred
         moved = 0.0
         if velocity is preferred:
             # Nobody in the way: exactly along the polyline.
@@ -635,6 +651,7 @@ class _Follower:
             if float(np.linalg.norm(direction)) > 1e-6:
                 agent.turn_towards(math.atan2(direction[1], direction[0]))
         agent.phase = (agent.phase + math.pi * moved / physique.step_length_m) % (4 * math.pi)
+        self.left_at = agent.pos.copy()
         if not self.points:
             agent.speed = 0.0
             return True
@@ -1034,8 +1051,9 @@ class _Tangle:
     joined: bool = False
     cancelled: bool = False
     contact_steps: int = 0
-    first_contact: Optional[int] = None
+    first_contact: Optional[int] = None     # of the current run of contact
     last_contact: Optional[int] = None
+    longest: tuple[int, int] = (0, -1)      # the longest run of contact (first, last step)
     detour: Optional[_Walk] = None
 
 
@@ -1145,9 +1163,14 @@ class _TangleFollow(_Action):
         agent.turn_towards(leader.heading)
         if float(np.linalg.norm(leader.pos - agent.pos)) < TANGLE_CONTACT_M and walking:
             tangle.contact_steps += 1
-            if tangle.first_contact is None:
+            # A run of contact survives breaks of up to 0.2 s (a stride, a sidestep).
+            if tangle.first_contact is None or tangle.last_contact is None or \
+                    sim.step - tangle.last_contact > STEP_HZ // 5:
                 tangle.first_contact = sim.step
             tangle.last_contact = sim.step
+            if tangle.last_contact - tangle.first_contact > \
+                    tangle.longest[1] - tangle.longest[0]:
+                tangle.longest = (tangle.first_contact, tangle.last_contact)
         if self.count >= self.steps:
             return self._finish(sim, agent)
         return False
@@ -1567,24 +1590,32 @@ class Simulation:
         look_s = min(0.4, waypoint_m / speed)
         ahead = agent.pos + velocity * max(look_s, DT_S)
         walkable = self.geometry.walkable(ahead, BODY_CLEARANCE_M + 0.03)
-        walkable[:2] = True
+        walkable[1] = True      # standing still is always possible
         cost[~walkable] = np.inf
         return velocity[int(np.argmin(cost))]
 
     def _separate(self) -> None:
-        """Push apart pelvises closer than the hard gap (standing people do not give way)."""
+        """Ease apart pelvises closer than the hard gap (standing people do not give way).
+
+        Pairs closer than HARD_GAP_M (partners PARTNER_HARD_GAP_M) move apart by at most
+        SEPARATION_STEP_M per step; none is ever left closer than PARTNER_HARD_GAP_M.
+        """
         agents = [a for a in self.agents if a.present]
-        for _ in range(4):
+        for iteration in range(4):
             if len(agents) < 2:
                 break
+            # The first round eases pairs towards their gap; later rounds only enforce
+            # the floor (so that the easing stays at most SEPARATION_STEP_M per step).
+            threshold = HARD_GAP_M if iteration == 0 else PARTNER_HARD_GAP_M
             positions = np.array([a.pos for a in agents])
             distance = np.linalg.norm(positions[:, None, :] - positions[None, :, :], axis=2)
-            rows, cols = np.nonzero(np.triu(distance < HARD_GAP_M, 1))
+            rows, cols = np.nonzero(np.triu(distance < threshold, 1))
             if not len(rows):
                 break
             for row, col in zip(rows, cols, strict=True):
                 a, b = agents[int(row)], agents[int(col)]
-                need = PARTNER_HARD_GAP_M if self.partnered(a, b) else HARD_GAP_M
+                need = min(threshold, PARTNER_HARD_GAP_M if self.partnered(a, b)
+                           else HARD_GAP_M)
                 gap = float(np.linalg.norm(a.pos - b.pos))
                 if gap >= need:
                     continue
@@ -1593,7 +1624,8 @@ class Simulation:
                 else:
                     angle = 2.399963 * min(a.pid, b.pid)   # a fixed, person-specific direction
                     direction = np.array([math.cos(angle), math.sin(angle)])
-                push = need - gap + 1e-4
+                push = max(min(need - gap, SEPARATION_STEP_M),
+                           PARTNER_HARD_GAP_M - gap) + 1e-4
                 weight_a = 1.0 if self.mobile(a) else 0.0
                 weight_b = 1.0 if self.mobile(b) else 0.0
                 if weight_a + weight_b == 0.0:
@@ -1920,10 +1952,10 @@ class Simulation:
 
     def record_tangle(self, tangle: _Tangle) -> None:
         """Count a tangled walk if the two were in contact long enough."""
-        if tangle.contact_steps >= int(1.5 * STEP_HZ) and tangle.first_contact is not None \
-                and tangle.last_contact is not None:
+        first, last = tangle.longest
+        if last - first >= int(1.5 * STEP_HZ):
             self.episodes.append(TruthEpisode(
-                'tangled', self.stamp(tangle.first_contact), self.stamp(tangle.last_contact),
+                'tangled', self.stamp(first), self.stamp(last),
                 (tangle.leader.pid, tangle.follower.pid)))
 
     def stamp(self, step: int) -> int:
