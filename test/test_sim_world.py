@@ -554,3 +554,36 @@ def test_a_walker_gets_past_someone_standing_in_its_way(smoke_scenario):
     assert gaps.min() >= 0.36
     assert np.allclose(tracks[-1, 0], [8.0, 1.4], atol=0.03), 'it walked round and on'
     assert np.allclose(tracks[:, 1], [4.5, 1.4], atol=1e-9), 'a standing person is not pushed'
+
+
+def test_the_gate_links_each_party_to_its_own_scan(busy, repo, tmp_path):
+    # The gate core with a perfect tracker (truth frames, track id = person id) links
+    # every party member to the visit of the party's scan and nobody to another party's.
+    from test_ledger_backends import open_backend
+
+    from go_store_nodes.core.gate import GateLogic, TrackObservation
+
+    truth = busy.truth
+    people = {p.person_id: p for p in truth.people}
+    key = load_public_key(repo / 'config' / 'demo_keys' / 'store_app_public.pem')
+    scans = sorted(busy.check_ins, key=lambda scan: scan[0])
+    with open_backend('sqlite', tmp_path) as backend:
+        ledger = backend.new_ledger()
+        gate = GateLogic(busy.store, ledger, key)
+        for frame in truth.frames:
+            while scans and scans[0][0] <= frame.stamp_ns:
+                stamp_ns, data = scans.pop(0)
+                outcome, _ = gate.check_in(data.gate_id, data.token, stamp_ns)
+                assert outcome.accepted, outcome
+            gate.on_tracks(frame.stamp_ns, [
+                TrackObservation(str(p.person_id), p.x_m, p.y_m,
+                                 people[p.person_id].role == 'associate')
+                for p in frame.people])
+        visit_of = {pid: ledger.visit_for_track(str(pid)) for pid in people}
+    for check_in in truth.check_ins:
+        visits = {visit_of[pid] for pid in check_in.person_ids}
+        assert len(visits) == 1 and None not in visits, check_in
+        linked = {pid for pid, visit in visit_of.items() if visit in visits}
+        # Tailgaters may be linked too: the gate cannot tell them from companions.
+        assert set(check_in.person_ids) <= linked <= \
+            set(check_in.person_ids) | set(check_in.tailgater_ids)

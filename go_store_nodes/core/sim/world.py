@@ -68,7 +68,7 @@ ACCEL_MPS2 = 1.2
 DECEL_MPS2 = 1.0
 TURN_RATE_RAD_S = 6.0
 BROWSE_NEAR_SHELF_M = 0.6
-FOLLOW_MAX_SPEED_MPS = 1.5
+FOLLOW_MAX_SPEED_MPS = 1.4
 TANGLE_CONTACT_M = 0.38      # pelvises this close count as walking in contact
 # Crowd motion, pelvis to pelvis (m): steering keeps COMFORT_GAP_M from strangers (the
 # hard gap while arriving at a stand) and PARTNER_GAP_M from a partner (tangle, hand-off,
@@ -97,6 +97,9 @@ STUCK_GIVE_UP_M = 1.5
 DOOR_HALF_WIDTH_M = 0.5       # doors in the store wall at the entry and exit gates
 OUTSIDE_START_M = (2.5, 3.5)  # shoppers start this far outside the entry door
 OUTSIDE_END_M = 2.5           # and disappear this far outside the exit door
+ENTRY_GAP_S = 2.5             # the next party walks in this long after a scan at the
+                              # earliest: it reaches the gate zone after the gate's 3 s
+                              # group window (gate.GateConfig.group_window_ns) closed
 TOKEN_TTL_NS = 120 * 10 ** 9
 DEFAULT_KEY = pathlib.Path('demo_keys') / 'store_app_private.pem'
 
@@ -1710,12 +1713,15 @@ class Simulation:
             # Companions and tailgaters stand aside in the gate zone, the doorway and out.
             stop = door.point(*((0.7 * half, -0.45), (0.0, -0.15), (0.2 * half, 0.4),
                                 (-0.4 * half, 0.8))[min(place, 3)])
-        # One party at a time goes through the door: the next waits outside.
-        u0 = float(rng.uniform(-0.6, 0.6)) * half
-        agent.queue.append(_WalkPath([door.point(u0, 1.3 + 0.45 * max(place + 1, 0))],
-                                     tolerance_m=0.8))
+        # One party at a time goes through the door: the next waits outside, beside the
+        # way in (parties alternate sides, members side by side).
+        side = 1.0 if party.party_id % 2 else -1.0
+        wait = door.point(side * (half + 0.5 + 0.5 * (place + 1)),
+                          1.0 + float(rng.uniform(0.0, 0.5)))
+        u0 = float(rng.uniform(-0.3, 0.3)) * half
+        agent.queue.append(_WalkPath([wait], tolerance_m=0.8))
         agent.queue.append(_EntryTurn(party))
-        agent.queue.append(_WalkPath([door.point(u0 * 0.5, 0.5), door.point(u0 * 0.3, -0.3),
+        agent.queue.append(_WalkPath([door.point(u0, 0.7), door.point(u0 * 0.5, -0.3),
                                       stop]))
         agent.queue.append(_Scan(party, inward) if holder else _AwaitScan(party, inward))
 
@@ -1725,8 +1731,10 @@ class Simulation:
         if index == 0:
             return True
         before = self.parties[index - 1]
-        holder = before.members[0].pid
-        return before.scan_step is not None and self.step >= before.release[holder]
+        if before.scan_step is None:
+            return False
+        return self.step >= max(before.scan_step + int(ENTRY_GAP_S * STEP_HZ),
+                                *before.release.values())
 
     def schedule_scan(self, party: _Party) -> None:
         """Schedule the QR scan ``entry.scan_delay_s`` after the holder reached the scanner."""
