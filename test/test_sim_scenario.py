@@ -97,6 +97,7 @@ def test_entry_scan_delay_is_read():
     ({'entry': {'scan_delay_s': [3.0, 0.5]}}, 'entry.scan_delay_s'),
     ({'entry': {'scan_delay_s': [-1.0, 0.5]}}, 'entry.scan_delay_s'),
     ({'entry': {'scan_delay': [0.5, 3.0]}}, 'entry.scan_delay'),
+    ({'entry': {'party_gap_s': -1.0}}, 'entry.party_gap_s'),
     ({'behaviours': {'tailgating': 2.0}}, 'behaviours.tailgating'),
 ])
 def test_errors_name_file_and_field(tmp_path, change, field):

@@ -112,9 +112,10 @@ class BehaviourConfig:
 
 @dataclass(frozen=True)
 class EntryConfig:
-    """The entry gate: how long after a person reaches the scanner the QR scan arrives."""
+    """The entry gate: when the QR scan arrives, how soon the next party walks in."""
 
     scan_delay_s: tuple[float, float] = (0.5, 3.0)
+    party_gap_s: float = 2.5
 
     def __post_init__(self) -> None:
         """Validate the config."""
@@ -122,6 +123,8 @@ class EntryConfig:
         if not 0.0 <= low <= high <= 30.0:
             raise ValueError('entry.scan_delay_s: need 0 <= min <= max <= 30, '
                              f'got {[low, high]}')
+        if not 0.0 <= self.party_gap_s <= 60.0:
+            raise ValueError(f'entry.party_gap_s: must be in [0, 60], got {self.party_gap_s}')
 
 
 @dataclass(frozen=True)

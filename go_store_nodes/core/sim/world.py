@@ -97,9 +97,6 @@ STUCK_GIVE_UP_M = 1.5
 DOOR_HALF_WIDTH_M = 0.5       # doors in the store wall at the entry and exit gates
 OUTSIDE_START_M = (2.5, 3.5)  # shoppers start this far outside the entry door
 OUTSIDE_END_M = 2.5           # and disappear this far outside the exit door
-ENTRY_GAP_S = 2.5             # the next party walks in this long after a scan at the
-                              # earliest: it reaches the gate zone after the gate's 3 s
-                              # group window (gate.GateConfig.group_window_ns) closed
 TOKEN_TTL_NS = 120 * 10 ** 9
 DEFAULT_KEY = pathlib.Path('demo_keys') / 'store_app_private.pem'
 
@@ -1733,8 +1730,10 @@ class Simulation:
         before = self.parties[index - 1]
         if before.scan_step is None:
             return False
-        return self.step >= max(before.scan_step + int(ENTRY_GAP_S * STEP_HZ),
-                                *before.release.values())
+        # With the default entry.party_gap_s (2.5 s) the next party reaches the gate zone
+        # after the gate's 3 s group window (gate.GateConfig.group_window_ns) closed.
+        gap = int(round(self.scenario.entry.party_gap_s * STEP_HZ))
+        return self.step >= max(before.scan_step + gap, *before.release.values())
 
     def schedule_scan(self, party: _Party) -> None:
         """Schedule the QR scan ``entry.scan_delay_s`` after the holder reached the scanner."""
