@@ -61,6 +61,8 @@ test: setup
 # receipts and the evaluation table against its ground truth.
 demo: setup
 	$(VENV)/bin/go-store replay bags/easy/bag --out out/demo --overwrite --as-fast-as-possible
+	$(VENV)/bin/go-store eval --truth bags/easy/truth.json --bag out/demo/bag \
+		--json out/demo/eval.json
 
 lint: setup
 	$(VENV)/bin/ruff check .

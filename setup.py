@@ -12,7 +12,9 @@ setup(
     description='Checkout-free store on ROS 2: nodes, simulator and evaluation',
     license='Apache-2.0',
     python_requires='>=3.10',
-    packages=find_packages(include=['go_store_nodes', 'go_store_nodes.*']),
+    # go_store_testing: test and benchmark harnesses, for the checkout only (CMake does
+    # not install it on store machines).
+    packages=find_packages(include=['go_store_nodes', 'go_store_nodes.*', 'go_store_testing']),
     include_package_data=True,
     package_data={'go_store_nodes': ['**/*.mako', '**/*.ini']},
     entry_points={'console_scripts': ['go-store = go_store_nodes.cli:main']},

@@ -1,7 +1,7 @@
 """`go-store simulate`, `go-store replay` and `go-store eval`: bags, replay, evaluation.
 
-simulate  scenario -> rosbag2 MCAP bag folder (+ truth.json), deterministic per seed
-replay    bag -> node graph (use_sim_time) -> output bag + report.json (+ eval.json)
+simulate  scenario -> rosbag2 MCAP bag folder, and truth.json written somewhere else
+replay    bag -> node graph (use_sim_time) -> output bag + report.json; never reads truth
 eval      truth.json + output bag -> metrics table / JSON; exit 1 below min-metrics
 Exit status: 0 fine, 1 a min-metrics bound failed, 2 bad input (files, arguments).
 """
@@ -15,6 +15,8 @@ import pathlib
 import sys
 import time
 from typing import Any, TextIO
+
+from .command_args import add_store_args, params_path, store_path
 
 EXIT_OK = 0
 EXIT_METRICS_FAILED = 1
@@ -76,14 +78,15 @@ def _dir_size(path: pathlib.Path) -> int:
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
-    """Run a scenario and write its sensor bag and truth.json."""
+    """Run a scenario and write its sensor bag, and its truth.json outside the bag."""
     from .bagio.simulate import (
         CUSTOM_SCENARIO,
         CUSTOM_SEED,
         CUSTOM_STORE,
-        prepare_output,
         record_simulation,
+        truth_outside_bag,
     )
+    from .bagio.writer import prepare_output
     from .core.sim.scenario import load_scenario, ScenarioError
     from .core.store import load_store_description
     try:
@@ -106,9 +109,11 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         return _fail(str(error))
     description = load_store_description(scenario.store_path)
     out = pathlib.Path(args.out)
+    truth_path = pathlib.Path(args.truth)
     try:
+        truth_outside_bag(out, truth_path)
         prepare_output(out, args.overwrite)
-    except FileExistsError as error:
+    except (FileExistsError, ValueError) as error:
         return _fail(str(error))
     simulation = Simulation(scenario, description)
     renderer = Renderer(description, image_scale=scenario.render.image_scale,
@@ -121,7 +126,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
               'go_store.camera_fps': f'{scenario.render.camera_fps:g}',
               'go_store.duration_s': f'{scenario.duration_s:g}'}
     try:
-        recorded = record_simulation(simulation, renderer, description, out,
+        recorded = record_simulation(simulation, renderer, description, out, truth_path,
                                      total_s=scenario.duration_s, custom_data=custom,
                                      compression_level=args.compression_level,
                                      progress=progress)
@@ -165,15 +170,18 @@ def cmd_eval(args: argparse.Namespace) -> int:
     """Evaluate an output bag against truth.json."""
     from .bagio.evaluate import evaluate_bag
     from .bagio.reader import is_bag
-    from .core.evaluation import EvaluationConfig, TruthFormatError
+    from .core.evaluation import EvaluationConfig, TruthDerivedOutputError, TruthFormatError
     if not pathlib.Path(args.truth).is_file():
         return _fail(f'{args.truth}: truth file not found')
     if not is_bag(args.bag):
         return _fail(f'{args.bag}: not a rosbag2 folder (no metadata.yaml)')
     try:
-        config = EvaluationConfig(event_time_tolerance_s=args.event_tolerance_s,
-                                  tracking_distance_m=args.tracking_distance_m)
+        overrides = {'event_time_tolerance_s': args.event_tolerance_s,
+                     'tracking_distance_m': args.tracking_distance_m}
+        config = EvaluationConfig(**{k: v for k, v in overrides.items() if v is not None})
         report = evaluate_bag(args.truth, args.bag, config)
+    except TruthDerivedOutputError as error:
+        return _fail(f'{args.bag}: {error}')
     except (TruthFormatError, ValueError, json.JSONDecodeError) as error:
         return _fail(str(error))
     return _print_report(report, pathlib.Path(args.json) if args.json else None,
@@ -197,13 +205,14 @@ def _print_receipts(output_bag: str | pathlib.Path) -> None:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    """Replay a bag through the node graph, record the outputs, evaluate them."""
-    from .bagio.evaluate import evaluate_bag
+    """Replay a bag through the node graph and record the outputs.
+
+    Replay never reads ground truth: the graph runs in this process, so nothing here may
+    have read truth. Evaluation is its own step, `go-store eval`, on the output bag.
+    """
     from .bagio.reader import is_bag
-    from .bagio.simulate import TRUTH_FILE
-    from .cli import _share, _store_path
     from .nodes.runner import CONFIGURATION_ERRORS
-    from .replay.run import EVAL_FILE, replay, ReplayOptions
+    from .replay.run import replay, ReplayOptions
     bag = pathlib.Path(args.bag)
     if not is_bag(bag):
         return _fail(f'{bag}: not a rosbag2 folder (no metadata.yaml)')
@@ -215,8 +224,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
         return _fail(str(error))
     progress = Progress(f'replay {bag.name}') if not args.quiet else None
     try:
-        report = replay(bag, out, options=options, store_path=_store_path(args),
-                        params_file=args.params or str(_share().default_params_file()),
+        report = replay(bag, out, options=options, store_path=store_path(args),
+                        params_file=params_path(args),
                         report_path=args.report, overwrite=args.overwrite,
                         only_nodes=[n for n in (args.nodes or '').split(',') if n],
                         progress=progress)
@@ -231,21 +240,20 @@ def cmd_replay(args: argparse.Namespace) -> int:
           f'recorded {recorded or "nothing"} -> {report["output_bag"]}; '
           f'report {report["report_path"]}')
     _print_receipts(report['output_bag'])
-    truth = bag / TRUTH_FILE
-    if not truth.is_file():
-        print(f'no {truth}: evaluation skipped')
-        return EXIT_OK
-    return _print_report(evaluate_bag(truth, report['output_bag']), out / EVAL_FILE,
-                         args.min_metrics)
+    print(f'evaluate: go-store eval --truth TRUTH.json --bag {report["output_bag"]}')
+    return EXIT_OK
 
 
 def add_subcommands(sub: Any) -> None:
     """Add simulate, replay and eval to the `go-store` subparsers."""
-    from .cli import _add_store_args
+    from .core.evaluation import EvaluationConfig
     simulate = sub.add_parser('simulate', help='simulate a scenario into a rosbag2 MCAP bag')
     simulate.add_argument('scenario', help='scenario YAML, or a tier name of '
                           'config/scenarios (smoke, easy, busy, crowd, rush)')
     simulate.add_argument('--out', required=True, help='bag folder to write (must not exist)')
+    simulate.add_argument('--truth', required=True,
+                          help='where to write the ground truth (truth.json); outside --out, '
+                          'so that nothing replaying the bag can read it')
     simulate.add_argument('--image-scale', type=float, help='override render.image_scale')
     simulate.add_argument('--camera-fps', type=float, help='override render.camera_fps')
     simulate.add_argument('--duration', type=float, help='override duration_s (s)')
@@ -258,8 +266,8 @@ def add_subcommands(sub: Any) -> None:
     simulate.add_argument('--quiet', action='store_true', help='no progress bar')
     simulate.set_defaults(func=cmd_simulate)
 
-    play = sub.add_parser('replay', help='play a bag through the node graph and evaluate')
-    play.add_argument('bag', help='bag folder (truth.json beside it enables evaluation)')
+    play = sub.add_parser('replay', help='play a bag through the node graph, record outputs')
+    play.add_argument('bag', help='bag folder (rosbag2, MCAP)')
     speed = play.add_mutually_exclusive_group()
     speed.add_argument('--rate', type=float, default=1.0,
                        help='playback speed: bag seconds per wall second (default 1)')
@@ -267,7 +275,6 @@ def add_subcommands(sub: Any) -> None:
                        help='as fast as the graph keeps up (waits for it every time step)')
     play.add_argument('--out', help='output folder (default ./replay-<bag name>)')
     play.add_argument('--report', help='replay report JSON (default OUTDIR/report.json)')
-    play.add_argument('--min-metrics', help='min-metrics YAML: exit 1 when a bound fails')
     play.add_argument('--tail', type=float,
                       help='bag seconds of /clock after the last message, run as fast as '
                       'the graph keeps up (default: the longest grace_period_s of the '
@@ -278,7 +285,7 @@ def add_subcommands(sub: Any) -> None:
     play.add_argument('--overwrite', action='store_true',
                       help='replace an existing OUTDIR/bag')
     play.add_argument('--quiet', action='store_true', help='no progress bar')
-    _add_store_args(play)
+    add_store_args(play)
     play.set_defaults(func=cmd_replay)
 
     evaluate = sub.add_parser('eval', help='metrics of an output bag against truth.json')
@@ -286,8 +293,11 @@ def add_subcommands(sub: Any) -> None:
     evaluate.add_argument('--bag', required=True, help='output bag of `go-store replay`')
     evaluate.add_argument('--json', help='write the report as JSON here')
     evaluate.add_argument('--min-metrics', help='min-metrics YAML: exit 1 when a bound fails')
-    evaluate.add_argument('--event-tolerance-s', type=float, default=2.0,
-                          help='time tolerance matching shelf/cart events to truth (s)')
-    evaluate.add_argument('--tracking-distance-m', type=float, default=0.5,
-                          help='ground-plane match threshold for MOTA/IDF1 (m)')
+    defaults = EvaluationConfig()
+    evaluate.add_argument('--event-tolerance-s', type=float,
+                          help='time tolerance matching shelf/cart events to truth (s; '
+                          f'default {defaults.event_time_tolerance_s:g})')
+    evaluate.add_argument('--tracking-distance-m', type=float,
+                          help='ground-plane match threshold for MOTA/IDF1 (m; default '
+                          f'{defaults.tracking_distance_m:g})')
     evaluate.set_defaults(func=cmd_eval)

@@ -8,6 +8,7 @@ player and the evaluation can be tested without the real simulator.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+import pathlib
 
 import numpy as np
 
@@ -116,10 +117,17 @@ class FakeRenderer:
         return depth, color
 
 
+def fake_truth_path(out) -> pathlib.Path:
+    """Where write_fake_bag puts the truth of the bag folder ``out``: beside it."""
+    out = pathlib.Path(out)
+    return out.parent / f'{out.name}.truth.json'
+
+
 def write_fake_bag(description: StoreDescription, out, duration_s: float = 2.0):
     from go_store_nodes.bagio.simulate import record_simulation
     return record_simulation(FakeSimulation(description, duration_s),
                              FakeRenderer(description), description, out,
+                             fake_truth_path(out),
                              total_s=duration_s, custom_data={'go_store.scenario': 'fake'})
 
 

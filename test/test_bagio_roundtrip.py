@@ -8,14 +8,13 @@ import json
 
 import numpy as np
 import pytest
-from test_bagio_fake_sim import START_NS, write_fake_bag
+from test_bagio_fake_sim import fake_truth_path, START_NS, write_fake_bag
 
 from go_store_nodes.bagio import messages
 from go_store_nodes.bagio.reader import messages as read_messages
 from go_store_nodes.bagio.reader import summarize
-from go_store_nodes.bagio.simulate import prepare_output
 from go_store_nodes.bagio.topics import camera_topics, check_in_topic, weights_topic
-from go_store_nodes.bagio.writer import BagWriter
+from go_store_nodes.bagio.writer import BagWriter, prepare_output
 from go_store_nodes.core.store import load_store_description, static_transforms
 
 
@@ -56,8 +55,8 @@ def test_rosbags_sees_every_topic_type_count_and_rate(fake_bag, description):
         pytest.approx(5.0)
     assert summary['/tf_static'].count == 1 and summary['/tf_static'].latched
     assert not summary[camera_topics(first).depth_image].latched
-    assert (fake_bag / 'truth.json').is_file()
-    assert json.loads((fake_bag / 'truth.json').read_text())['format'] == 1
+    assert not (fake_bag / 'truth.json').exists()
+    assert json.loads(fake_truth_path(fake_bag).read_text())['format'] == 1
 
 
 def test_rosbags_decodes_images_info_load_cells_and_tf(fake_bag, description):
@@ -122,8 +121,9 @@ def test_same_seed_gives_the_same_bytes(tmp_path, description):
     first, second = tmp_path / 'a' / 'bag', tmp_path / 'b' / 'bag'
     write_fake_bag(description, first, duration_s=1.0)
     write_fake_bag(description, second, duration_s=1.0)
-    for name in ('bag.mcap', 'metadata.yaml', 'truth.json'):
+    for name in ('bag.mcap', 'metadata.yaml'):
         assert (first / name).read_bytes() == (second / name).read_bytes(), name
+    assert fake_truth_path(first).read_bytes() == fake_truth_path(second).read_bytes()
 
 
 def test_writer_refuses_existing_bag_and_bad_images(tmp_path):
@@ -144,3 +144,23 @@ def test_writer_refuses_existing_bag_and_bad_images(tmp_path):
         messages.image(np.zeros((2, 2), np.float32), 0, 'f')
     with pytest.raises(ValueError, match='bins'):
         messages.load_cell_batch('s', ['a', 'b'], 0, 1, np.zeros((12, 3)))
+
+
+def test_simulation_refuses_truth_inside_the_bag_folder(tmp_path, description):
+    from go_store_nodes.bagio.simulate import truth_outside_bag
+    bag = tmp_path / 'bag'
+    for inside in (bag / 'truth.json', bag / 'sub' / 'truth.json', bag):
+        with pytest.raises(ValueError, match='inside the bag folder'):
+            truth_outside_bag(bag, inside)
+    truth_outside_bag(bag, tmp_path / 'truth.json')
+    with pytest.raises(ValueError, match='inside the bag folder'):
+        write_fake_bag_with_truth(description, bag, bag / 'truth.json')
+    assert not bag.exists()
+
+
+def write_fake_bag_with_truth(description, out, truth):
+    from test_bagio_fake_sim import FakeRenderer, FakeSimulation
+
+    from go_store_nodes.bagio.simulate import record_simulation
+    return record_simulation(FakeSimulation(description, 1.0), FakeRenderer(description),
+                             description, out, truth)

@@ -42,6 +42,10 @@ def test_colcon_build_and_import_from_install_space(repo, tmp_path):
                      'urdf/store.urdf', 'rviz/store.rviz', 'package.xml'):
         assert (share / relative).is_file(), f'{relative} not installed'
     assert (install / 'go_store' / 'lib' / 'go_store' / 'calibration').is_file()
+    # Never on a store machine: a private key (the demo one is public) or the harnesses.
+    assert (share / 'config' / 'demo_keys' / 'store_app_public.pem').is_file()
+    assert not sorted(share.rglob('*private*')), 'a private key was installed'
+    assert not sorted(install.rglob('go_store_testing')), 'test harnesses were installed'
 
     check = (
         'import go_store.msg, go_store.srv, go_store_nodes.cli\n'

@@ -5,7 +5,8 @@ import json
 import pytest
 
 from go_store_nodes.bagio import messages
-from go_store_nodes.bagio.predictions import CUSTOM_REAL_TIME_FACTOR, load_predictions
+from go_store_nodes.bagio.predictions import load_predictions
+from go_store_nodes.bagio.topics import CUSTOM_REAL_TIME_FACTOR
 from go_store_nodes.bagio.typestore import message_class
 from go_store_nodes.bagio.writer import BagWriter
 from go_store_nodes.cli import main
@@ -106,3 +107,33 @@ def test_eval_exit_codes(files, tmp_path, capsys):
     assert main(['eval', '--truth', str(truth), '--bag', str(wrong),
                  '--min-metrics', str(limits)]) == 2
     assert 'metrics' in capsys.readouterr().err
+
+
+def _cart_event_bag(path, event_id, evidence=()):
+    event = message_class('go_store/msg/CartEvent')(
+        header=messages.header(T0 + 5 * S, 'map'), event_id=event_id, visit_id='v1',
+        account_id='acct_0001', track_id=1, sku='cola', quantity_delta=1, confidence=1.0,
+        evidence_ids=list(evidence), needs_review=False, review_reason='')
+    with BagWriter(path) as bag:
+        bag.write('/cart/events', 'go_store/msg/CartEvent', T0 + 5 * S, event)
+    return path
+
+
+@pytest.mark.parametrize('event_id, evidence', [
+    ('truth-feed-cli-3-e1', ()),          # the truth-fed harness's ids
+    ('e1', ()),                           # a truth event id copied as it is
+    ('assoc-0001', ('shelf-7', 'e1')),    # a truth id smuggled in as evidence
+])
+def test_eval_refuses_output_made_from_truth(files, tmp_path, capsys, event_id, evidence):
+    truth, _ = files
+    bag = _cart_event_bag(tmp_path / 'peek', event_id, evidence)
+    assert main(['eval', '--truth', str(truth), '--bag', str(bag)]) == 2
+    err = capsys.readouterr().err
+    assert 'come from ground truth' in err and 'refusing to score' in err
+
+
+def test_eval_scores_output_with_its_own_ids(files, tmp_path, capsys):
+    truth, _ = files
+    bag = _cart_event_bag(tmp_path / 'honest', 'assoc-0001', ('shelf-7',))
+    assert main(['eval', '--truth', str(truth), '--bag', str(bag)]) == 0
+    assert 'cart_line' in capsys.readouterr().out

@@ -26,7 +26,7 @@ ALL_TOPICS = ('/people/tracks', '/shelves/events', '/cart/events', '/visits', '/
               '/gates/check_in_result', '/calibration/status')
 
 
-def _truth(frames=()):
+def _truth(frames=(), touches=()):
     events = [
         {'event_id': 'e1', 'kind': 'pick', 'stamp_ns': T0 + 10 * S, 'start_ns': T0 + 9 * S,
          'end_ns': T0 + 11 * S, 'person_id': 1, 'account_id': 'acct_a', 'sku': 'cola',
@@ -47,7 +47,7 @@ def _truth(frames=()):
                     'enter_ns': T0, 'exit_ns': T0 + 50 * S},
                    {'person_id': 3, 'role': 'associate', 'account_id': None, 'party_id': None,
                     'enter_ns': T0, 'exit_ns': None}],
-        'frames': list(frames), 'events': events, 'check_ins': [],
+        'frames': list(frames), 'events': events, 'check_ins': [], 'touches': list(touches),
         'receipts': [{'account_id': 'acct_a', 'lines': [{'sku': 'cola', 'quantity': 2}]},
                      {'account_id': 'acct_b', 'lines': [{'sku': 'chips', 'quantity': 1},
                                                         {'sku': 'gum', 'quantity': 1}]}]})
@@ -163,6 +163,25 @@ def test_shelf_events_match_by_bin_and_time_tolerance():
     assert values['shelf_event_precision'] == pytest.approx(2 / 4)
     assert values['shelf_event_recall'] == pytest.approx(2 / 3)
     assert values['shelf_event_type_accuracy'] == pytest.approx(1 / 2)
+
+
+def test_touches_are_never_expected_as_shelf_events():
+    touch = {'touch_id': 't0001', 'stamp_ns': T0 + 40 * S, 'start_ns': T0 + 39 * S,
+             'end_ns': T0 + 41 * S, 'person_id': 1, 'account_id': 'acct_a', 'sku': 'chips',
+             'bin_id': 'b2', 'shelf_id': 's1', 'lifted_grams': 158.2}
+    truth = _truth(touches=[touch])
+    assert [t.bin_id for t in truth.touches] == ['b2']
+    perfect = _values(evaluate(truth, _predictions(**_perfect())))
+    assert perfect['shelf_event_recall'] == 1.0 and perfect['shelf_event_precision'] == 1.0
+    assert perfect['cart_line_recall'] == 1.0
+    run = _perfect()
+    run['shelf_events'] = (*run['shelf_events'], _shelf('se9', 'b2', 41.5))
+    report = evaluate(truth, _predictions(**run))
+    values = _values(report)
+    assert values['shelf_event_precision'] == pytest.approx(3 / 4)
+    assert values['shelf_event_recall'] == 1.0
+    precision = next(m for m in report.metrics if m.name == 'shelf_event_precision')
+    assert precision.detail['unmatched_on_touches'] == 1
 
 
 def test_duplicate_cart_event_ids_count_once():

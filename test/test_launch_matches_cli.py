@@ -14,6 +14,7 @@ import types
 import pytest
 
 from go_store_nodes.cli import main as go_store
+from go_store_nodes.core.store import load_store_description
 
 
 class _Recorder:
@@ -88,7 +89,8 @@ def test_launch_file_and_go_store_agree(launch_file, repo, capsys, with_cameras)
         assert parameters[-1] == dict(spec['parameters'], use_sim_time=True)
         assert [list(r) for r in kwargs['remappings']] == spec['remappings']
     cameras = [s for s in graph if s['package'] == 'realsense2_camera']
-    assert len(cameras) == (12 if with_cameras else 0)
+    store = load_store_description(context['store_description'])
+    assert len(cameras) == (len(store.cameras) if with_cameras else 0)
     if with_cameras:
         assert cameras[0]['parameters']['depth_module.depth_profile'] == '424x240x15'
         assert cameras[0]['parameters']['publish_tf'] is False

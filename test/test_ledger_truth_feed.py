@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from go_store_nodes.core.ledger.tokens import load_public_key, TokenVerifier
-from go_store_nodes.core.ledger.truth_feed import (
+from go_store_nodes.core.store import load_store_description
+from go_store_testing.truth_feed import (
     build_feed,
     cart_after,
     EVENT_ID_PREFIX,
@@ -14,7 +15,6 @@ from go_store_nodes.core.ledger.truth_feed import (
     FeedTracks,
     simulate_feed,
 )
-from go_store_nodes.core.store import load_store_description
 
 
 @pytest.fixture(scope='module')

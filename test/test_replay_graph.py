@@ -11,7 +11,7 @@ import subprocess
 import sys
 
 import pytest
-from test_bagio_fake_sim import START_NS, write_fake_bag
+from test_bagio_fake_sim import fake_truth_path, START_NS, write_fake_bag
 
 from go_store_nodes.bagio.reader import messages, summarize
 from go_store_nodes.core.store import load_store_description
@@ -36,9 +36,15 @@ def _replay(repo, bag, out, *args):
     return result, json.loads((out / 'report.json').read_text())
 
 
+def _eval(repo, truth, bag, *args):
+    return subprocess.run(
+        [sys.executable, '-m', 'go_store_nodes.cli', 'eval', '--truth', str(truth), '--bag',
+         str(bag), *args], cwd=repo, capture_output=True, text=True, timeout=120)
+
+
 @pytest.mark.parametrize('speed', [['--as-fast-as-possible'], ['--rate', '4']])
 def test_replay_drives_the_graph_clock_and_records_calibration_status(
-        repo, fake_bag, tmp_path, speed):
+        repo, fake_bag, tmp_path, speed, store_path):
     result, report = _replay(repo, fake_bag, tmp_path / 'out', *speed, '--tail', '0.5')
     assert report['published'] == sum(s.count for s in summarize(fake_bag).values())
     assert report['first_ns'] == START_NS and report['last_ns'] == START_NS + 2 * S
@@ -53,14 +59,18 @@ def test_replay_drives_the_graph_clock_and_records_calibration_status(
     assert report['recorded']['/calibration/status'] == 1
     recorded = list(messages(tmp_path / 'out' / 'bag'))
     (status,) = [m for topic, _, m in recorded if topic == '/calibration/status']
-    assert len(status.cameras) == 12
+    assert len(status.cameras) == len(load_store_description(store_path).cameras)
     assert all(START_NS <= stamp <= end for _, stamp, _ in recorded)
+    assert 'evaluate: go-store eval' in result.stdout
+    evaluated = _eval(repo, fake_truth_path(fake_bag), tmp_path / 'out' / 'bag', '--json',
+                      str(tmp_path / 'out' / 'eval.json'))
+    assert evaluated.returncode == 0, evaluated.stdout + evaluated.stderr
     evaluation = json.loads((tmp_path / 'out' / 'eval.json').read_text())['metrics']
     assert evaluation['messages./calibration/status']['value'] == 1
     assert evaluation['receipt_exact_match_rate']['missing'] == 'no /receipts messages'
     assert evaluation['real_time_factor']['value'] == pytest.approx(
         report['real_time_factor'], rel=1e-4)
-    assert 'missing (no /people/tracks messages)' in result.stdout
+    assert 'missing (no /people/tracks messages)' in evaluated.stdout
 
 
 def test_replay_refuses_an_existing_output_and_fails_min_metrics(repo, fake_bag, tmp_path):
@@ -68,10 +78,8 @@ def test_replay_refuses_an_existing_output_and_fails_min_metrics(repo, fake_bag,
     limits = tmp_path / 'min.yaml'
     limits.write_text('metrics:\n  messages./calibration/status: {min: 1}\n'
                       '  receipt_exact_match_rate: {min: 1.0}\n')
-    result = subprocess.run(
-        [sys.executable, '-m', 'go_store_nodes.cli', 'replay', str(fake_bag), '--out',
-         str(out), '--quiet', '--as-fast-as-possible', '--tail', '0', '--min-metrics',
-         str(limits)], cwd=repo, capture_output=True, text=True, timeout=180)
+    _replay(repo, fake_bag, out, '--as-fast-as-possible', '--tail', '0')
+    result = _eval(repo, fake_truth_path(fake_bag), out / 'bag', '--min-metrics', str(limits))
     assert result.returncode == 1, result.stdout + result.stderr
     assert 'receipt_exact_match_rate: missing (no /receipts messages)' in result.stderr
     again = subprocess.run(

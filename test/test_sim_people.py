@@ -1,5 +1,6 @@
-"""Simulated people: anthropometry, colours, two-segment IK, walking and reaching poses."""
+"""Simulated people: anthropometry, outfits, two-segment IK, walking and reaching poses."""
 
+import dataclasses
 import math
 
 import numpy as np
@@ -17,6 +18,7 @@ from go_store_nodes.core.sim.people import (
     to_body_frame,
     two_link_ik,
 )
+from go_store_nodes.core.sim.render_scene import body_capsules, KIND_HEAD
 
 
 def _people(count, seed=0):
@@ -144,3 +146,83 @@ def test_body_state_holds_the_contract_fields():
                      (HeldItem('sku', joints['left_hand'], 'left'),))
     np.testing.assert_allclose(body.position_xy(), [1.0, 2.0])
     assert body.held[0].hand == 'left'
+
+
+def _luma(rgb):
+    r, g, b = rgb
+    return 0.299 * r + 0.587 * g + 0.114 * b
+
+
+def _chroma(rgb):
+    return max(rgb) - min(rgb)
+
+
+def test_clothes_are_mostly_dark_and_neutral_with_many_alike():
+    people = _people(3000, seed=5)
+    tops = [p.shirt_rgb for p in people]
+    neutral = np.mean([_chroma(c) < 60 or _luma(c) < 70 for c in tops])
+    saturated = np.mean([_chroma(c) > 120 for c in tops])
+    assert neutral > 0.7
+    assert 0.03 < saturated < 0.25
+    # Many dressed alike: a sizeable share wear (nearly) black.
+    near_black = np.mean([max(c) < 50 for c in tops])
+    assert near_black > 0.12
+    trousers = [p.trousers_rgb for p in people]
+    assert np.mean([_luma(c) < 110 for c in trousers]) > 0.7
+
+
+def test_hair_hats_and_bags_follow_natural_shares():
+    people = _people(3000, seed=6)
+    hair = [p.hair_rgb for p in people]
+    assert np.mean([_luma(c) < 80 for c in hair]) > 0.55          # black and brown
+    assert 0.05 < np.mean([_luma(c) > 140 and c[0] > c[2] + 40 for c in hair]) < 0.2  # blond
+    assert 0.03 < np.mean([c[0] > c[1] + 50 for c in hair]) < 0.1   # red
+    assert 0.08 < np.mean([p.hat_rgb is not None for p in people]) < 0.16
+    assert 0.1 < np.mean([p.bag == 'backpack' for p in people]) < 0.2
+    assert 0.1 < np.mean([p.bag == 'shoulder' for p in people]) < 0.2
+
+
+def test_a_uniform_dresses_staff_without_hat_or_bag():
+    rng = np.random.default_rng(1)
+    staff = [sample_physique(rng, (30, 110, 70)) for _ in range(200)]
+    assert {p.shirt_rgb for p in staff} == {(30, 110, 70)}
+    assert all(p.hat_rgb is None and p.bag == '' for p in staff)
+    with pytest.raises(ValueError, match='bag'):
+        Physique(**{**staff[0].__dict__, 'bag': 'suitcase'})
+    with pytest.raises(ValueError, match='hair_rgb'):
+        Physique(**{**staff[0].__dict__, 'hair_rgb': (0, 0)})
+
+
+def _dressed(physique, person_id=1, heading=0.0):
+    joints = pose_joints(physique, PoseInput(2.0, 2.0, heading))
+    return BodyState(person_id, joints, physique.shirt_rgb, physique.trousers_rgb,
+                     physique.skin_rgb, (), heading, 'shopper', physique.shoulder_width_m,
+                     physique.hair_rgb, physique.hat_rgb, physique.bag, physique.bag_rgb)
+
+
+def test_hair_colour_is_the_persons_not_a_function_of_the_id():
+    physique = _people(1, seed=2)[0]
+    heads = [body_capsules(_dressed(physique, person_id)) for person_id in (1, 2, 7, 300)]
+    hair = {tuple(c.rgb2[c.kind == KIND_HEAD][0]) for c in heads}
+    assert hair == {tuple(float(v) for v in physique.hair_rgb)}
+
+
+def test_hats_and_bags_change_the_silhouette():
+    plain = dataclasses.replace(_people(1, seed=2)[0], hat_rgb=None, bag='')
+    base = body_capsules(_dressed(plain))
+
+    def reach(capsules, direction):
+        ends = np.concatenate([capsules.a, capsules.b])
+        radii = np.concatenate([capsules.radius, capsules.radius])
+        return float(np.max(ends @ direction + radii))
+
+    backwards = np.array([-1.0, 0.0, 0.0])      # heading 0: the person faces map +x
+    backpack = body_capsules(_dressed(dataclasses.replace(plain, bag='backpack',
+                                                          bag_rgb=(200, 30, 30))))
+    assert reach(backpack, backwards) > reach(base, backwards) + 0.1
+    assert any(tuple(c) == (200.0, 30.0, 30.0) for c in backpack.rgb)
+    hat = body_capsules(_dressed(dataclasses.replace(plain, hat_rgb=(20, 20, 20))))
+    up = np.array([0.0, 0.0, 1.0])
+    assert reach(hat, up) > reach(base, up) + 0.02
+    shoulder = body_capsules(_dressed(dataclasses.replace(plain, bag='shoulder')))
+    assert len(shoulder) > len(base)

@@ -61,6 +61,9 @@ def test_defaults_fill_missing_sections():
     assert scenario.shoppers.list_size == (1, 4)
     assert scenario.behaviours.occlusion is True
     assert scenario.sensors.depth_noise_subpixel == 0.08
+    assert len(scenario.associates.uniform_rgb) == 3
+    staff = parse_scenario(_minimal(associates={'uniform_rgb': [200, 20, 10]}), 'mini.yaml')
+    assert staff.associates.uniform_rgb == (200, 20, 10)
     assert scenario.entry.scan_delay_s == (0.5, 3.0)
     assert scenario.behaviours.tailgating == 0.0
 
@@ -94,6 +97,10 @@ def test_entry_scan_delay_is_read():
     ({'render': 3}, 'render'),
     ({'sensors': {'camera_frame_drop': 1.0}}, 'sensors.camera_frame_drop'),
     ({'sensors': {'load_cell_noise_g': -1.0}}, 'sensors.load_cell_noise_g'),
+    ({'associates': {'uniform_rgb': [1, 2]}}, 'associates.uniform_rgb'),
+    ({'associates': {'uniform_rgb': [0, 0, 300]}}, 'associates.uniform_rgb'),
+    ({'associates': {'uniform_rgb': [0, 0.5, 3]}}, 'associates.uniform_rgb'),
+    ({'associates': {'uniform': [0, 0, 3]}}, 'associates.uniform'),
     ({'entry': {'scan_delay_s': [3.0, 0.5]}}, 'entry.scan_delay_s'),
     ({'entry': {'scan_delay_s': [-1.0, 0.5]}}, 'entry.scan_delay_s'),
     ({'entry': {'scan_delay': [0.5, 3.0]}}, 'entry.scan_delay'),

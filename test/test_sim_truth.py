@@ -13,6 +13,7 @@ from go_store_nodes.core.sim.truth import (
     TruthFrame,
     TruthFramePerson,
     TruthPerson,
+    TruthTouch,
 )
 
 PRICES = {'chips': 249, 'cola': 129}
@@ -39,7 +40,8 @@ def _truth():
         receipts=compute_receipts(events, ['acct_0001', 'acct_0002'], PRICES),
         behaviour_counts={'group_entry': 1, 'return_same_bin': 1},
         episodes=(TruthEpisode('group_entry', 5, 6, (1, 2)),),
-        sensor_counts={'camera_frames': 3})
+        sensor_counts={'camera_frames': 3},
+        touches=(TruthTouch('t0001', 30, 25, 35, 1, 'acct_0001', 'chips', 'b1', 's1', 158.4),))
 
 
 def test_round_trip():
@@ -67,6 +69,16 @@ def test_document_has_the_contract_keys():
                                              'person_ids', 'tailgater_ids'}
     assert set(document['receipts'][0]) == {'account_id', 'lines', 'total_cents'}
     assert set(document['receipts'][0]['lines'][0]) == {'sku', 'quantity', 'unit_price_cents'}
+    assert set(document['touches'][0]) == {
+        'touch_id', 'stamp_ns', 'start_ns', 'end_ns', 'person_id', 'account_id', 'sku',
+        'bin_id', 'shelf_id', 'lifted_grams'}
+
+
+def test_touches_are_optional():
+    document = json.loads(_truth().to_json())
+    assert Truth.from_dict(document).touches[0].lifted_grams == 158.4
+    del document['touches']
+    assert Truth.from_dict(document).touches == ()
 
 
 def test_receipts_are_picks_minus_returns():

@@ -11,6 +11,8 @@ import math
 import numpy as np
 import pytest
 
+from go_store_nodes.core.evaluation import parse_truth
+from go_store_nodes.core.evaluation.metrics import shelf_truth_events
 from go_store_nodes.core.ledger.tokens import load_public_key, TokenVerifier
 from go_store_nodes.core.sim.scenario import BEHAVIOURS, load_scenario
 from go_store_nodes.core.sim.truth import compute_receipts, Truth
@@ -29,6 +31,7 @@ class Run:
     batches: dict
     check_ins: list
     digest: str
+    simulation: object = None
     closest_m: float = math.inf                        # pelvis to pelvis, any step
     pair_histogram: dict = dataclasses.field(default_factory=dict)   # bin -> pair-steps
     first_xy: dict = dataclasses.field(default_factory=dict)         # person -> (step, xy)
@@ -78,7 +81,8 @@ def _run(scenario, store=None):
                                                              strict=True)]
     pair_histogram = dict(zip(bins, histogram.tolist(), strict=True))
     return Run(scenario, store, simulation.truth, ticks, camera_steps, dropped, dict(batches),
-               check_ins, digest.hexdigest(), closest, pair_histogram, first_xy, last_xy)
+               check_ins, digest.hexdigest(), simulation, closest, pair_histogram,
+               first_xy, last_xy)
 
 
 @pytest.fixture(scope='module')
@@ -89,6 +93,14 @@ def busy(repo):
 @pytest.fixture(scope='module')
 def smoke_scenario(repo):
     return load_scenario(repo / 'config' / 'scenarios' / 'smoke.yaml')
+
+
+def _series(run, shelf_id, bin_id):
+    """Stamps (ns) and grams of one bin's load cell over the run."""
+    batches = run.batches[shelf_id]
+    column = batches[0].bin_ids.index(bin_id)
+    stamps = np.concatenate([b.first_stamp_ns + np.arange(12) * b.period_ns for b in batches])
+    return stamps, np.concatenate([b.grams[:, column] for b in batches])
 
 
 def _tracks(truth):
@@ -155,6 +167,15 @@ def test_busy_has_every_hard_behaviour(busy):
     assert all(counts[name] > 0 for name in BEHAVIOURS), counts
 
 
+def test_crowd_has_every_hard_behaviour(repo):
+    crowd = load_scenario(repo / 'config' / 'scenarios' / 'crowd.yaml')
+    simulation = Simulation(crowd, load_store_description(crowd.store_path))
+    for _ in simulation.run():
+        pass
+    counts = simulation.truth.behaviour_counts
+    assert all(counts[name] > 0 for name in BEHAVIOURS), counts
+
+
 def test_behaviour_counts_match_events_and_episodes(busy):
     truth = busy.truth
     kinds = defaultdict(int)
@@ -166,6 +187,7 @@ def test_behaviour_counts_match_events_and_episodes(busy):
         truth.behaviour_counts['return_other_bin'] == kinds['return']
     for name in ('group_entry', 'shared_reach', 'tangled'):
         assert truth.behaviour_counts[name] == sum(e.behaviour == name for e in truth.episodes)
+    assert truth.behaviour_counts['touch_no_pick'] == len(truth.touches)
 
 
 # ----------------------------------------------------------------------- plausibility
@@ -214,7 +236,7 @@ def test_hands_reach_the_bins_they_use(busy):
     frames = {f.stamp_ns: f for f in truth.frames}
     stamps = np.array(sorted(frames))
     checked = 0
-    for event in truth.events:
+    for event in (*truth.events, *truth.touches):
         if event.bin_id is None:
             continue
         frame = frames[int(stamps[np.argmin(np.abs(stamps - event.stamp_ns))])]
@@ -379,6 +401,8 @@ def test_returns_hand_offs_and_restocks(busy):
             pick = [e for e in truth.events if e.kind == 'pick' and e.sku == event.sku
                     and e.person_id == event.person_id and e.stamp_ns < event.stamp_ns]
             assert pick
+            if pick[-1].quantity == event.quantity:
+                assert event.delta_grams == -pick[-1].delta_grams     # the same unit back
             if 'return_other_bin' in event.behaviours:
                 assert shelf_of[event.bin_id] != pick[-1].shelf_id
             else:
@@ -398,14 +422,11 @@ def test_load_cell_settled_deltas_equal_unit_weights(busy):
         if event.bin_id is None:
             continue
         crowded = any(o is not event and o.bin_id == event.bin_id
-                      and abs(o.stamp_ns - event.stamp_ns) < 4e9 for o in truth.events)
+                      and abs(o.stamp_ns - event.stamp_ns) < 4e9
+                      for o in (*truth.events, *truth.touches))
         if crowded:
             continue
-        batches = busy.batches[event.shelf_id]
-        column = batches[0].bin_ids.index(event.bin_id)
-        stamps = np.concatenate([b.first_stamp_ns + np.arange(12) * b.period_ns
-                                 for b in batches])
-        grams = np.concatenate([b.grams[:, column] for b in batches])
+        stamps, grams = _series(busy, event.shelf_id, event.bin_id)
         before = np.median(grams[(stamps > event.start_ns - 1.0e9)
                                  & (stamps < event.start_ns - 0.3e9)])
         after = np.median(grams[(stamps > event.end_ns + 0.5e9)
@@ -413,10 +434,115 @@ def test_load_cell_settled_deltas_equal_unit_weights(busy):
         during = grams[(stamps >= event.start_ns) & (stamps <= event.end_ns)]
         assert after - before == pytest.approx(event.delta_grams, abs=8.0), event
         assert np.max(np.abs(during - before)) > 50.0          # pressing transient
-        unit = busy.store.product(event.sku).unit_weight_g
-        assert abs(event.delta_grams) == pytest.approx(unit * event.quantity)
+        product = busy.store.product(event.sku)
+        assert abs(abs(event.delta_grams) - product.unit_weight_g * event.quantity) <= \
+            product.weight_tolerance_g * event.quantity + 1e-9
         checked += 1
     assert checked > 20
+
+
+def test_units_differ_within_the_catalog_tolerance(busy):
+    simulation = busy.simulation
+    spread = defaultdict(list)
+    for units in simulation.units.values():
+        for sku, weights in units.items():
+            product = busy.store.product(sku)
+            for weight in weights:
+                assert abs(weight - product.unit_weight_g) <= product.weight_tolerance_g
+                spread[sku].append(weight - product.unit_weight_g)
+    deviations = np.concatenate([np.asarray(v) / busy.store.product(sku).weight_tolerance_g
+                                 for sku, v in spread.items()])
+    assert len(deviations) > 300
+    assert abs(np.mean(deviations)) < 0.05
+    assert 0.4 < np.std(deviations) < 0.55          # sigma = tolerance / 2, clipped
+    picks = [e for e in busy.truth.events if e.kind == 'pick' and e.quantity == 1]
+    assert len({(e.sku, e.delta_grams) for e in picks}) > len({e.sku for e in picks})
+
+
+def test_shelf_weight_is_tare_plus_the_units_left(busy):
+    simulation = busy.simulation
+    cells = simulation.loadcells
+    for bin_id, units in simulation.units.items():
+        expected = simulation.tare_g[bin_id] + sum(sum(w) for w in units.values())
+        assert cells.true_g[cells.index(bin_id)] == pytest.approx(expected, abs=1e-6)
+        counts = {sku: n for sku, n in simulation.stock[bin_id].items() if n}
+        assert counts == {sku: len(w) for sku, w in units.items() if w}
+
+
+def test_weight_changes_ramp_inside_the_contact(busy):
+    cells = busy.simulation.loadcells
+    start_ns = busy.truth.start_ns
+    by_bin = defaultdict(list)
+    for change in cells.history:
+        by_bin[change.bin_id].append(change)
+    durations = []
+    for event in busy.truth.events:
+        if event.kind not in ('pick', 'return'):
+            continue
+        mine = [c for c in by_bin[event.bin_id]
+                if abs(c.delta_g - event.delta_grams) < 1e-3
+                and event.start_ns <= start_ns + c.start_step * 1e9 / STEP_HZ <= event.end_ns]
+        assert len(mine) == 1, event
+        change = mine[0]
+        assert start_ns + (change.start_step + change.steps - 1) * 1e9 / STEP_HZ \
+            <= event.end_ns + 1
+        durations.append(change.steps / STEP_HZ)
+    assert min(durations) >= 0.2 - 1e-9 and max(durations) <= 0.8 + 1e-9
+    assert np.ptp(durations) > 0.2                  # drawn per event
+
+
+def test_touches_take_nothing(busy):
+    truth = busy.truth
+    assert truth.touches
+    assert all(event.kind != 'touch' for event in truth.events)
+    for touch in truth.touches:
+        assert touch.account_id is not None and touch.start_ns < touch.stamp_ns < touch.end_ns
+    # Evaluation never expects a touch as a shelf event or a cart line.
+    expected = parse_truth(truth.to_dict())
+    assert len(shelf_truth_events(expected)) == sum(
+        e.kind in ('pick', 'return', 'restock') for e in truth.events)
+    touch_windows = {(t.bin_id, t.start_ns) for t in truth.touches}
+    assert not touch_windows & {(e.bin_id, e.start_ns) for e in expected.events}
+    # Every touch moves no weight for good: a lift and its put-back cancel exactly.
+    cells = busy.simulation.loadcells
+
+    def steps(item):
+        return (round((item.start_ns - truth.start_ns) * STEP_HZ / 1e9),
+                round((item.end_ns - truth.start_ns) * STEP_HZ / 1e9))
+
+    def during(item):
+        first, last = steps(item)
+        return [c for c in cells.history
+                if c.bin_id == item.bin_id and first <= c.start_step <= last]
+
+    of_events = {id(c) for e in truth.events if e.bin_id for c in during(e)}
+    for touch in truth.touches:
+        moves = [c.delta_g for c in during(touch) if id(c) not in of_events]
+        assert sum(moves) == pytest.approx(0.0, abs=1e-9)
+        assert sorted(moves) == pytest.approx([-touch.lifted_grams, touch.lifted_grams]
+                                              if touch.lifted_grams else [], abs=1e-3), touch
+    lifted, pressed = 0, 0
+    for touch in truth.touches:
+        if any(o is not touch and o.bin_id == touch.bin_id
+               and abs(o.stamp_ns - touch.stamp_ns) < 4e9
+               for o in (*truth.events, *truth.touches)):
+            continue
+        stamps, grams = _series(busy, touch.shelf_id, touch.bin_id)
+        before = np.median(grams[(stamps > touch.start_ns - 1.0e9)
+                                 & (stamps < touch.start_ns - 0.3e9)])
+        after = np.median(grams[(stamps > touch.end_ns + 0.5e9)
+                                & (stamps < touch.end_ns + 1.2e9)])
+        during = grams[(stamps >= touch.start_ns) & (stamps <= touch.end_ns)] - before
+        assert after - before == pytest.approx(0.0, abs=8.0), touch
+        if touch.lifted_grams:
+            product = busy.store.product(touch.sku)
+            assert abs(touch.lifted_grams - product.unit_weight_g) <= product.weight_tolerance_g
+            assert during.min() < -0.5 * touch.lifted_grams      # the unit leaves the plate
+            lifted += 1
+        else:
+            assert during.max() > 50.0                           # a press only
+            pressed += 1
+    assert lifted + pressed >= 2
 
 
 def test_load_cell_batches_and_frame_drops(busy):
@@ -499,6 +625,32 @@ def test_items_ride_in_hands_then_in_the_basket(smoke_scenario):
                     assert np.linalg.norm(item.position[:2] - body.position_xy()) < 0.5
                     assert 0.5 < item.position[2] < 1.2
     assert 'basket' in seen and seen & {'left', 'right'}
+
+
+def test_ticks_hand_the_stock_to_the_renderer_and_staff_wear_the_uniform(smoke_scenario):
+    uniform = (200, 20, 10)
+    scenario = dataclasses.replace(
+        smoke_scenario, duration_s=40.0,
+        associates=dataclasses.replace(smoke_scenario.associates, count=1,
+                                       uniform_rgb=uniform))
+    simulation = Simulation(scenario, load_store_description(scenario.store_path))
+    stocks, staff_shirts, shopper_shirts = [], set(), set()
+    for tick in simulation.run():
+        assert (tick.stock is not None) == tick.camera_frame
+        if tick.stock is not None:
+            stocks.append(tick.stock)
+        for body in tick.bodies:
+            (staff_shirts if body.role == 'associate' else shopper_shirts).add(body.shirt_rgb)
+    assert staff_shirts == {uniform} and uniform not in shopper_shirts
+    assert set(stocks[0]) == set(simulation.store.bins())
+    picks = [e for e in simulation.truth.events if e.kind == 'pick']
+    assert picks
+    first, last = stocks[0], stocks[-1]
+    for event in picks:
+        assert last[event.bin_id][event.sku] < first[event.bin_id][event.sku]
+    # A snapshot, not a view of the world's live counts.
+    assert stocks[0] is not stocks[-1] and stocks[0][picks[0].bin_id] is not \
+        stocks[-1][picks[0].bin_id]
 
 
 # ----------------------------------------------------------------------- crowd motion

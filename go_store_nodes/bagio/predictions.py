@@ -17,6 +17,8 @@ from .reader import custom_data, messages, summarize
 from .topics import (
     CART_EVENTS_TOPIC,
     CHECK_IN_RESULT_TOPIC,
+    CUSTOM_REAL_TIME_FACTOR,
+    CUSTOM_SOURCE_BAG,
     OUTPUT_TOPICS,
     RECEIPTS_TOPIC,
     SHELF_EVENTS_TOPIC,
@@ -24,9 +26,6 @@ from .topics import (
     VISITS_TOPIC,
 )
 
-# custom_data keys the replay recorder writes into the output bag's metadata.yaml.
-CUSTOM_REAL_TIME_FACTOR = 'go_store.replay.real_time_factor'
-CUSTOM_SOURCE_BAG = 'go_store.replay.source_bag'
 RECEIPT_ISSUED = 1
 SHELF_KINDS = {1: 'pick', 2: 'return', 3: 'unknown'}
 VISIT_STARTED = 1

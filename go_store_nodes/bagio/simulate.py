@@ -1,9 +1,10 @@
-"""Record a simulation run as a rosbag2 MCAP bag plus truth.json (`go-store simulate`).
+"""Record a simulation run as a rosbag2 MCAP bag, and its truth.json apart (`go-store simulate`).
 
 The simulation and the renderer follow docs/simulation.md: ``Simulation.run()`` yields
 ``Tick`` objects in time order and ``Simulation.truth`` is complete afterwards;
 ``Renderer.render(camera_id, bodies, stamp_ns)`` returns (depth uint16 mm, colour rgb8)
-and ``Renderer.intrinsics(camera_id)`` the scaled (depth, colour) intrinsics.
+and ``Renderer.intrinsics(camera_id)`` the scaled (depth, colour) intrinsics; a tick that
+carries the shelf stock hands it to ``Renderer.set_stock`` before its cameras render.
 Every message is stored at its tick's time; headers carry the sensor stamps.
 """
 
@@ -31,7 +32,6 @@ from .topics import (
 )
 from .writer import BagWriter
 
-TRUTH_FILE = 'truth.json'
 # custom_data keys written into metadata.yaml of a simulated bag.
 CUSTOM_SCENARIO = 'go_store.scenario'
 CUSTOM_SEED = 'go_store.seed'
@@ -67,33 +67,29 @@ def truth_document(truth: Any) -> dict:
     raise TypeError(f'cannot turn {type(truth).__name__} into truth.json')
 
 
-def prepare_output(out_dir: pathlib.Path, overwrite: bool) -> None:
-    """Make room for a bag at ``out_dir``: it must not exist, or be replaceable."""
-    if not out_dir.exists():
-        out_dir.parent.mkdir(parents=True, exist_ok=True)
-        return
-    if out_dir.is_dir() and not any(out_dir.iterdir()):
-        out_dir.rmdir()
-        return
-    if not overwrite:
-        raise FileExistsError(f'{out_dir} exists; choose another --out or pass --overwrite')
-    if not (out_dir / 'metadata.yaml').is_file():
-        raise FileExistsError(f'{out_dir} exists and is not a bag; not overwriting it')
-    for child in sorted(out_dir.rglob('*'), key=lambda p: len(p.parts), reverse=True):
-        child.rmdir() if child.is_dir() else child.unlink()
-    out_dir.rmdir()
+def truth_outside_bag(out_dir: pathlib.Path, truth_path: pathlib.Path) -> None:
+    """Refuse a truth file inside the bag folder: whoever reads the bag must not find truth."""
+    bag = out_dir.resolve()
+    truth = truth_path.resolve()
+    if truth == bag or bag in truth.parents:
+        raise ValueError(f'{truth_path} is inside the bag folder {out_dir}; write the truth '
+                         'somewhere a replay of the bag does not look (e.g. beside the folder)')
 
 
 def record_simulation(simulation: Any, renderer: Any, description: StoreDescription,
-                      out_dir: str | pathlib.Path, *, total_s: float = 0.0,
+                      out_dir: str | pathlib.Path, truth_path: str | pathlib.Path, *,
+                      total_s: float = 0.0,
                       custom_data: dict[str, str] | None = None,
                       compression_level: int | None = None,
                       progress: ProgressCallback | None = None) -> RecordedBag:
     """Run ``simulation`` to the end, render its camera frames and write the bag.
 
-    ``out_dir`` becomes the bag folder (metadata.yaml, .mcap) and receives truth.json.
+    ``out_dir`` becomes the bag folder (metadata.yaml, .mcap); the truth goes to
+    ``truth_path``, which must lie outside it.
     """
     out = pathlib.Path(out_dir)
+    truth_file = pathlib.Path(truth_path)
+    truth_outside_bag(out, truth_file)
     wall_start = time.monotonic()
     cameras = [(c, camera_topics(c.camera_id)) for c in description.cameras]
     shelf_bins = {s.shelf_id: [b.bin_id for b in s.bins] for s in description.shelves}
@@ -117,6 +113,9 @@ def record_simulation(simulation: Any, renderer: Any, description: StoreDescript
                                                    int(batch.first_stamp_ns),
                                                    int(batch.period_ns), batch.grams))
             if tick.camera_frame:
+                stock = getattr(tick, 'stock', None)
+                if stock is not None:
+                    renderer.set_stock(stock)
                 for camera, topics in cameras:
                     if camera.camera_id in tick.dropped_cameras:
                         continue
@@ -133,8 +132,8 @@ def record_simulation(simulation: Any, renderer: Any, description: StoreDescript
             if progress is not None:
                 progress((stamp_ns - first_ns) / 1e9, total_s)
         counts = dict(bag.counts)
-    truth_path = out / TRUTH_FILE
-    truth_path.write_text(json.dumps(truth_document(simulation.truth),
+    truth_file.parent.mkdir(parents=True, exist_ok=True)
+    truth_file.write_text(json.dumps(truth_document(simulation.truth),
                                      separators=(',', ':')) + '\n')
-    return RecordedBag(out, truth_path, counts,
+    return RecordedBag(out, truth_file, counts,
                        (last_ns - (first_ns or last_ns)) / 1e9, time.monotonic() - wall_start)

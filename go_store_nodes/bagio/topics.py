@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..core.evaluation.data import (  # noqa: F401 - re-exported for the recorder
+from ..core.topics import (  # noqa: F401 - re-exported for the recorder
     CALIBRATION_STATUS_TOPIC,
     CART_EVENTS_TOPIC,
     CHECK_IN_RESULT_TOPIC,
@@ -23,8 +23,11 @@ CLOCK = 'rosgraph_msgs/msg/Clock'
 TF_STATIC_TOPIC = '/tf_static'
 CLOCK_TOPIC = '/clock'
 
-# What the node graph produces (names from the evaluation, which reads them): the
-# recorder of `go-store replay` records these.
+# custom_data keys the replay recorder writes into the output bag's metadata.yaml.
+CUSTOM_REAL_TIME_FACTOR = 'go_store.replay.real_time_factor'
+CUSTOM_SOURCE_BAG = 'go_store.replay.source_bag'
+
+# What the node graph produces: the recorder of `go-store replay` records these.
 OUTPUT_TOPICS: dict[str, str] = {
     TRACKS_TOPIC: 'go_store/msg/TrackArray',
     SHELF_EVENTS_TOPIC: 'go_store/msg/ShelfEvent',

@@ -123,3 +123,20 @@ class BagWriter:
         if self._open:
             self._writer.close()
             self._open = False
+
+
+def prepare_output(out_dir: pathlib.Path, overwrite: bool) -> None:
+    """Make room for a bag at ``out_dir``: it must not exist, or be replaceable."""
+    if not out_dir.exists():
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+        return
+    if out_dir.is_dir() and not any(out_dir.iterdir()):
+        out_dir.rmdir()
+        return
+    if not overwrite:
+        raise FileExistsError(f'{out_dir} exists; choose another --out or pass --overwrite')
+    if not (out_dir / 'metadata.yaml').is_file():
+        raise FileExistsError(f'{out_dir} exists and is not a bag; not overwriting it')
+    for child in sorted(out_dir.rglob('*'), key=lambda p: len(p.parts), reverse=True):
+        child.rmdir() if child.is_dir() else child.unlink()
+    out_dir.rmdir()

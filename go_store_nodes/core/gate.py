@@ -1,35 +1,63 @@
 """Entry and exit gates: verify check-in tokens, open visits, link groups, detect exits.
 
-Pure logic on top of the ledger (no ROS). Time is the stamp of the input (integer ns).
+Pure logic on top of the ledger (no ROS). Times are integer ns.
+
+One clock: every decision uses the gate's own time ``now_ns`` (the node clock when the
+input was received; sim time under replay), never a stamp a sender wrote. Token expiry is
+checked against it, group windows and "tracks at the scan" are measured on it, and exits
+are recorded at it. A scan or snapshot stamp is only compared with it: a scan stamp far
+from it is counted (``scan_clock_offset``), a snapshot stamped beyond
+``future_tolerance_ns`` ahead of it is refused (``refused_future_tracks``) without
+changing what later snapshots are compared with. Callers that pass no ``now_ns`` (tests,
+offline tools) get the stamp as the time.
 
 Check-in: a QR token scanned at an entry gate is verified offline with the app server's
-public key, consumed durably through the ledger (single use survives restarts and is
-shared by every gate on the database) and opens one visit. Refusals carry the reason codes
-of ``CheckInResult.msg`` and open nothing; a refused token is never consumed.
+public key; the ledger consumes it in the same transaction that opens its visit, so single
+use survives restarts and is shared by every gate on the database, and a fault between
+the two leaves neither done. The same token scanned again while its visit is open (the
+scanner retrying after a fault or a gate restart) gets that visit back. Refusals carry
+the reason codes of ``CheckInResult.msg`` and open nothing; a refused token is never
+consumed.
 
 Group entry: the tracks inside the gate's zone at the scan, and those entering it within
 ``group_window_ns`` after it, that have no visit yet and are not store associates are
-linked to the visit, so one scan can bring several people.
+linked to the visit, so one scan can bring several people. A visit that still has no
+track when its window closes is ended at once (an empty cart: nothing to charge), so it
+does not stay open for ever. A shopper seen in the store (outside the entry zones) with
+no visit is flagged (``unlinked_shoppers``, ``unlinked_track_ids``), never billed.
 
-Exit: a track has left once it was last seen (inside the store) in an exit gate zone and
-then disappeared from the tracks or was seen outside the store bounds. A visit ends when
-every one of its tracks has left; the exit is recorded in the ledger (``mark_exit``,
-which starts the receipt grace period) and reported as a ``VisitUpdate`` ENDED.
+Exit: each live track keeps a bounded history of where it was seen. It has left once it
+was last seen (inside the store) in an exit gate zone and then disappeared from the tracks
+or was seen outside the store bounds; when snapshots are missing before it disappeared
+(a gap longer than ``max_snapshot_gap_ns``), it has left if from its last position it
+could have walked into an exit zone in that gap (``exits_inferred_after_gap``). A visit
+ends when every one of its tracks has left; the exit is recorded in the ledger
+(``mark_exit``, which starts the receipt grace period) and reported as a ``VisitUpdate``
+ENDED. The cart ledger issues receipts from that record only.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass, field
 from enum import Enum
+import hashlib
 import logging
-from typing import Iterable, Optional, Sequence
+import math
+from typing import Deque, Iterable, Optional, Sequence
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import select
 
 from .ledger import Ledger, LedgerError, TokenReplayedError, UnknownAccountError
 from .ledger.models import AccountRow
-from .ledger.tokens import RejectReason, TokenConfig, TokenRejected, TokenVerifier
+from .ledger.tokens import (
+    RejectReason,
+    TokenConfig,
+    TokenRejected,
+    TokenVerifier,
+    VerifiedToken,
+)
 from .store import Gate, StoreDescription
 
 LOGGER = logging.getLogger(__name__)
@@ -39,21 +67,57 @@ NS_PER_SECOND = 1_000_000_000
 SNAPSHOT_MAX_AGE_NS = NS_PER_SECOND
 
 
+def _check_ns(name: str, value: object, low_ns: int, high_ns: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not low_ns <= value <= high_ns:
+        raise ValueError(f'{name} must be an int in [{low_ns / NS_PER_SECOND:g} s, '
+                         f'{high_ns / NS_PER_SECOND:g} s], got {value!r}')
+
+
+def account_ref(account_id: str) -> str:
+    """Return a short stable pseudonym of an account id for logs (not the id itself)."""
+    return 'acct#' + hashlib.sha256(account_id.encode('utf-8')).hexdigest()[:10]
+
+
 @dataclass(frozen=True)
 class GateConfig:
     """Policy of the gates."""
 
     group_window_ns: int = 3 * NS_PER_SECOND
     require_registered_accounts: bool = False
+    # A snapshot stamped further ahead of the gate clock is refused (a tracker clock jump).
+    future_tolerance_ns: int = 5 * NS_PER_SECOND
+    # A scan stamp further than this from the gate clock is counted and logged.
+    max_scan_offset_ns: int = 5 * NS_PER_SECOND
+    # Positions kept per live track (the exit is derived from them).
+    track_history_length: int = 32
+    # Snapshots further apart than this mean some were missed: the exit is inferred.
+    max_snapshot_gap_ns: int = NS_PER_SECOND
+    # Fastest walk assumed when inferring an exit across a gap, m/s, and the farthest a
+    # track may have been last seen from an exit zone for that (m).
+    walking_speed_mps: float = 2.0
+    exit_approach_m: float = 2.0
 
     def __post_init__(self) -> None:
         """Validate the config."""
-        if isinstance(self.group_window_ns, bool) or not isinstance(self.group_window_ns, int) \
-                or not 0 <= self.group_window_ns <= 60 * NS_PER_SECOND:
-            raise ValueError(
-                f'group_window_ns must be an int in [0, 60 s], got {self.group_window_ns!r}')
+        _check_ns('group_window_ns', self.group_window_ns, 0, 60 * NS_PER_SECOND)
         if not isinstance(self.require_registered_accounts, bool):
             raise ValueError('require_registered_accounts must be a bool')
+        _check_ns('future_tolerance_ns', self.future_tolerance_ns, 0, 3600 * NS_PER_SECOND)
+        _check_ns('max_scan_offset_ns', self.max_scan_offset_ns, 0, 3600 * NS_PER_SECOND)
+        _check_ns('max_snapshot_gap_ns', self.max_snapshot_gap_ns, 1, 60 * NS_PER_SECOND)
+        if isinstance(self.track_history_length, bool) \
+                or not isinstance(self.track_history_length, int) \
+                or not 1 <= self.track_history_length <= 10_000:
+            raise ValueError('track_history_length must be an int in [1, 10000], '
+                             f'got {self.track_history_length!r}')
+        if not (isinstance(self.walking_speed_mps, (int, float))
+                and math.isfinite(self.walking_speed_mps)
+                and 0.0 < self.walking_speed_mps <= 10.0):
+            raise ValueError(
+                f'walking_speed_mps must be in (0, 10], got {self.walking_speed_mps!r}')
+        if not (isinstance(self.exit_approach_m, (int, float))
+                and math.isfinite(self.exit_approach_m) and 0.0 <= self.exit_approach_m <= 20.0):
+            raise ValueError(f'exit_approach_m must be in [0, 20], got {self.exit_approach_m!r}')
 
 
 @dataclass(frozen=True)
@@ -100,12 +164,17 @@ class CheckInOutcome:
 
 @dataclass
 class _TrackState:
-    """What the gate remembers of a live track."""
+    """What the gate remembers of a live track: where it was seen (gate time, map m)."""
 
     x_m: float
     y_m: float
     is_associate: bool
+    history: Deque[tuple[int, float, float]]
     exit_gate: Optional[str] = None  # exit zone it was last seen in, inside the store
+
+    @property
+    def last_seen_ns(self) -> int:
+        return self.history[-1][0]
 
 
 @dataclass
@@ -142,14 +211,16 @@ class GateLogic:
         self._exit = store.gates_of_kind('exit')
         self._all_gates = {gate.gate_id: gate for gate in store.gates}
         self._width_m, self._depth_m = store.size_m
+        # No ``consume``: the ledger consumes the token with the visit (one transaction).
         self._verifier = TokenVerifier(
-            public_key, token_config or TokenConfig(),
-            account_exists=self._account_allowed, consume=ledger.consume_token)
+            public_key, token_config or TokenConfig(), account_exists=self._account_allowed)
         self._live: dict[str, _TrackState] = {}
         self._track_visit: dict[str, Optional[str]] = {}
         self._visits: dict[str, _OpenVisit] = {}
         self._windows: list[_GroupWindow] = []
-        self._snapshot_stamp_ns: Optional[int] = None
+        self._snapshot_stamp_ns: Optional[int] = None  # stamp of the last accepted snapshot
+        self._snapshot_now_ns: Optional[int] = None  # gate time it was received
+        self._unlinked: set[str] = set()
         self.counters: dict[str, int] = {}
 
     # -- introspection --------------------------------------------------------------------
@@ -163,6 +234,11 @@ class GateLogic:
     def open_visit_ids(self) -> tuple[str, ...]:
         """Return the visits this gate is watching (opened and not yet ended)."""
         return tuple(self._visits)
+
+    @property
+    def unlinked_track_ids(self) -> tuple[str, ...]:
+        """Return live shoppers seen in the store with no visit (flagged, never billed)."""
+        return tuple(sorted(self._unlinked))
 
     def _count(self, key: str, increment: int = 1) -> None:
         self.counters[key] = self.counters.get(key, 0) + increment
@@ -184,9 +260,19 @@ class GateLogic:
         return CheckInOutcome(gate_id=gate_id, accepted=False, reason=reason.value,
                               detail=detail)
 
-    def check_in(self, gate_id: str, token: str, stamp_ns: int
+    def check_in(self, gate_id: str, token: str, stamp_ns: int, now_ns: Optional[int] = None
                  ) -> tuple[CheckInOutcome, list[VisitUpdate]]:
-        """Verify a scan at an entry gate and open its visit; return the answer and updates."""
+        """Verify a scan at an entry gate and open its visit; return the answer and updates.
+
+        ``stamp_ns`` is the scanner's stamp, ``now_ns`` the gate clock when the scan came
+        in (default: the stamp). Expiry, the tracks at the scan and the group window are
+        all measured on ``now_ns``.
+        """
+        now = stamp_ns if now_ns is None else now_ns
+        if abs(stamp_ns - now) > self._config.max_scan_offset_ns:
+            self._count('scan_clock_offset')
+            LOGGER.warning('scan at %s stamped %.1f s from the gate clock; the gate clock is '
+                           'used', gate_id, (stamp_ns - now) / NS_PER_SECOND)
         gate = self._entry.get(gate_id)
         if gate is None:
             if gate_id in self._all_gates:
@@ -197,41 +283,59 @@ class GateLogic:
                           f'{", ".join(self._entry)}')
             return self._refuse(gate_id, RejectReason.MALFORMED, detail), []
         try:
-            verified = self._verifier.verify(token, stamp_ns)
+            verified = self._verifier.verify(token, now)
         except TokenRejected as rejected:
             return self._refuse(gate_id, rejected.reason, str(rejected)), []
         account_id = verified.account_id
         if not self._ledger.account_exists(account_id):
             # Not required to be registered (the verifier checked): register on first visit.
-            self._ledger.register_account(account_id, stamp_ns)
+            self._ledger.register_account(account_id, now)
             self._count('accounts_registered')
-        candidates = self._tracks_at_scan(gate, stamp_ns)
+        candidates = self._tracks_at_scan(gate, now)
         try:
-            visit_id = self._open(account_id, candidates, stamp_ns, verified.token_id)
+            visit_id, created = self._open(account_id, candidates, now, verified, stamp_ns)
         except TokenReplayedError as error:
             return self._refuse(gate_id, RejectReason.REPLAYED, str(error)), []
-        except UnknownAccountError as error:
-            return self._refuse(gate_id, RejectReason.UNKNOWN_ACCOUNT, str(error)), []
-        visit = _OpenVisit(account_id=account_id, gate_id=gate_id, opened_at_ns=stamp_ns)
-        self._visits[visit_id] = visit
-        for track_id in self._ledger.get_visit(visit_id).track_ids:
+        except UnknownAccountError:
+            # The detail is logged and shown at the gate: a pseudonym, not the account id.
+            return self._refuse(gate_id, RejectReason.UNKNOWN_ACCOUNT,
+                                f'{account_ref(account_id)} is unknown or inactive'), []
+        info = self._ledger.get_visit(visit_id)
+        visit = self._visits.get(visit_id)
+        if visit is None:
+            visit = _OpenVisit(account_id=account_id, gate_id=gate_id,
+                               opened_at_ns=info.opened_at_ns)
+            self._visits[visit_id] = visit
+        for track_id in info.track_ids:
             visit.tracks.add(track_id)
             self._track_visit[track_id] = visit_id
-        self._count('visits_opened')
-        self._count('tracks_linked', len(visit.tracks))
-        if self._config.group_window_ns > 0:
-            self._windows.append(_GroupWindow(
-                visit_id=visit_id, gate=gate, end_ns=stamp_ns + self._config.group_window_ns))
+            self._unlinked.discard(track_id)
+        if created:
+            self._count('visits_opened')
+            self._count('tracks_linked', len(visit.tracks))
+            if self._config.group_window_ns > 0:
+                self._windows.append(_GroupWindow(
+                    visit_id=visit_id, gate=gate, end_ns=now + self._config.group_window_ns))
+        else:
+            # The same token again while its visit is open: a retried scan gets its visit.
+            # No new group window: a replay must not link anyone else to this account.
+            self._count('scans_retried')
         outcome = CheckInOutcome(
             gate_id=gate_id, accepted=True, detail=f'welcome: {len(visit.tracks)} linked',
             visit_id=visit_id, account_id=account_id, track_ids=tuple(sorted(visit.tracks)))
-        return outcome, [self._update(visit_id, visit, stamp_ns, VisitStatus.STARTED, gate_id)]
+        updates = [self._update(visit_id, visit, visit.opened_at_ns, VisitStatus.STARTED,
+                                gate_id)]
+        if created and self._config.group_window_ns == 0 and not visit.tracks:
+            updates.append(self._end_without_tracks(visit_id, visit, now))
+        return outcome, updates
 
-    def _open(self, account_id: str, track_ids: Sequence[str], stamp_ns: int,
-              token_id: str) -> str:
+    def _open(self, account_id: str, track_ids: Sequence[str], now_ns: int,
+              token: VerifiedToken, scan_stamp_ns: int) -> tuple[str, bool]:
         """Open the visit with its tracks; tracks another writer linked meanwhile are skipped."""
         try:
-            return self._ledger.open_visit(account_id, track_ids, stamp_ns, token_id)
+            return self._ledger.open_visit_for_scan(
+                account_id, track_ids, now_ns, token.token_id, token.expires_at_ns,
+                scan_stamp_ns)
         except (TokenReplayedError, UnknownAccountError):
             raise
         except LedgerError as error:
@@ -239,16 +343,17 @@ class GateLogic:
                 raise
             LOGGER.warning('opening the visit with tracks %s failed (%s); linking one by one',
                            list(track_ids), error)
-        visit_id = self._ledger.open_visit(account_id, (), stamp_ns, token_id)
+        visit_id, created = self._ledger.open_visit_for_scan(
+            account_id, (), now_ns, token.token_id, token.expires_at_ns, scan_stamp_ns)
         for track_id in track_ids:
             if self._ledger.visit_for_track(track_id) is None:
-                self._ledger.add_track(visit_id, track_id, stamp_ns)
-        return visit_id
+                self._ledger.add_track(visit_id, track_id, now_ns)
+        return visit_id, created
 
-    def _tracks_at_scan(self, gate: Gate, stamp_ns: int) -> list[str]:
+    def _tracks_at_scan(self, gate: Gate, now_ns: int) -> list[str]:
         """Return the unlinked shoppers in the gate zone in the latest (fresh) snapshot."""
-        if self._snapshot_stamp_ns is None or \
-                self._snapshot_stamp_ns < stamp_ns - SNAPSHOT_MAX_AGE_NS:
+        if self._snapshot_now_ns is None or \
+                self._snapshot_now_ns < now_ns - SNAPSHOT_MAX_AGE_NS:
             return []
         return sorted(track_id for track_id, state in self._live.items()
                       if self._linkable(track_id, state, gate))
@@ -259,26 +364,41 @@ class GateLogic:
 
     # -- tracks ---------------------------------------------------------------------------
 
-    def on_tracks(self, stamp_ns: int, tracks: Iterable[TrackObservation]
-                  ) -> list[VisitUpdate]:
-        """Take one snapshot of every live track; link group members, detect exits."""
+    def on_tracks(self, stamp_ns: int, tracks: Iterable[TrackObservation],
+                  now_ns: Optional[int] = None) -> list[VisitUpdate]:
+        """Take one snapshot of every live track; link group members, detect exits.
+
+        ``stamp_ns`` is the tracker's stamp, ``now_ns`` the gate clock when the snapshot
+        came in (default: the stamp). A snapshot stamped more than ``future_tolerance_ns``
+        ahead of ``now_ns`` is refused; one older than the last accepted is dropped.
+        """
+        now = stamp_ns if now_ns is None else now_ns
+        if stamp_ns > now + self._config.future_tolerance_ns:
+            self._count('refused_future_tracks')
+            LOGGER.warning('refused a track snapshot stamped %.1f s ahead of the gate clock',
+                           (stamp_ns - now) / NS_PER_SECOND)
+            return []
         if self._snapshot_stamp_ns is not None and stamp_ns < self._snapshot_stamp_ns:
             self._count('dropped_out_of_order_tracks')
             return []
+        if self._snapshot_now_ns is not None:
+            now = max(now, self._snapshot_now_ns)  # gate time never runs backwards here
         snapshot = {track.track_id: track for track in tracks}
         changed: set[str] = set()
         for track_id in snapshot.keys() - self._live.keys():
             self._learn(track_id, snapshot)
         for track_id in self._live.keys() - snapshot.keys():
-            changed |= self._disappeared(track_id)
+            changed |= self._disappeared(track_id, now)
         for track in snapshot.values():
-            changed |= self._observe(track)
+            changed |= self._observe(track, now)
         self._snapshot_stamp_ns = stamp_ns
-        updates = self._link_group_members(stamp_ns)
+        self._snapshot_now_ns = now
+        updates = self._link_group_members(now)
+        self._flag_unlinked(snapshot)
         for visit_id in list(self._visits):
             visit = self._visits[visit_id]
             if visit_id in changed and visit.tracks and visit.tracks.issubset(visit.left):
-                visit.ended_at_ns = visit.ended_at_ns or stamp_ns
+                visit.ended_at_ns = visit.ended_at_ns or now
             if visit.ended_at_ns is not None:
                 updates.append(self._end(visit_id, visit))
         return updates
@@ -305,13 +425,15 @@ class GateLogic:
                 self._count('tracks_lost')
         self._count('visits_recovered')
 
-    def _observe(self, track: TrackObservation) -> set[str]:
+    def _observe(self, track: TrackObservation, now_ns: int) -> set[str]:
         """Update a live track; return the visit whose exit state may have changed."""
         state = self._live.get(track.track_id)
         if state is None:
             state = self._live[track.track_id] = _TrackState(
-                track.x_m, track.y_m, track.is_associate)
+                track.x_m, track.y_m, track.is_associate,
+                deque(maxlen=self._config.track_history_length))
         state.x_m, state.y_m, state.is_associate = track.x_m, track.y_m, track.is_associate
+        state.history.append((now_ns, track.x_m, track.y_m))
         visit_id = self._track_visit.get(track.track_id)
         visit = self._visits.get(visit_id) if visit_id else None
         inside = 0.0 <= track.x_m <= self._width_m and 0.0 <= track.y_m <= self._depth_m
@@ -327,16 +449,18 @@ class GateLogic:
             return {visit_id}
         return set()
 
-    def _disappeared(self, track_id: str) -> set[str]:
+    def _disappeared(self, track_id: str, now_ns: int) -> set[str]:
         """Forget a track that is no longer live; it left if last seen in an exit zone."""
         state = self._live.pop(track_id)
+        self._unlinked.discard(track_id)
         visit_id = self._track_visit.get(track_id)
         visit = self._visits.get(visit_id) if visit_id else None
         if visit is None or visit_id is None:
             self._track_visit.pop(track_id, None)  # ids are never reused: nothing to keep
             return set()
-        if state.exit_gate is not None:
-            visit.left[track_id] = state.exit_gate
+        exit_gate = state.exit_gate or self._exit_across_gap(state, now_ns)
+        if exit_gate is not None:
+            visit.left[track_id] = exit_gate
             return {visit_id}
         if track_id not in visit.left:
             LOGGER.warning('track %s of visit %s disappeared inside the store (not in an '
@@ -344,11 +468,70 @@ class GateLogic:
             self._count('tracks_lost')
         return set()
 
-    def _link_group_members(self, stamp_ns: int) -> list[VisitUpdate]:
+    def _exit_across_gap(self, state: _TrackState, now_ns: int) -> Optional[str]:
+        """Return the exit zone a track could have walked into during missed snapshots.
+
+        Only when snapshots are missing (the gap from its last sighting to now exceeds
+        ``max_snapshot_gap_ns``): then the nearest exit zone within walking reach (and
+        within ``exit_approach_m``) of its last position, which its kept history moves
+        towards, counts as its exit.
+        """
+        if not state.history:
+            return None
+        last_ns, x_m, y_m = state.history[-1]
+        gap_ns = now_ns - last_ns
+        if gap_ns <= self._config.max_snapshot_gap_ns:
+            return None
+        reach_m = min(self._config.walking_speed_mps * gap_ns / NS_PER_SECOND,
+                      self._config.exit_approach_m)
+        first_ns, x0_m, y0_m = state.history[0]
+        best: Optional[tuple[float, str]] = None
+        for gate in self._exit:
+            distance_m = _distance_to_zone(gate, x_m, y_m)
+            if distance_m > reach_m:
+                continue
+            if len(state.history) > 1 and _distance_to_zone(gate, x0_m, y0_m) < distance_m:
+                continue  # moving away from this exit
+            if best is None or distance_m < best[0]:
+                best = (distance_m, gate.gate_id)
+        if best is None:
+            return None
+        self._count('exits_inferred_after_gap')
+        LOGGER.warning('track last seen %.1f m from exit %s %.1f s ago: counted as left there',
+                       best[0], best[1], gap_ns / NS_PER_SECOND)
+        return best[1]
+
+    def _flag_unlinked(self, snapshot: dict[str, TrackObservation]) -> None:
+        """Flag shoppers walking in the store with no visit: nobody will be billed for them."""
+        for track_id, track in snapshot.items():
+            if track.is_associate or track_id in self._unlinked \
+                    or self._track_visit.get(track_id) is not None:
+                continue
+            inside = 0.0 <= track.x_m <= self._width_m and 0.0 <= track.y_m <= self._depth_m
+            if not inside or any(g.contains(track.x_m, track.y_m) for g in self._entry.values()):
+                continue
+            self._unlinked.add(track_id)
+            self._count('unlinked_shoppers')
+            LOGGER.warning('track %s walks in the store linked to no check-in: flagged, '
+                           'nobody is billed for it', track_id)
+
+    def _end_without_tracks(self, visit_id: str, visit: _OpenVisit, now_ns: int
+                            ) -> VisitUpdate:
+        """End a visit whose group window closed with no track (it could never end)."""
+        LOGGER.warning('visit %s linked no track during its group window: ended', visit_id)
+        self._count('visits_ended_without_tracks')
+        visit.ended_at_ns = now_ns
+        return self._end(visit_id, visit)
+
+    def _link_group_members(self, now_ns: int) -> list[VisitUpdate]:
         """Link unlinked shoppers in the zone of a scan whose group window is open."""
+        closed = [w for w in self._windows
+                  if w.end_ns < now_ns and w.visit_id in self._visits]
         self._windows = [w for w in self._windows
-                         if w.end_ns >= stamp_ns and w.visit_id in self._visits]
-        updates = []
+                         if w.end_ns >= now_ns and w.visit_id in self._visits]
+        updates = [self._end_without_tracks(w.visit_id, self._visits[w.visit_id], now_ns)
+                   for w in closed if not self._visits[w.visit_id].tracks
+                   and not any(o.visit_id == w.visit_id for o in self._windows)]
         for window in sorted(self._windows, key=lambda w: -w.end_ns):  # latest scan first
             visit = self._visits[window.visit_id]
             added = []
@@ -357,8 +540,9 @@ class GateLogic:
                     continue
                 if self._ledger.visit_for_track(track_id) is not None:
                     continue  # linked by another gate process meanwhile
-                self._ledger.add_track(window.visit_id, track_id, stamp_ns)
+                self._ledger.add_track(window.visit_id, track_id, now_ns)
                 self._track_visit[track_id] = window.visit_id
+                self._unlinked.discard(track_id)
                 visit.tracks.add(track_id)
                 added.append(track_id)
             if added:
@@ -385,3 +569,10 @@ class GateLogic:
         return VisitUpdate(visit_id=visit_id, account_id=visit.account_id,
                            track_ids=tuple(sorted(visit.tracks)), gate_id=gate_id,
                            stamp_ns=stamp_ns, status=status)
+
+
+def _distance_to_zone(gate: Gate, x_m: float, y_m: float) -> float:
+    """Return the distance in m from a floor point to a gate rectangle (0 inside)."""
+    dx = max(gate.min_m[0] - x_m, 0.0, x_m - gate.max_m[0])
+    dy = max(gate.min_m[1] - y_m, 0.0, y_m - gate.max_m[1])
+    return math.hypot(dx, dy)

@@ -1,10 +1,12 @@
 """Cart ledger node: applies cart events, issues receipts after exit, serves carts and reviews.
 
 Subscribes:
-  cart/events             go_store/CartEvent (reliable, keep last 100): applied once per
+  cart/events             go_store/CartEvent (reliable, keep last 1000): applied once per
                           event_id; unknown SKU kept as a rejected event, unknown visit dropped
-  visits                  go_store/Visit (reliable, transient local): ENDED -> mark_exit
 Publishes:
+  cart/event_acks         diagnostic_msgs/KeyValue (reliable, keep last 1000): key the
+                          event_id, value the outcome, once the event is committed (also for
+                          duplicates): upstream re-sends every event until it is acknowledged
   receipts                go_store/Receipt (reliable, transient local, keep last 100): ISSUED
                           once per visit; HELD_FOR_REVIEW once per set of open reviews
   diagnostics             diagnostic_msgs/DiagnosticArray
@@ -15,24 +17,40 @@ Services:
 Every ``receipt_check_period_s`` the node issues the receipts of visits whose grace period
 is over, settles pending charges (LedgerPaymentProvider) and, once a day, purges evidence
 older than ``retention_days``. ``now`` is the node clock (sim time with use_sim_time).
+A visit ends only from the gate's record in the ledger database (``mark_exit``), never
+from a ``Visit`` message: anyone on the bus can publish one. No receipt is issued during
+``receipt_holdoff_s`` (steady time) after the database connected, so that upstream can
+re-send what a restart lost before a bill is closed.
+
+The event callback only queues: one worker thread applies events, then runs the receipt
+checks, in order (``SerialWorker``). A stalled database (a lock held elsewhere, a server
+restarting) delays them but loses nothing; lock waits are bounded (``lock_wait_s``) and
+the write retried with backoff. A full queue is counted (``dropped_queue_full``) and
+logged. The database connection is opened by the worker too, retried until it succeeds.
+Services answer from the executor on a second connection pool with short lock waits.
 Ledger core: go_store_nodes.core.ledger; docs/ledger.md.
 """
 
 from __future__ import annotations
 
-from collections import deque
 import sys
+import threading
+import time
 from typing import Optional
 
-from go_store.msg import CartEvent, Receipt, Visit
+from diagnostic_msgs.msg import KeyValue
+from go_store.msg import CartEvent, Receipt
 from go_store.srv import GetCart, ListReviews, ResolveReview
+from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
 from ..core import ledger as core
+from ..core.gate import account_ref
+from ..core.ledger.worker import SerialWorker, WorkerConfig
 from ..core.store import load_store_description
-from ..ros.diagnostics import ERROR, NodeDiagnostics, OK
+from ..ros.diagnostics import ERROR, NodeDiagnostics, OK, WARN
 from ..ros.ledger_conversions import (
     cart_event_from_msg,
     held_msg,
@@ -41,7 +59,6 @@ from ..ros.ledger_conversions import (
     receipt_msg,
     resolve_database_url,
     review_item_msg,
-    stamp_to_ns,
 )
 from ..ros.params import (
     DATABASE_URL,
@@ -56,8 +73,9 @@ from .runner import run_single_node
 
 NS_PER_SECOND = 1_000_000_000
 NS_PER_DAY = 86_400 * NS_PER_SECOND
-# Events the database could not take (e.g. it was unreachable) wait here to be retried.
-MAX_RETRY_EVENTS = 10_000
+# Services must not hold the executor (and so the event queue) for long: their database
+# statements wait this long for a lock, once, then answer 'busy'.
+SERVICE_LOCK_WAIT_MS = 200
 
 PARAMETERS = (
     STORE_DESCRIPTION,
@@ -73,15 +91,29 @@ PARAMETERS = (
               'cart events with a lower confidence wait for a person (0: never)', 0.0, 1.0),
     ParamSpec('max_quantity_delta', Parameter.Type.INTEGER,
               'cart events moving more units than this wait for a person', 1, 10_000),
+    ParamSpec('receipt_holdoff_s', Parameter.Type.DOUBLE,
+              's after the database connected before the first receipt (upstream re-sends '
+              'what a restart lost first)', 0.0, 3600.0),
+    ParamSpec('event_before_visit_tolerance_s', Parameter.Type.DOUBLE,
+              's a cart event may be stamped before its visit opened; earlier ones wait '
+              'for review', 0.0, 86_400.0),
+    ParamSpec('lock_wait_s', Parameter.Type.DOUBLE,
+              's one database statement waits for another writer (SQLite busy timeout, '
+              'PostgreSQL lock_timeout) before the write is retried', 0.1, 600.0),
+    ParamSpec('input_queue_capacity', Parameter.Type.INTEGER,
+              'cart events waiting for the database at most; more are dropped and counted '
+              '(dropped_queue_full), upstream re-sends them as they are not acknowledged',
+              1, 10_000_000),
     DIAGNOSTICS_PERIOD,
 )
 
 DURABLE_QOS = QoSProfile(depth=100, history=HistoryPolicy.KEEP_LAST,
                          reliability=ReliabilityPolicy.RELIABLE,
                          durability=DurabilityPolicy.TRANSIENT_LOCAL)
-EVENTS_QOS = QoSProfile(depth=100, history=HistoryPolicy.KEEP_LAST,
+EVENTS_QOS = QoSProfile(depth=1000, history=HistoryPolicy.KEEP_LAST,
                         reliability=ReliabilityPolicy.RELIABLE,
                         durability=DurabilityPolicy.VOLATILE)
+ACKS_QOS = EVENTS_QOS
 
 _EVENT_LOG = {
     core.EventOutcome.CONFLICT: 'event id reused with different content; ignored',
@@ -95,84 +127,160 @@ class CartLedgerNode(Node):
     """The store's carts, reviews, receipts and charges, on the ledger database."""
 
     def __init__(self, **kwargs) -> None:
-        """Open the ledger with the store catalog; subscribe, serve and start the timer."""
+        """Read the parameters, subscribe, serve; the worker connects to the database."""
         super().__init__('cart_ledger', **kwargs)
         params = declare_parameters(self, PARAMETERS)
         path = params['store_description'] or str(default_store_description())
         self.description = load_store_description(path)
         try:
             url = resolve_database_url(params['database_url'])
+            lock_wait_ms = round(params['lock_wait_s'] * 1000)
             config = core.LedgerConfig(
                 grace_period_ns=round(params['grace_period_s'] * NS_PER_SECOND),
                 currency=self.description.currency,
                 evidence_retention_days=params['retention_days'],
                 review_below_confidence=params['review_below_confidence'],
-                max_quantity_delta=params['max_quantity_delta'])
+                max_quantity_delta=params['max_quantity_delta'],
+                sqlite_busy_timeout_ms=lock_wait_ms, postgres_lock_timeout_ms=lock_wait_ms,
+                event_before_visit_tolerance_ns=round(
+                    params['event_before_visit_tolerance_s'] * NS_PER_SECOND))
+            worker_config = WorkerConfig(capacity=params['input_queue_capacity'])
         except ValueError as error:
             raise MissingParameterError(f"node 'cart_ledger': {error}") from None
         self.diagnostics = NodeDiagnostics(self, params['diagnostics_period_s'])
-        catalog = {sku: product.price_cents for sku, product in self.description.catalog.items()}
+        self._catalog = {sku: product.price_cents
+                         for sku, product in self.description.catalog.items()}
         self._names = {sku: product.name for sku, product in self.description.catalog.items()}
-        self.ledger = core.Ledger(url, config, catalog, core.LedgerPaymentProvider())
+        self._url = url
+        self._config = config
+        self._holdoff_s = params['receipt_holdoff_s']
+        self.ledger: Optional[core.Ledger] = None
+        self._service_ledger: Optional[core.Ledger] = None
+        self._connected_at: Optional[float] = None  # time.monotonic()
         self._frame_id = self.description.map_frame
         self._held: dict[str, tuple[str, ...]] = {}
-        self._retry: deque[core.CartEvent] = deque()
         self._last_purge_ns: Optional[int] = None
+        self._check_queued = threading.Event()
         self._receipt_publisher = self.create_publisher(Receipt, 'receipts', DURABLE_QOS)
+        self._ack_publisher = self.create_publisher(KeyValue, 'cart/event_acks', ACKS_QOS)
+        self.worker = SerialWorker(
+            'cart_ledger_db', core.is_retryable_database_error, worker_config,
+            on_retry=self._on_retry, on_error=self._on_job_error)
+        self.diagnostics.set_status(WARN, f'connecting to the ledger {printable_url(url)}')
+        self.worker.submit('connect', self._connect)
         self._event_subscription = self.create_subscription(
             CartEvent, 'cart/events', self.on_cart_event, EVENTS_QOS)
-        self._visit_subscription = self.create_subscription(
-            Visit, 'visits', self.on_visit, DURABLE_QOS)
         self._ledger_services = [
             self.create_service(GetCart, 'ledger/get_cart', self.get_cart),
             self.create_service(ListReviews, 'ledger/list_reviews', self.list_reviews),
             self.create_service(ResolveReview, 'ledger/resolve_review', self.resolve_review),
         ]
+        # Steady time: receipts and retries go on while sim time stands still.
+        steady = Clock(clock_type=ClockType.STEADY_TIME)
         self._receipt_timer = self.create_timer(
-            params['receipt_check_period_s'], self.check_receipts)
+            params['receipt_check_period_s'], self._queue_receipt_check, clock=steady)
+        self._queue_timer = self.create_timer(
+            params['diagnostics_period_s'], self._report_queue, clock=steady)
         self.diagnostics.values.update(store_description=path, database=printable_url(url))
-        self.diagnostics.set_status(OK, f'{len(catalog)} SKUs priced')
         self.get_logger().info(
-            f'cart ledger ready: {len(catalog)} SKUs, ledger {printable_url(url)}, grace '
-            f'{params["grace_period_s"]} s')
+            f'cart ledger started: {len(self._catalog)} SKUs, ledger {printable_url(url)}, '
+            f'grace {params["grace_period_s"]} s, receipts after {self._holdoff_s} s')
+
+    def _connect(self) -> None:
+        """Open (and migrate) the ledger; any failure makes the worker retry with backoff."""
+        try:
+            ledger = core.Ledger(self._url, self._config, self._catalog,
+                                 core.LedgerPaymentProvider())
+            service_config = core.LedgerConfig(
+                grace_period_ns=self._config.grace_period_ns, currency=self._config.currency,
+                evidence_retention_days=self._config.evidence_retention_days,
+                review_below_confidence=self._config.review_below_confidence,
+                max_quantity_delta=self._config.max_quantity_delta, max_write_retries=0,
+                sqlite_busy_timeout_ms=SERVICE_LOCK_WAIT_MS,
+                postgres_lock_timeout_ms=SERVICE_LOCK_WAIT_MS, auto_migrate=False,
+                event_before_visit_tolerance_ns=self._config.event_before_visit_tolerance_ns)
+            service_ledger = core.Ledger(self._url, service_config, self._catalog,
+                                         core.LedgerPaymentProvider())
+        except Exception as error:  # noqa: BLE001 - a server still starting, a bad URL
+            raise core.DatabaseUnavailableError(
+                f'cannot open the ledger {printable_url(self._url)}: {error}') from error
+        self.ledger, self._service_ledger = ledger, service_ledger
+        self._connected_at = time.monotonic()
+        self.diagnostics.set_status(OK, f'{len(self._catalog)} SKUs priced')
+        self.get_logger().info(
+            f'cart ledger connected to {printable_url(self._url)}; receipts from '
+            f'{self._holdoff_s} s on')
 
     def destroy_node(self) -> None:
-        """Release the database connections, then the node."""
-        ledger = getattr(self, 'ledger', None)  # absent when the constructor failed
-        if ledger is not None:
-            ledger.close()
+        """Stop the worker, release the database connections, then the node."""
+        worker = getattr(self, 'worker', None)  # absent when the constructor failed
+        if worker is not None:
+            abandoned = worker.stop()
+            if abandoned:
+                self.get_logger().warning(
+                    f'{abandoned} queued jobs not run at exit (events are not acknowledged: '
+                    'upstream re-sends them)')
+        for ledger in (getattr(self, 'ledger', None), getattr(self, '_service_ledger', None)):
+            if ledger is not None:
+                ledger.close()
         super().destroy_node()
 
     def _now_ns(self) -> int:
         return self.get_clock().now().nanoseconds
 
-    def _fault(self, what: str, error: Exception) -> None:
-        """Log and count an unexpected failure (e.g. the database is unreachable)."""
+    def _fault(self, what: str, error: BaseException) -> None:
+        """Log and count an unexpected failure."""
         self.get_logger().error(f'{what}: {error!r}')
         self.diagnostics.count('errors')
         self.diagnostics.set_status(ERROR, f'{what}: {error}')
 
+    def _on_retry(self, label: str, error: BaseException, attempt: int,
+                  delay_s: float) -> None:
+        self.diagnostics.count('database_retries')
+        first_line = str(error).splitlines()[0] if str(error) else ''
+        message = (f'{label}: database not available ({type(error).__name__}: {first_line}); '
+                   f'retry {attempt} in {delay_s:.2f} s, nothing is lost')
+        if attempt == 1 or attempt % 10 == 0:
+            self.get_logger().warning(message)
+        self.diagnostics.set_status(ERROR if label == 'connect' or attempt > 3 else WARN,
+                                    message)
+
+    def _on_job_error(self, label: str, error: BaseException) -> None:
+        self._fault(f'{label} failed', error)
+
+    def _report_queue(self) -> None:
+        stats = self.worker.stats
+        self.diagnostics.values.update(
+            queue_depth=str(self.worker.depth), queue_high_water=str(stats.high_water),
+            queue_overflowed=str(stats.overflowed))
+
     # -- input ----------------------------------------------------------------------------
 
     def on_cart_event(self, msg: CartEvent) -> None:
-        """Apply one cart event (idempotent on event_id)."""
+        """Queue one cart event for the worker (applied once per event_id, then acked)."""
         self.diagnostics.count('events_received')
         try:
-            event = cart_event_from_msg(msg)
+            event, trimmed = cart_event_from_msg(msg)
         except ValueError as error:
             self.get_logger().warning(f'dropped malformed cart event {msg.event_id!r}: {error}')
             self.diagnostics.count('dropped_malformed_events')
             return
-        if self._retry or not self._store(event):  # keep the order: older events first
-            self._queue(event)
+        for what in trimmed:
+            self.diagnostics.count(f'trimmed_{what}')
+            self.get_logger().warning(f'cart event {event.event_id}: {what} trimmed')
+        now_ns = self._now_ns() or None
+        if not self.worker.submit('cart event', lambda: self._store(event, now_ns)):
+            self.diagnostics.count('dropped_queue_full')
+            self.get_logger().error(
+                f'event queue full ({self.worker.capacity}): cart event {event.event_id} '
+                'dropped (not acknowledged: upstream re-sends it)')
+            self.diagnostics.set_status(ERROR, 'event queue full')
 
-    def _store(self, event: core.CartEvent) -> bool:
-        """Apply an event; return False on a database fault (the caller keeps it)."""
-        try:
-            outcome = self.ledger.apply_cart_event(event, self._now_ns() or None)
-        except Exception as error:  # noqa: BLE001 - kept for a retry, the node runs on
-            self._fault(f'cart event {event.event_id} not stored yet, will retry', error)
-            return False
+    def _store(self, event: core.CartEvent, now_ns: Optional[int]) -> None:
+        """Apply one event and acknowledge it (worker thread; db faults are retried)."""
+        assert self.ledger is not None  # the connect job ran first
+        outcome = self.ledger.apply_cart_event(event, now_ns)
+        self._ack_publisher.publish(KeyValue(key=event.event_id, value=outcome.value))
         self.diagnostics.count(f'events_{outcome.value}')
         message = _EVENT_LOG.get(outcome)
         if message is not None:
@@ -183,67 +291,51 @@ class CartLedgerNode(Node):
             self.get_logger().info(
                 f'cart event {event.event_id} (visit {event.visit_id}, {event.sku} '
                 f'{event.quantity_delta:+d}) waits for review')
-        return True
-
-    def _queue(self, event: core.CartEvent) -> None:
-        if len(self._retry) >= MAX_RETRY_EVENTS:
-            lost = self._retry.popleft()
-            self.get_logger().error(f'retry queue full: cart event {lost.event_id} dropped')
-            self.diagnostics.count('dropped_retry_overflow')
-        self._retry.append(event)
-        self.diagnostics.values['events_waiting_for_database'] = str(len(self._retry))
-
-    def on_visit(self, msg: Visit) -> None:
-        """Record the exit of an ENDED visit (starts its grace period); idempotent."""
-        if msg.status != Visit.ENDED:
-            return
-        try:
-            recorded = self.ledger.mark_exit(msg.visit_id, stamp_to_ns(msg.header.stamp))
-        except core.UnknownVisitError:
-            self.get_logger().warning(f'visit {msg.visit_id!r} ENDED but is unknown; dropped')
-            self.diagnostics.count('dropped_unknown_visit_exits')
-            return
-        except Exception as error:  # noqa: BLE001 - the gate records exits too
-            self._fault(f'recording the exit of visit {msg.visit_id} failed', error)
-            return
-        self.diagnostics.count('exits_recorded' if recorded else 'exits_already_recorded')
+        if self.diagnostics.level != OK and self.worker.depth == 0:
+            self.diagnostics.set_status(OK, 'running')
 
     # -- receipts -------------------------------------------------------------------------
 
+    def _queue_receipt_check(self) -> None:
+        """Queue one receipt check behind the events already queued (never two at once)."""
+        if self._check_queued.is_set():
+            return
+        self._check_queued.set()
+        if not self.worker.submit('receipt check', self.check_receipts):
+            self._check_queued.clear()
+            self.diagnostics.count('dropped_queue_full')
+
     def check_receipts(self) -> None:
         """Issue due receipts, settle pending charges and purge old evidence once a day."""
+        self._check_queued.clear()
         now_ns = self._now_ns()
-        if now_ns <= 0:
-            return  # sim time: no /clock yet
+        if now_ns <= 0 or self.ledger is None or self._connected_at is None:
+            return  # sim time: no /clock yet; or not connected
+        if time.monotonic() - self._connected_at < self._holdoff_s:
+            return  # upstream re-sends what a restart lost before any bill closes
         self.diagnostics.count('receipt_checks')
-        try:
-            while self._retry:
-                if not self._store(self._retry[0]):
-                    return
-                self._retry.popleft()
-            self.diagnostics.values['events_waiting_for_database'] = '0'
-            for visit_id in self.ledger.due_receipts(now_ns):
-                try:
-                    self._issue(visit_id, now_ns)
-                except Exception as error:  # noqa: BLE001 - one visit must not stop the rest
-                    # E.g. the payment provider failed: the receipt is written and
-                    # settle_pending charges it; it is announced below all the same.
-                    self._fault(f'issuing the receipt of visit {visit_id} failed', error)
-            self._publish_unannounced(now_ns)
-            self.ledger.settle_pending(now_ns)
-            if self._last_purge_ns is None or now_ns - self._last_purge_ns >= NS_PER_DAY:
-                report = self.ledger.purge_evidence(now_ns)
-                self._last_purge_ns = now_ns
-                if report.visits:
-                    self.get_logger().info(f'retention: purged {report}')
-        except Exception as error:  # noqa: BLE001 - retried on the next tick
-            self._fault('receipt check failed', error)
-            return
+        for visit_id in self.ledger.due_receipts(now_ns):
+            try:
+                self._issue(visit_id, now_ns)
+            except Exception as error:  # noqa: BLE001 - one visit must not stop the rest
+                if core.is_retryable_database_error(error):
+                    raise
+                # E.g. the payment provider failed: the receipt is written and
+                # settle_pending charges it; it is announced below all the same.
+                self._fault(f'issuing the receipt of visit {visit_id} failed', error)
+        self._publish_unannounced(now_ns)
+        self.ledger.settle_pending(now_ns)
+        if self._last_purge_ns is None or now_ns - self._last_purge_ns >= NS_PER_DAY:
+            report = self.ledger.purge_evidence(now_ns)
+            self._last_purge_ns = now_ns
+            if report.visits:
+                self.get_logger().info(f'retention: purged {report}')
         if self.diagnostics.level == ERROR:
             self.diagnostics.set_status(OK, 'recovered')
 
     def _issue(self, visit_id: str, now_ns: int) -> None:
         """Issue one visit's receipt, or announce (once) that it is held for review."""
+        assert self.ledger is not None
         result = self.ledger.issue_receipt(visit_id, now_ns)
         if isinstance(result, core.HeldForReview):
             if self._held.get(visit_id) == result.review_ids:
@@ -265,15 +357,22 @@ class CartLedgerNode(Node):
         failed charge is announced at the next check. A crash between publishing and
         recording repeats the message once; consumers keep one per receipt_id.
         """
+        assert self.ledger is not None
         for receipt in self.ledger.unpublished_receipts():
             self._receipt_publisher.publish(receipt_msg(receipt, self._names, self._frame_id))
             self.ledger.mark_receipt_published(receipt.receipt_id, now_ns)
             self.diagnostics.count('receipts_issued')
             charge = receipt.charge
             self.get_logger().info(
-                f'receipt {receipt.receipt_id} of visit {receipt.visit_id}: '
-                f'{len(receipt.items)} lines, {receipt.total_cents} {receipt.currency} cents, '
+                f'receipt {receipt.receipt_id} of visit {receipt.visit_id} '
+                f'({account_ref(receipt.account_id)}): {len(receipt.items)} lines, '
+                f'{receipt.total_cents} {receipt.currency} cents, '
                 f'charge {charge.state.value if charge else "pending"}')
+
+    def _services_ledger(self) -> core.Ledger:
+        if self._service_ledger is None:
+            raise core.LedgerError('the ledger database is not connected yet')
+        return self._service_ledger
 
     # -- services -------------------------------------------------------------------------
 
@@ -281,7 +380,7 @@ class CartLedgerNode(Node):
                  ) -> GetCart.Response:
         """Return the current cart of a visit."""
         try:
-            cart = self.ledger.get_cart(request.visit_id)
+            cart = self._services_ledger().get_cart(request.visit_id)
         except core.UnknownVisitError:
             response.found = False
             response.message = f'unknown visit {request.visit_id!r}'
@@ -303,10 +402,11 @@ class CartLedgerNode(Node):
                      ) -> ListReviews.Response:
         """List the review items of a visit (open and resolved), or every open one."""
         try:
+            ledger = self._services_ledger()
             if request.visit_id:
-                reviews = self.ledger.list_reviews(request.visit_id, include_resolved=True)
+                reviews = ledger.list_reviews(request.visit_id, include_resolved=True)
             else:
-                reviews = self.ledger.list_reviews()
+                reviews = ledger.list_reviews()
         except Exception as error:  # noqa: BLE001 - answered, not raised
             self._fault('list_reviews failed', error)
             return response
@@ -317,7 +417,7 @@ class CartLedgerNode(Node):
                        ) -> ResolveReview.Response:
         """Resolve a review item; who decided and why are logged and stored."""
         try:
-            review = self.ledger.resolve_review(
+            review = self._services_ledger().resolve_review(
                 request.review_id, request.resolved_by, request.note, int(request.quantity),
                 self._now_ns())
         except (ValueError, core.LedgerError) as error:

@@ -8,25 +8,49 @@ Publishes:
   visits                    go_store/Visit STARTED / ENDED (reliable, transient local,
                             keep last 100): STARTED again while group members join
   diagnostics               diagnostic_msgs/DiagnosticArray
-Check-in tokens are verified with the app server's public key and consumed in the ledger
-database (single use across restarts and gates); exits are recorded there too
-(``mark_exit``). Logic: go_store_nodes.core.gate; docs/ledger.md.
+Check-in tokens are verified with the app server's public key against the node clock and
+consumed in the ledger database with the visit they open (single use across restarts and
+gates); exits are recorded there too (``mark_exit``): the cart ledger issues receipts
+from that record, never from the ``visits`` topic.
+
+The callbacks only stamp each input with the node clock and queue it; one worker thread
+applies the queue in order (``SerialWorker``), so a stalled database delays the gate but
+loses no scan and no snapshot (the middleware queue never fills). A database fault is
+retried with backoff; a full queue is counted (``dropped_queue_full``) and logged. The
+database connection itself is opened by the worker, retried until it succeeds.
+Logic: go_store_nodes.core.gate; docs/ledger.md.
 """
 
 from __future__ import annotations
 
 import sys
+import threading
+from typing import Callable, Optional
 
 from go_store.msg import CheckIn, CheckInResult, TrackArray, Visit
+from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
-from ..core.gate import CheckInOutcome, GateConfig, GateLogic, VisitStatus, VisitUpdate
-from ..core.ledger import Ledger, LedgerConfig
-from ..core.ledger.tokens import load_public_key, TokenConfig
+from ..core.gate import (
+    account_ref,
+    CheckInOutcome,
+    GateConfig,
+    GateLogic,
+    VisitStatus,
+    VisitUpdate,
+)
+from ..core.ledger import (
+    DatabaseUnavailableError,
+    is_retryable_database_error,
+    Ledger,
+    LedgerConfig,
+)
+from ..core.ledger.tokens import load_public_key, public_key_to_pem, TokenConfig
+from ..core.ledger.worker import SerialWorker, WorkerConfig
 from ..core.store import load_store_description
-from ..ros.diagnostics import ERROR, NodeDiagnostics, OK
+from ..ros.diagnostics import ERROR, NodeDiagnostics, OK, WARN
 from ..ros.ledger_conversions import (
     check_in_result_msg,
     printable_url,
@@ -63,8 +87,22 @@ PARAMETERS = (
     ParamSpec('require_registered_accounts', Parameter.Type.BOOL,
               'true: refuse tokens of accounts the app server has not registered '
               '(unknown_account); false: register them on first check-in'),
+    ParamSpec('future_tolerance_s', Parameter.Type.DOUBLE,
+              's a track snapshot may be stamped ahead of the node clock; later ones are '
+              'refused (refused_future_tracks)', 0.0, 3600.0),
+    ParamSpec('max_scan_offset_s', Parameter.Type.DOUBLE,
+              's a scan stamp may differ from the node clock before it is counted '
+              '(scan_clock_offset); the node clock is used either way', 0.0, 3600.0),
+    ParamSpec('lock_wait_s', Parameter.Type.DOUBLE,
+              's one database statement waits for another writer (SQLite busy timeout, '
+              'PostgreSQL lock_timeout) before the write is retried', 0.1, 600.0),
+    ParamSpec('input_queue_capacity', Parameter.Type.INTEGER,
+              'scans and snapshots waiting for the database at most; more are dropped '
+              'and counted (dropped_queue_full)', 1, 10_000_000),
     DIAGNOSTICS_PERIOD,
 )
+# The demo key pair of config/demo_keys: its private half is public (in the repository).
+DEMO_PUBLIC_KEY = 'config/demo_keys/store_app_public.pem'
 
 VISITS_QOS = QoSProfile(depth=100, history=HistoryPolicy.KEEP_LAST,
                         reliability=ReliabilityPolicy.RELIABLE,
@@ -96,13 +134,23 @@ class GateNode(Node):
             url = resolve_database_url(params['database_url'])
             config = GateConfig(
                 group_window_ns=round(params['group_window_s'] * NS_PER_SECOND),
-                require_registered_accounts=params['require_registered_accounts'])
+                require_registered_accounts=params['require_registered_accounts'],
+                future_tolerance_ns=round(params['future_tolerance_s'] * NS_PER_SECOND),
+                max_scan_offset_ns=round(params['max_scan_offset_s'] * NS_PER_SECOND))
             token_config = TokenConfig(clock_skew_ns=round(params['clock_skew_s'] * NS_PER_SECOND))
+            lock_wait_ms = round(params['lock_wait_s'] * 1000)
+            ledger_config = LedgerConfig(
+                currency=self.description.currency, sqlite_busy_timeout_ms=lock_wait_ms,
+                postgres_lock_timeout_ms=lock_wait_ms)
+            worker_config = WorkerConfig(capacity=params['input_queue_capacity'])
         except ValueError as error:
             raise MissingParameterError(f"node 'gate': {error}") from None
         self.diagnostics = NodeDiagnostics(self, params['diagnostics_period_s'])
-        self.ledger = Ledger(url, LedgerConfig(currency=self.description.currency))
-        self.logic = GateLogic(self.description, self.ledger, public_key, config, token_config)
+        self._status_lock = threading.Lock()
+        self._key_problem = self._check_key(public_key)
+        self.ledger: Optional[Ledger] = None
+        self.logic: Optional[GateLogic] = None
+        self._url = url
         self._frame_id = self.description.map_frame
         self._result_publisher = self.create_publisher(
             CheckInResult, 'gates/check_in_result', RELIABLE_QOS)
@@ -111,28 +159,126 @@ class GateNode(Node):
             self.create_subscription(
                 CheckIn, f'gates/{gate_id}/check_in',
                 lambda msg, gate_id=gate_id: self.on_check_in(msg, gate_id), CHECK_IN_QOS)
-            for gate_id in self.logic.entry_gate_ids]
+            for gate_id in self._entry_gate_ids]
         self._gate_subscriptions.append(self.create_subscription(
             TrackArray, 'people/tracks', self.on_tracks, RELIABLE_QOS))
         self.diagnostics.values.update(
             store_description=path, database=printable_url(url),
             token_public_key_file=str(key_path))
-        self.diagnostics.set_status(
-            OK, f'checking in at {", ".join(self.logic.entry_gate_ids)}')
+        self.worker = SerialWorker(
+            'gate_ledger', is_retryable_database_error, worker_config,
+            on_retry=self._on_retry, on_error=self._on_job_error)
+        self._set_status(WARN, f'connecting to the ledger {printable_url(url)}')
+        self.worker.submit('connect', lambda: self._connect(
+            ledger_config, public_key, config, token_config))
+        # Steady time: the queue figures are wanted even while sim time stands still.
+        self._queue_timer = self.create_timer(
+            params['diagnostics_period_s'], self._report_queue,
+            clock=Clock(clock_type=ClockType.STEADY_TIME))
         self.get_logger().info(
-            f'gate ready: entry gates {", ".join(self.logic.entry_gate_ids)}, ledger '
+            f'gate started: entry gates {", ".join(self._entry_gate_ids)}, ledger '
             f'{printable_url(url)}, key {key_path}')
 
+    @property
+    def _entry_gate_ids(self) -> tuple[str, ...]:
+        return tuple(g.gate_id for g in self.description.gates_of_kind('entry'))
+
+    def _check_key(self, public_key) -> str:
+        """Return why the trusted key is unsafe ('' when it is fine), logged as an error.
+
+        The demo key's private half is in the repository: outside simulation
+        (``use_sim_time`` false) anyone could sign check-in tokens for any account.
+        """
+        demo_path = resolve_share_path(DEMO_PUBLIC_KEY)
+        if not demo_path.is_file():
+            return ''
+        try:
+            is_demo = public_key_to_pem(load_public_key(demo_path)) == \
+                public_key_to_pem(public_key)
+        except ValueError:
+            return ''
+        if not is_demo:
+            return ''
+        if self.get_parameter('use_sim_time').value:
+            self.get_logger().warning('trusting the demo check-in key (simulation only)')
+            return ''
+        problem = ('the gate trusts the DEMO check-in key, whose private half is public: '
+                   'anyone can forge tokens; give the app server key in '
+                   'token_public_key_file')
+        self.get_logger().error(problem)
+        self.diagnostics.values['demo_key'] = 'true'
+        return problem
+
+    def _set_status(self, level: bytes, message: str) -> None:
+        """Set the diagnostics status; an unsafe key keeps it at ERROR."""
+        with self._status_lock:
+            if self._key_problem:
+                level, message = ERROR, f'{self._key_problem}; {message}'
+            self.diagnostics.set_status(level, message)
+
+    def _connect(self, ledger_config: LedgerConfig, public_key, config: GateConfig,
+                 token_config: TokenConfig) -> None:
+        """Open (and migrate) the ledger; any failure makes the worker retry with backoff."""
+        try:
+            ledger = Ledger(self._url, ledger_config)
+        except Exception as error:  # noqa: BLE001 - a server still starting, a bad URL
+            raise DatabaseUnavailableError(
+                f'cannot open the ledger {printable_url(self._url)}: {error}') from error
+        self.ledger = ledger
+        self.logic = GateLogic(self.description, ledger, public_key, config, token_config)
+        self._set_status(OK, f'checking in at {", ".join(self.logic.entry_gate_ids)}')
+        self.get_logger().info(f'gate connected to the ledger {printable_url(self._url)}')
+
+    def _on_retry(self, label: str, error: BaseException, attempt: int,
+                  delay_s: float) -> None:
+        self.diagnostics.count('database_retries')
+        message = (f'{label}: database not available ({type(error).__name__}: '
+                   f'{str(error).splitlines()[0] if str(error) else ""}); retry {attempt} '
+                   f'in {delay_s:.2f} s, nothing is lost')
+        if attempt == 1 or attempt % 10 == 0:
+            self.get_logger().warning(message)
+        self._set_status(ERROR if label == 'connect' or attempt > 3 else WARN, message)
+
+    def _on_job_error(self, label: str, error: BaseException) -> None:
+        self._fault(f'{label} failed', error)
+
+    def _submit(self, label: str, job: Callable[[], None]) -> None:
+        if not self.worker.submit(label, job):
+            self.diagnostics.count('dropped_queue_full')
+            self.get_logger().error(
+                f'input queue full ({self.worker.capacity}): {label} dropped')
+            self._set_status(ERROR, f'input queue full: {label} dropped')
+
+    def _report_queue(self) -> None:
+        stats = self.worker.stats
+        self.diagnostics.values.update(
+            queue_depth=str(self.worker.depth), queue_high_water=str(stats.high_water),
+            queue_overflowed=str(stats.overflowed))
+
     def destroy_node(self) -> None:
-        """Release the database connections, then the node."""
-        ledger = getattr(self, 'ledger', None)  # absent when the constructor failed
+        """Stop the worker, release the database connections, then the node."""
+        worker = getattr(self, 'worker', None)  # absent when the constructor failed
+        if worker is not None:
+            abandoned = worker.stop()
+            if abandoned:
+                self.get_logger().warning(f'{abandoned} queued inputs not processed at exit')
+        ledger = getattr(self, 'ledger', None)
         if ledger is not None:
             ledger.close()
         super().destroy_node()
 
+    def _now_ns(self) -> Optional[int]:
+        """Return the node clock; None before sim time has started (then stamps are used)."""
+        return self.get_clock().now().nanoseconds or None
+
     def on_check_in(self, msg: CheckIn, topic_gate_id: str) -> None:
-        """Answer one scan on gates/<gate>/check_in; publish the visit it opened."""
+        """Queue one scan on gates/<gate>/check_in, stamped with the node clock."""
         self.diagnostics.count('check_ins')
+        now_ns = self._now_ns()
+        self._submit('check-in', lambda: self._check_in(msg, topic_gate_id, now_ns))
+
+    def _check_in(self, msg: CheckIn, topic_gate_id: str, now_ns: Optional[int]) -> None:
+        """Answer one scan; publish the visit it opened (worker thread)."""
         gate_id = msg.gate_id or topic_gate_id
         updates: list[VisitUpdate] = []
         if gate_id != topic_gate_id:
@@ -140,18 +286,23 @@ class GateNode(Node):
                 gate_id=gate_id, accepted=False, reason=CheckInResult.REASON_MALFORMED,
                 detail=f'scan names gate {gate_id!r} but came on gates/{topic_gate_id}/check_in')
         else:
+            assert self.logic is not None  # the connect job ran first
             try:
                 outcome, updates = self.logic.check_in(
-                    gate_id, msg.token, stamp_to_ns(msg.header.stamp))
-            except Exception as error:  # noqa: BLE001 - a database fault must not stop the gate
+                    gate_id, msg.token, stamp_to_ns(msg.header.stamp), now_ns)
+            except Exception as error:
+                if is_retryable_database_error(error):
+                    raise  # the worker retries the same scan: it gets its visit
                 self._fault(f'check-in at {gate_id} failed', error)
                 outcome = CheckInOutcome(gate_id=gate_id, accepted=False, reason='',
                                          detail='gate error, please scan again')
         if outcome.accepted:
             self.diagnostics.count('accepted')
             self.get_logger().info(
-                f'check-in at {gate_id}: visit {outcome.visit_id} for account '
-                f'{outcome.account_id} with tracks {list(outcome.track_ids)}')
+                f'check-in at {gate_id}: visit {outcome.visit_id} for '
+                f'{account_ref(outcome.account_id)} with tracks {list(outcome.track_ids)}')
+            self.get_logger().debug(
+                f'visit {outcome.visit_id}: account {outcome.account_id}')
         else:
             self.diagnostics.count(f'refused_{outcome.reason or "error"}')
             self.get_logger().warning(
@@ -160,27 +311,34 @@ class GateNode(Node):
         self._publish(updates)
 
     def on_tracks(self, msg: TrackArray) -> None:
-        """Link group members and detect exits from one snapshot of the live tracks."""
+        """Queue one snapshot of the live tracks, stamped with the node clock."""
+        now_ns = self._now_ns()
         try:
             tracks = track_observations(msg)
         except ValueError as error:
             self.get_logger().warning(f'dropped a malformed TrackArray: {error}')
             self.diagnostics.count('dropped_malformed_tracks')
             return
-        try:
-            updates = self.logic.on_tracks(stamp_to_ns(msg.header.stamp), tracks)
-        except Exception as error:  # noqa: BLE001 - retried with the next snapshot
-            self._fault('processing tracks failed', error)
-            return
-        self._publish(updates)
-        if self.diagnostics.level == ERROR:
-            self.diagnostics.set_status(OK, 'recovered')
+        stamp_ns = stamp_to_ns(msg.header.stamp)
+        self._submit('track snapshot', lambda: self._tracks(stamp_ns, tracks, now_ns))
 
-    def _fault(self, what: str, error: Exception) -> None:
-        """Log and count an unexpected failure (e.g. the database is unreachable)."""
+    def _tracks(self, stamp_ns: int, tracks, now_ns: Optional[int]) -> None:
+        """Link group members and detect exits from one snapshot (worker thread)."""
+        assert self.logic is not None  # the connect job ran first
+        refused = self.logic.counters.get('refused_future_tracks', 0)
+        updates = self.logic.on_tracks(stamp_ns, tracks, now_ns)  # db faults: retried
+        self._publish(updates)
+        if self.logic.counters.get('refused_future_tracks', 0) > refused:
+            self._set_status(WARN, 'refused a track snapshot stamped in the future '
+                             '(tracker clock ahead of the gate)')
+        elif self.diagnostics.level != OK:
+            self._set_status(OK, 'running')
+
+    def _fault(self, what: str, error: BaseException) -> None:
+        """Log and count an unexpected failure."""
         self.get_logger().error(f'{what}: {error!r}')
         self.diagnostics.count('errors')
-        self.diagnostics.set_status(ERROR, f'{what}: {error}')
+        self._set_status(ERROR, f'{what}: {error}')
 
     def _publish(self, updates: list[VisitUpdate]) -> None:
         for update in updates:
@@ -190,9 +348,11 @@ class GateNode(Node):
                 self.get_logger().info(
                     f'visit {update.visit_id} ended at {update.gate_id}: tracks '
                     f'{list(update.track_ids)} left')
-        for key, value in self.logic.counters.items():
+        assert self.logic is not None
+        for key, value in dict(self.logic.counters).items():
             self.diagnostics.counters[f'logic_{key}'] = value
         self.diagnostics.values['open_visits'] = str(len(self.logic.open_visit_ids))
+        self.diagnostics.values['unlinked_shoppers'] = str(len(self.logic.unlinked_track_ids))
 
 
 def main(args: list[str] | None = None) -> None:

@@ -1,13 +1,17 @@
-"""Starting nodes: one node per process (``ros2 run``), or many in one executor."""
+"""Starting nodes: one node per process (``ros2 run``), or the graph in one executor."""
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+import contextlib
+import importlib
+import json
+from typing import Callable, Iterator, Sequence
 
 import rclpy
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
 
+from ..core.graph import NodeSpec
 from ..core.store import StoreDescriptionError
 from ..ros.params import MissingParameterError
 
@@ -46,3 +50,64 @@ def spin_nodes(nodes: Sequence[Node], until: Callable[[], bool] | None = None) -
         pass
     finally:
         executor.shutdown()
+
+
+def node_factory(spec: NodeSpec) -> Callable[..., Node]:
+    """Return the Node class of a project node (module go_store_nodes.nodes.<executable>)."""
+    module = importlib.import_module(f'go_store_nodes.nodes.{spec.executable}')
+    return module.NODE
+
+
+def ros_arguments(params_file: str, spec: NodeSpec, use_sim_time: bool) -> list[str]:
+    """Return the ``--ros-args`` of one node, as the launch file gives them.
+
+    Name, namespace, params file, the spec's parameters, use_sim_time and remappings:
+    the same for a node process (``python -m go_store_nodes.nodes.<executable>``) and a
+    node created in this process (``cli_args``), so both run under the launch file's
+    names with its remappings and parameters.
+    """
+    args = ['--ros-args', '-r', f'__node:={spec.name}']
+    if spec.namespace:
+        args += ['-r', f'__ns:=/{spec.namespace}']
+    if spec.uses_params_file:
+        args += ['--params-file', params_file]
+    for name, value in spec.parameters.items():
+        args += ['-p', f'{name}:={json.dumps(value) if not isinstance(value, str) else value}']
+    args += ['-p', f'use_sim_time:={"true" if use_sim_time else "false"}']
+    for source, target in spec.remappings:
+        args += ['-r', f'{source}:={target}']
+    return args
+
+
+def start_nodes_in_process(specs: Sequence[NodeSpec], params_file: str,
+                           use_sim_time: bool) -> list[Node]:
+    """Create every project node in this process (rclpy must be initialised).
+
+    Each node gets its own ``cli_args`` (``ros_arguments``), and global ROS arguments
+    are not applied to it, so a node's name, namespace, remappings and parameters are
+    exactly those of the launch file.
+    """
+    nodes: list[Node] = []
+    for spec in specs:
+        factory = node_factory(spec)
+        nodes.append(factory(cli_args=ros_arguments(params_file, spec, use_sim_time),
+                             use_global_arguments=False))
+    return nodes
+
+
+@contextlib.contextmanager
+def graph_in_process(specs: Sequence[NodeSpec], params_file: str,
+                     use_sim_time: bool) -> Iterator[list[Node]]:
+    """Initialise rclpy and create the project's nodes; destroy them and shut down after.
+
+    Yields the list of nodes; the caller may append nodes of its own (destroyed too).
+    """
+    rclpy.init()
+    nodes: list[Node] = []
+    try:
+        nodes.extend(start_nodes_in_process(specs, params_file, use_sim_time))
+        yield nodes
+    finally:
+        for node in nodes:
+            node.destroy_node()
+        rclpy.try_shutdown()

@@ -27,12 +27,12 @@ from rclpy.node import Node
 from rclpy.parameter import Parameter
 import yaml
 
-from ..bagio.predictions import CUSTOM_REAL_TIME_FACTOR, CUSTOM_SOURCE_BAG
 from ..bagio.reader import is_bag
-from ..bagio.simulate import prepare_output, TRUTH_FILE
-from ..bagio.topics import OUTPUT_TOPICS
+from ..bagio.topics import CUSTOM_REAL_TIME_FACTOR, CUSTOM_SOURCE_BAG, OUTPUT_TOPICS
+from ..bagio.writer import prepare_output
 from ..core.graph import NodeSpec, store_graph
 from ..core.store import load_store_description
+from ..nodes.runner import start_nodes_in_process
 from .player import BagPlayer
 from .recorder import Recorder
 
@@ -40,7 +40,6 @@ OUTPUT_BAG = 'bag'
 LEDGER_FILE = 'ledger.sqlite'
 MIN_TAIL_S = 2.0
 REPORT_FILE = 'report.json'
-EVAL_FILE = 'eval.json'
 _NS = 1_000_000_000
 
 
@@ -150,7 +149,6 @@ def replay(bag: str | pathlib.Path, out_dir: str | pathlib.Path, *,
     returns the report. ``only_nodes`` (node names) restricts the graph. rclpy must
     not be initialised yet.
     """
-    from ..cli import start_nodes_in_process
     bag = pathlib.Path(bag)
     if not is_bag(bag):
         raise FileNotFoundError(f'{bag} is not a rosbag2 folder (no metadata.yaml)')
@@ -169,7 +167,7 @@ def replay(bag: str | pathlib.Path, out_dir: str | pathlib.Path, *,
     specs = private_databases(specs, params_file, out)
     tail_s = options.tail_s if options.tail_s is not None else auto_tail_s(
         params_file, [s.name for s in specs])
-    rclpy.init(args=['--ros-args', '--params-file', params_file])
+    rclpy.init()
     nodes: list[Node] = []
     recorder = None
     executor = SingleThreadedExecutor()
@@ -232,7 +230,6 @@ def replay(bag: str | pathlib.Path, out_dir: str | pathlib.Path, *,
         'ledger_database': str(out / LEDGER_FILE),
         'node_clocks_ns': clocks,
         'nodes': [s.full_name for s in specs], 'output_topics': sorted(OUTPUT_TOPICS),
-        'truth': str(bag / TRUTH_FILE) if (bag / TRUTH_FILE).is_file() else None,
     }
     path = pathlib.Path(report_path) if report_path else out / REPORT_FILE
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -28,6 +28,7 @@ from std_msgs.msg import Header
 
 from ..core import ledger
 from ..core.gate import CheckInOutcome, TrackObservation, VisitStatus, VisitUpdate
+from ..core.ledger.models import REASON_LENGTH
 from .share import share_dir
 
 NS_PER_SECOND = 1_000_000_000
@@ -120,14 +121,34 @@ def visit_msg(update: VisitUpdate, frame_id: str) -> Visit:
         status=Visit.STARTED if update.status is VisitStatus.STARTED else Visit.ENDED)
 
 
-def cart_event_from_msg(msg: CartEvent) -> ledger.CartEvent:
-    """Return the core cart event of a CartEvent; raise ValueError if it is malformed."""
-    return ledger.CartEvent(
+def cart_event_from_msg(msg: CartEvent) -> tuple[ledger.CartEvent, tuple[str, ...]]:
+    """Return the core cart event of a CartEvent and what was trimmed to fit the ledger.
+
+    An over-long review reason is truncated and evidence ids are bounded (the first
+    ``MAX_EVIDENCE_IDS``, each cut to ``EVIDENCE_ID_LENGTH``) rather than losing the event:
+    the quantities still count and the reason still sends it to review. Raise ValueError
+    when the event itself is malformed.
+    """
+    trimmed = []
+    reason = msg.review_reason
+    if len(reason) > REASON_LENGTH:
+        reason = reason[:REASON_LENGTH - 1] + '\u2026'
+        trimmed.append('review_reason')
+    evidence = tuple(msg.evidence_ids)
+    if len(evidence) > ledger.MAX_EVIDENCE_IDS:
+        evidence = evidence[:ledger.MAX_EVIDENCE_IDS]
+        trimmed.append('evidence_ids')
+    if any(len(item) > ledger.EVIDENCE_ID_LENGTH for item in evidence):
+        evidence = tuple(item[:ledger.EVIDENCE_ID_LENGTH] for item in evidence)
+        trimmed.append('evidence_id_length')
+    event = ledger.CartEvent(
         event_id=msg.event_id, visit_id=msg.visit_id, sku=msg.sku,
         quantity_delta=int(msg.quantity_delta), stamp_ns=stamp_to_ns(msg.header.stamp),
         track_id=track_id_to_str(msg.track_id) if msg.track_id else None,
-        confidence=float(msg.confidence), evidence_ids=tuple(msg.evidence_ids),
-        needs_review=bool(msg.needs_review), review_reason=msg.review_reason)
+        confidence=float(msg.confidence), evidence_ids=evidence,
+        needs_review=bool(msg.needs_review), review_reason=reason,
+        account_id=msg.account_id or None)
+    return event, tuple(trimmed)
 
 
 def receipt_lines(items: Sequence[ledger.CartItem], names: Mapping[str, str]) -> list[ReceiptLine]:

@@ -9,20 +9,29 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from ..topics import (  # noqa: F401 - output topics the metrics read, re-exported
+    CALIBRATION_STATUS_TOPIC,
+    CART_EVENTS_TOPIC,
+    CHECK_IN_RESULT_TOPIC,
+    RECEIPTS_TOPIC,
+    SHELF_EVENTS_TOPIC,
+    TRACKS_TOPIC,
+    VISITS_TOPIC,
+)
+
 TRUTH_FORMAT = 1
 
-# Output topics of the graph whose messages the metrics use (absolute names).
-TRACKS_TOPIC = '/people/tracks'
-SHELF_EVENTS_TOPIC = '/shelves/events'
-CART_EVENTS_TOPIC = '/cart/events'
-VISITS_TOPIC = '/visits'
-RECEIPTS_TOPIC = '/receipts'
-CHECK_IN_RESULT_TOPIC = '/gates/check_in_result'
-CALIBRATION_STATUS_TOPIC = '/calibration/status'
+# Event ids of the truth-fed test harness (go_store_testing.truth_feed) start with this:
+# output carrying them was made from ground truth, not measured, and is refused.
+TRUTH_FEED_EVENT_PREFIX = 'truth-feed-'
 
 
 class TruthFormatError(ValueError):
     """truth.json is not in a format this evaluation reads."""
+
+
+class TruthDerivedOutputError(ValueError):
+    """The output to evaluate carries ids that only ground truth could have produced."""
 
 
 @dataclass(frozen=True)
@@ -60,6 +69,20 @@ class TruthEvent:
 
 
 @dataclass(frozen=True)
+class TruthTouch:
+    """A hand in a bin that took nothing (a press, or a unit lifted and put back).
+
+    Never expected as a shelf event or a cart line; a shelf event on its bin near it is a
+    false detection caused by the touch.
+    """
+
+    touch_id: str
+    bin_id: str
+    start_ns: int
+    end_ns: int
+
+
+@dataclass(frozen=True)
 class TruthFrame:
     """Where everyone in the store stood at one camera frame: (person_id, x_m, y_m)."""
 
@@ -81,6 +104,7 @@ class GroundTruth:
     events: tuple[TruthEvent, ...]
     receipts: Mapping[str, Mapping[str, int]]      # account -> sku -> quantity
     check_in_count: int = 0
+    touches: tuple[TruthTouch, ...] = ()
 
     def shopper_accounts(self) -> list[str]:
         """Every account that shopped: has a receipt or a shopper, sorted."""
@@ -203,6 +227,9 @@ def parse_truth(document: Mapping[str, Any]) -> GroundTruth:
             _int(e, 'person_id'), str(e.get('account_id') or ''), str(e.get('sku') or ''),
             _int(e, 'quantity', 1), str(e.get('bin_id') or ''), str(e.get('shelf_id') or ''))
             for e in document.get('events', ()))
+        touches = tuple(TruthTouch(str(t.get('touch_id', '')), str(t['bin_id']),
+                                   int(t['start_ns']), int(t['end_ns']))
+                        for t in document.get('touches', ()))
         receipts: dict[str, dict[str, int]] = {}
         for receipt in document.get('receipts', ()):
             lines = receipts.setdefault(str(receipt['account_id']), {})
@@ -214,6 +241,6 @@ def parse_truth(document: Mapping[str, Any]) -> GroundTruth:
             frame_period_ns=_int(document, 'frame_period_ns'), people=people, frames=frames,
             events=events,
             receipts={a: {s: q for s, q in lines.items() if q} for a, lines in receipts.items()},
-            check_in_count=len(document.get('check_ins', ())))
+            check_in_count=len(document.get('check_ins', ())), touches=touches)
     except (KeyError, TypeError, ValueError) as error:
         raise TruthFormatError(f'truth.json: malformed entry: {error!r}') from None

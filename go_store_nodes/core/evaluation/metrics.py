@@ -212,7 +212,11 @@ def shelf_truth_events(truth: GroundTruth) -> list[TruthEvent]:
 
 def shelf_event_metrics(truth: GroundTruth, predictions: Predictions,
                         config: EvaluationConfig) -> list[Metric]:
-    """Precision/recall of shelf events matched by bin and settle time, type accuracy."""
+    """Precision/recall of shelf events matched by bin and settle time, type accuracy.
+
+    Touches (a hand in a bin that took nothing) are never expected; unmatched predictions
+    on a touched bin within the tolerance of the touch are counted in the detail.
+    """
     names = ('shelf_event_precision', 'shelf_event_recall', 'shelf_event_type_accuracy')
     if not predictions.count(SHELF_EVENTS_TOPIC):
         return [no_messages(n, SHELF_EVENTS_TOPIC, 'ratio') for n in names]
@@ -230,9 +234,14 @@ def shelf_event_metrics(truth: GroundTruth, predictions: Predictions,
     precision, recall, _ = prf(len(matches), len(predicted), len(expected))
     right_type = sum(1 for t, p in matches
                      if p.kind == ('pick' if t.kind == 'pick' else 'return'))
+    matched_ids = {id(p) for _, p in matches}
+    on_touches = sum(1 for p in predicted if id(p) not in matched_ids and any(
+        t.bin_id == p.bin_id and t.start_ns - tolerance_ns <= p.stamp_ns
+        <= t.end_ns + tolerance_ns for t in truth.touches))
     detail = {'matched': len(matches), 'predicted': len(predicted), 'expected': len(expected),
               'unmatched_truth': sorted({e.event_id for e in expected}
-                                        - {t.event_id for t, _ in matches})}
+                                        - {t.event_id for t, _ in matches}),
+              'unmatched_on_touches': on_touches}
     return [Metric(names[0], precision, 'ratio', detail=detail),
             Metric(names[1], recall, 'ratio'),
             Metric(names[2], _ratio(right_type, len(matches)) if matches else None, 'ratio',

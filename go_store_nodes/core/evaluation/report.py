@@ -25,6 +25,8 @@ from .data import (
     RECEIPTS_TOPIC,
     SHELF_EVENTS_TOPIC,
     TRACKS_TOPIC,
+    TRUTH_FEED_EVENT_PREFIX,
+    TruthDerivedOutputError,
     VISITS_TOPIC,
 )
 from .metrics import (
@@ -103,9 +105,33 @@ def structural_metrics(truth: GroundTruth, predictions: Predictions) -> list[Met
     return metrics
 
 
+def truth_derived_ids(truth: GroundTruth, predictions: Predictions) -> list[str]:
+    """Return the output event ids that come from ground truth, not from perception.
+
+    Ids of the truth-fed test harness (``TRUTH_FEED_EVENT_PREFIX``) and ids equal to a
+    truth event id: neither can come from sensors, so a run carrying them measures
+    nothing.
+    """
+    truth_ids = {event.event_id for event in truth.events}
+    ids = [e.event_id for e in predictions.cart_events]
+    ids += [e.event_id for e in predictions.shelf_events]
+    ids += [evidence for e in predictions.cart_events for evidence in e.evidence_ids]
+    return sorted({i for i in ids if i.startswith(TRUTH_FEED_EVENT_PREFIX) or i in truth_ids})
+
+
 def evaluate(truth: GroundTruth, predictions: Predictions,
              config: EvaluationConfig | None = None) -> Report:
-    """Compute every metric of a run."""
+    """Compute every metric of a run.
+
+    Raises ``TruthDerivedOutputError`` when the output carries event ids taken from
+    ground truth (``truth_derived_ids``): such a run is refused, not scored.
+    """
+    derived = truth_derived_ids(truth, predictions)
+    if derived:
+        shown = ', '.join(derived[:5]) + (' ...' if len(derived) > 5 else '')
+        raise TruthDerivedOutputError(
+            f'{len(derived)} output event id(s) come from ground truth, not from the '
+            f'sensors ({shown}); refusing to score this run')
     config = config or EvaluationConfig()
     metrics: list[Metric] = []
     metrics += receipt_metrics(truth, predictions)

@@ -8,11 +8,15 @@ from go_store_nodes.core.ledger.ledger import (
     CartEvent,
     CartItem,
     Charge,
+    DatabaseUnavailableError,
     EventOutcome,
+    EVIDENCE_ID_LENGTH,
     HeldForReview,
+    is_retryable_database_error,
     Ledger,
     LedgerConfig,
     LedgerError,
+    MAX_EVIDENCE_IDS,
     migrate,
     PurgeReport,
     Receipt,
@@ -41,8 +45,11 @@ from go_store_nodes.core.ledger.tokens import (
 )
 
 __all__ = [
+    'EVIDENCE_ID_LENGTH', 'MAX_EVIDENCE_IDS',
     'Cart', 'CartEvent', 'CartItem', 'Charge', 'ChargeRequest', 'ChargeResult', 'ChargeState',
-    'EventOutcome', 'HeldForReview', 'Ledger', 'LedgerConfig', 'LedgerError',
+    'DatabaseUnavailableError',
+    'EventOutcome', 'HeldForReview', 'is_retryable_database_error', 'Ledger', 'LedgerConfig',
+    'LedgerError',
     'LedgerPaymentProvider', 'PaymentProvider', 'PurgeReport', 'Receipt', 'RejectReason',
     'Review', 'ReviewReason', 'TokenConfig', 'TokenIssuer', 'TokenRejected',
     'TokenReplayedError', 'TokenVerifier', 'UnknownAccountError', 'UnknownReviewError',

@@ -1,5 +1,8 @@
 """The store ledger: visits, carts, reviews, receipts and charges on SQLAlchemy.
 
+Values (config, inputs, results, errors) are in ``values.py``, database plumbing (URLs,
+connection hooks, migrations) in ``database.py``; both are re-exported here.
+
 Every public write runs in one database transaction. Cart mutations, review resolutions and
 receipt issuing of a visit are serialised by a row lock on the visit (``SELECT ... FOR
 UPDATE`` on PostgreSQL, ``BEGIN IMMEDIATE`` on SQLite), so a receipt never misses an event
@@ -7,35 +10,36 @@ that was acknowledged as applied. Idempotency keys: ``cart_events.event_id``,
 ``visits.token_id``, ``receipts.visit_id`` and ``charges.receipt_id`` (all unique).
 """
 
-from dataclasses import dataclass, replace
-from enum import Enum
+from dataclasses import replace
 import json
 import logging
-import math
-from pathlib import Path
-import sqlite3
-import threading
-import time
 from types import MappingProxyType
 from typing import Any, Callable, Iterable, Mapping, Optional, TypeVar, Union
 import uuid
-import weakref
 
-from alembic import command
-from alembic.config import Config
-from sqlalchemy import create_engine, delete, event, select, text, update
-from sqlalchemy.engine import Connection, Engine, make_url, URL
+from sqlalchemy import create_engine, delete, select, update
+from sqlalchemy.engine import Engine, URL
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+from go_store_nodes.core.ledger.database import (
+    _is_transient,
+    _SQLITE_BEGIN_OPTION,
+    alembic_config,
+    install_postgres_hooks,
+    install_sqlite_hooks,
+    is_retryable_database_error,
+    migrate,
+    MIGRATION_LOCK_KEY,
+    MIGRATIONS_DIR,
+    normalise_url,
+)
 from go_store_nodes.core.ledger.models import (
     AccountRow,
     CartEventRow,
     CartLineRow,
     ChargeRow,
-    EVENT_ID_LENGTH,
     ID_LENGTH,
-    REASON_LENGTH,
     ReceiptRow,
     ReviewItemRow,
     SKU_LENGTH,
@@ -49,352 +53,35 @@ from go_store_nodes.core.ledger.payment import (
     LedgerPaymentProvider,
     PaymentProvider,
 )
+from go_store_nodes.core.ledger.values import (
+    _check_id,
+    Cart,
+    CartEvent,
+    CartItem,
+    Charge,
+    DatabaseUnavailableError,
+    EventOutcome,
+    EVIDENCE_ID_LENGTH,
+    HeldForReview,
+    LedgerConfig,
+    LedgerError,
+    MAX_EVIDENCE_IDS,
+    NS_PER_DAY,
+    NS_PER_SECOND,
+    PurgeReport,
+    Receipt,
+    Review,
+    ReviewReason,
+    TokenReplayedError,
+    UnknownAccountError,
+    UnknownReviewError,
+    UnknownVisitError,
+    VisitInfo,
+)
 
 LOGGER = logging.getLogger(__name__)
 
-NS_PER_SECOND = 1_000_000_000
-NS_PER_DAY = 86_400 * NS_PER_SECOND
-MIGRATIONS_DIR = Path(__file__).resolve().parent / 'migrations'
-# Key of the PostgreSQL advisory lock taken while migrating ('gostore' in ASCII).
-MIGRATION_LOCK_KEY = 0x676F73746F7265
-_SQLITE_BEGIN_OPTION = 'go_store_ledger_sqlite_begin'
-_SQLITE_BEGIN_MODES = ('DEFERRED', 'IMMEDIATE')
-_TRANSIENT_SQLSTATES = ('40001', '40P01')
-_MIGRATION_LOCK = threading.Lock()
-_HOOKED_ENGINES: 'weakref.WeakSet[Engine]' = weakref.WeakSet()
-
 T = TypeVar('T')
-
-
-class LedgerError(Exception):
-    """A ledger operation was refused (the database was not changed)."""
-
-
-class UnknownVisitError(LedgerError):
-    """No visit has this id."""
-
-
-class UnknownAccountError(LedgerError):
-    """The account is not registered or is not active."""
-
-
-class UnknownReviewError(LedgerError):
-    """No review item has this id."""
-
-
-class TokenReplayedError(LedgerError):
-    """A check-in token already opened another visit."""
-
-
-@dataclass(frozen=True)
-class LedgerConfig:
-    """Policy knobs of the ledger."""
-
-    grace_period_ns: int = 120 * NS_PER_SECOND
-    currency: str = 'EUR'
-    evidence_retention_days: int = 30
-    review_below_confidence: float = 0.0
-    max_quantity_delta: int = 24
-    max_write_retries: int = 3
-    sqlite_busy_timeout_ms: int = 10_000
-    auto_migrate: bool = True
-
-    def __post_init__(self) -> None:
-        """Validate the config."""
-        if not 0 <= self.grace_period_ns <= NS_PER_DAY:
-            raise ValueError(
-                f'grace_period_ns must be in [0, 1 day], got {self.grace_period_ns}')
-        if len(self.currency) != 3 or not self.currency.isalpha() or not self.currency.isupper():
-            raise ValueError(f'currency must be an ISO 4217 code like EUR, got {self.currency!r}')
-        if not 1 <= self.evidence_retention_days <= 3650:
-            raise ValueError(
-                'evidence_retention_days must be in [1, 3650], '
-                f'got {self.evidence_retention_days}')
-        if not 0.0 <= self.review_below_confidence <= 1.0:
-            raise ValueError(
-                'review_below_confidence must be in [0, 1], '
-                f'got {self.review_below_confidence}')
-        if not 1 <= self.max_quantity_delta <= 10_000:
-            raise ValueError(
-                f'max_quantity_delta must be in [1, 10000], got {self.max_quantity_delta}')
-        if not 0 <= self.max_write_retries <= 20:
-            raise ValueError(
-                f'max_write_retries must be in [0, 20], got {self.max_write_retries}')
-        if not 0 <= self.sqlite_busy_timeout_ms <= 600_000:
-            raise ValueError(
-                'sqlite_busy_timeout_ms must be in [0, 600000], '
-                f'got {self.sqlite_busy_timeout_ms}')
-
-
-def _check_id(name: str, value: Optional[str], max_length: int) -> None:
-    """Raise ValueError unless ``value`` is a non-empty printable string short enough."""
-    if not isinstance(value, str) or not value or not value.isprintable():
-        raise ValueError(f'{name} must be a non-empty printable string, got {value!r}')
-    if len(value) > max_length:
-        raise ValueError(f'{name} must be at most {max_length} characters')
-
-
-@dataclass(frozen=True)
-class CartEvent:
-    """A pick (+) or return (-) of a product attributed to a visit by perception."""
-
-    event_id: str
-    visit_id: str
-    sku: str
-    quantity_delta: int
-    stamp_ns: int
-    track_id: Optional[str] = None
-    confidence: float = 1.0
-    evidence_ids: tuple[str, ...] = ()
-    needs_review: bool = False
-    review_reason: str = ''
-
-    def __post_init__(self) -> None:
-        """Validate the event."""
-        _check_id('event_id', self.event_id, EVENT_ID_LENGTH)
-        _check_id('visit_id', self.visit_id, 36)
-        _check_id('sku', self.sku, SKU_LENGTH)
-        if self.track_id is not None:
-            _check_id('track_id', self.track_id, ID_LENGTH)
-        if isinstance(self.quantity_delta, bool) or not isinstance(self.quantity_delta, int):
-            raise ValueError('quantity_delta must be an int')
-        if self.quantity_delta == 0:
-            raise ValueError('quantity_delta must not be 0')
-        if not isinstance(self.stamp_ns, int) or self.stamp_ns < 0:
-            raise ValueError(f'stamp_ns must be a non-negative int, got {self.stamp_ns!r}')
-        if not math.isfinite(self.confidence) or not 0.0 <= self.confidence <= 1.0:
-            raise ValueError(f'confidence must be in [0, 1], got {self.confidence}')
-        if not isinstance(self.evidence_ids, tuple) or not all(
-                isinstance(item, str) for item in self.evidence_ids):
-            raise ValueError('evidence_ids must be a tuple of strings')
-        if not isinstance(self.review_reason, str) or len(self.review_reason) > REASON_LENGTH:
-            raise ValueError(f'review_reason must be a string of at most {REASON_LENGTH} chars')
-
-
-class EventOutcome(str, Enum):
-    """What ``apply_cart_event`` did with an event."""
-
-    APPLIED = 'applied'
-    QUEUED_FOR_REVIEW = 'review'
-    DUPLICATE = 'duplicate'
-    CONFLICT = 'conflict'
-    UNKNOWN_VISIT = 'unknown_visit'
-    REJECTED_UNKNOWN_SKU = 'rejected_unknown_sku'
-    REJECTED_VISIT_CLOSED = 'rejected_visit_closed'
-
-
-class ReviewReason(str, Enum):
-    """Why a cart event waits for a human."""
-
-    FLAGGED = 'flagged_by_perception'
-    LOW_CONFIDENCE = 'low_confidence'
-    LARGE_QUANTITY = 'large_quantity'
-    RETURN_NOT_IN_CART = 'return_not_in_cart'
-    RETURN_EXCEEDS_CART = 'return_exceeds_cart'
-
-
-@dataclass(frozen=True)
-class CartItem:
-    """One line of a cart or receipt."""
-
-    sku: str
-    quantity: int
-    unit_price_cents: int
-
-    @property
-    def line_total_cents(self) -> int:
-        """Return quantity times unit price."""
-        return self.quantity * self.unit_price_cents
-
-
-@dataclass(frozen=True)
-class Cart:
-    """The current content of a visit's cart (lines with quantity > 0) and its holds."""
-
-    visit_id: str
-    account_id: str
-    state: str
-    items: tuple[CartItem, ...]
-    currency: str
-    open_review_ids: tuple[str, ...] = ()
-
-    @property
-    def total_cents(self) -> int:
-        """Return the sum of the line totals."""
-        return sum(item.line_total_cents for item in self.items)
-
-
-@dataclass(frozen=True)
-class VisitInfo:
-    """A visit and its (not yet purged) tracks."""
-
-    visit_id: str
-    account_id: str
-    state: str
-    opened_at_ns: int
-    exit_seen_at_ns: Optional[int]
-    closed_at_ns: Optional[int]
-    track_ids: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class Review:
-    """A review item with the event it is about and, once resolved, who decided what."""
-
-    review_id: str
-    visit_id: str
-    event_id: str
-    sku: str
-    quantity_delta: int
-    reason: str
-    state: str
-    created_at_ns: int
-    resolved_by: Optional[str]
-    resolution_note: Optional[str]
-    resolved_quantity: Optional[int]
-    resolved_at_ns: Optional[int]
-
-
-@dataclass(frozen=True)
-class Charge:
-    """The payment record of a receipt."""
-
-    charge_id: str
-    receipt_id: str
-    provider: str
-    provider_ref: Optional[str]
-    amount_cents: int
-    currency: str
-    state: ChargeState
-    failure_reason: Optional[str]
-    created_at_ns: int
-    updated_at_ns: int
-
-
-@dataclass(frozen=True)
-class Receipt:
-    """The bill of a closed visit, with its charge when one was recorded."""
-
-    receipt_id: str
-    visit_id: str
-    account_id: str
-    items: tuple[CartItem, ...]
-    total_cents: int
-    currency: str
-    issued_at_ns: int
-    charge: Optional[Charge] = None
-
-
-@dataclass(frozen=True)
-class HeldForReview:
-    """A receipt that cannot be issued yet because review items are open."""
-
-    visit_id: str
-    review_ids: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class PurgeReport:
-    """What ``purge_evidence`` removed (``visits``: visits that had evidence to remove)."""
-
-    visits: int
-    tracks_deleted: int
-    events_scrubbed: int
-
-
-def alembic_config(connection: Optional[Connection] = None) -> Config:
-    """Return an Alembic config for the ledger migrations (no alembic.ini needed)."""
-    config = Config()
-    config.set_main_option('script_location', str(MIGRATIONS_DIR))
-    config.set_main_option('path_separator', 'os')
-    if connection is not None:
-        config.attributes['connection'] = connection
-    return config
-
-
-def migrate(engine: Engine, revision: str = 'head') -> None:
-    """Upgrade the ledger schema of ``engine`` to ``revision`` in one transaction.
-
-    Concurrent callers are serialised: in this process by a lock (Alembic's context is
-    process-global), across processes by ``BEGIN IMMEDIATE`` on SQLite and an advisory
-    lock on PostgreSQL, so the second caller finds the schema already at ``revision``.
-    """
-    if engine.dialect.name == 'sqlite':
-        engine = engine.execution_options(**{_SQLITE_BEGIN_OPTION: 'IMMEDIATE'})
-    with _MIGRATION_LOCK, engine.begin() as connection:
-        if connection.dialect.name == 'postgresql':
-            connection.execute(
-                text('SELECT pg_advisory_xact_lock(:key)'), {'key': MIGRATION_LOCK_KEY})
-        command.upgrade(alembic_config(connection), revision)
-
-
-def normalise_url(url: Union[str, URL]) -> URL:
-    """Return ``url`` with PostgreSQL pointed at the psycopg 3 driver."""
-    parsed = make_url(url)
-    if parsed.drivername in ('postgresql', 'postgres'):
-        parsed = parsed.set(drivername='postgresql+psycopg')
-    return parsed
-
-
-def _enable_wal(cursor: Any, busy_timeout_ms: int) -> None:
-    """Switch the database file to WAL (persistent), waiting out other processes' locks.
-
-    Switching needs a moment with no other writer, and SQLite answers 'database is locked'
-    at once instead of waiting: two nodes opening a new ledger together (gate and
-    cart_ledger) would otherwise make one of them fail to start.
-    """
-    deadline = time.monotonic() + busy_timeout_ms / 1000.0
-    delay_s = 0.01
-    while True:
-        try:
-            mode = cursor.execute('PRAGMA journal_mode=WAL').fetchone()
-            if mode and str(mode[0]).lower() == 'wal':
-                return
-        except sqlite3.OperationalError as error:
-            if 'locked' not in str(error) or time.monotonic() > deadline:
-                raise
-        if time.monotonic() > deadline:
-            raise sqlite3.OperationalError('could not switch the ledger database to WAL')
-        time.sleep(delay_s)
-        delay_s = min(delay_s * 2, 0.2)
-
-
-def install_sqlite_hooks(engine: Engine, busy_timeout_ms: int) -> None:
-    """Enable WAL, foreign keys and ledger-controlled BEGIN on a SQLite engine (once)."""
-    if engine.dialect.name != 'sqlite' or engine in _HOOKED_ENGINES:
-        return
-    _HOOKED_ENGINES.add(engine)
-
-    @event.listens_for(engine, 'connect')
-    def _on_connect(dbapi_connection: Any, connection_record: Any) -> None:
-        # Let SQLAlchemy emit BEGIN itself so that reads are transactional too.
-        dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        try:
-            cursor.execute(f'PRAGMA busy_timeout={int(busy_timeout_ms)}')
-            cursor.execute('PRAGMA foreign_keys=ON')
-            _enable_wal(cursor, busy_timeout_ms)
-        finally:
-            cursor.close()
-
-    @event.listens_for(engine, 'begin')
-    def _on_begin(connection: Connection) -> None:
-        mode = connection.get_execution_options().get(_SQLITE_BEGIN_OPTION, 'DEFERRED')
-        if mode not in _SQLITE_BEGIN_MODES:
-            raise ValueError(f'bad SQLite BEGIN mode {mode!r}')
-        connection.exec_driver_sql(f'BEGIN {mode}')
-
-    # Connections opened before the hooks existed would miss the pragmas.
-    engine.pool.dispose()
-
-
-def _is_transient(error: OperationalError) -> bool:
-    """Return True for lock time-outs, deadlocks and serialisation failures."""
-    sqlstate = getattr(error.orig, 'sqlstate', None)
-    if sqlstate in _TRANSIENT_SQLSTATES:
-        return True
-    message = str(error.orig).lower()
-    return 'database is locked' in message or 'database is busy' in message
 
 
 def _charge_view(row: ChargeRow) -> Charge:
@@ -456,6 +143,7 @@ class Ledger:
             self._engine = create_engine(normalise_url(database), pool_pre_ping=True)
             self._owns_engine = True
         install_sqlite_hooks(self._engine, config.sqlite_busy_timeout_ms)
+        install_postgres_hooks(self._engine, config.postgres_lock_timeout_ms)
         write_engine = self._engine
         if self._engine.dialect.name == 'sqlite':
             write_engine = self._engine.execution_options(
@@ -567,6 +255,23 @@ class Ledger:
         not already do it. Retrying the same scan (same token, account and tracks) returns
         the same visit id; any other reuse of the token raises ``TokenReplayedError``.
         """
+        visit_id, _ = self.open_visit_for_scan(account_id, track_ids, now_ns, token_id)
+        return visit_id
+
+    def open_visit_for_scan(self, account_id: str, track_ids: Iterable[str], now_ns: int,
+                            token_id: Optional[str] = None,
+                            expires_at_ns: Optional[int] = None,
+                            scan_stamp_ns: Optional[int] = None) -> tuple[str, bool]:
+        """Consume the token and open its visit in one transaction; return (id, created).
+
+        A crash or fault before the commit leaves neither the token spent nor the visit
+        open, so the shopper's rescan succeeds. The same scan delivered again while its
+        visit is still open (the scanner retrying after a fault or a gate restart: same
+        token, account and ``scan_stamp_ns``, the scanner's stamp, stored as the token's
+        ``used_at_ns``) returns that visit with ``created`` False; without a scan stamp,
+        a retry must name the same tracks. Any other reuse of the token (a second scan of
+        the same QR code) raises ``TokenReplayedError``.
+        """
         _check_id('account_id', account_id, ID_LENGTH)
         tracks = tuple(dict.fromkeys(track_ids))
         for track_id in tracks:
@@ -574,25 +279,32 @@ class Ledger:
         if token_id is not None:
             _check_id('token_id', token_id, ID_LENGTH)
 
-        def work(session: Session) -> str:
+        def work(session: Session) -> tuple[str, bool]:
             account = session.get(AccountRow, account_id)
             if account is None or not account.active:
                 raise UnknownAccountError(f'account {account_id!r} is unknown or inactive')
             if token_id is not None:
                 previous = session.scalar(select(VisitRow).where(VisitRow.token_id == token_id))
                 if previous is not None:
-                    previous_tracks = set(session.scalars(
-                        select(VisitTrackRow.track_id)
-                        .where(VisitTrackRow.visit_id == previous.visit_id)))
-                    if (previous.account_id == account_id and previous.state == 'open'
-                            and previous_tracks == set(tracks)):
-                        return previous.visit_id  # the same scan, retried
+                    if scan_stamp_ns is None:
+                        previous_tracks = set(session.scalars(
+                            select(VisitTrackRow.track_id)
+                            .where(VisitTrackRow.visit_id == previous.visit_id)))
+                        same_scan = previous_tracks == set(tracks)
+                    else:
+                        used_at_ns = session.scalar(select(UsedTokenRow.used_at_ns).where(
+                            UsedTokenRow.token_id == token_id))
+                        same_scan = used_at_ns == scan_stamp_ns
+                    if previous.account_id == account_id and previous.state == 'open' \
+                            and same_scan:
+                        return previous.visit_id, False  # the same scan, retried
                     raise TokenReplayedError(f'token {token_id} already opened a visit')
                 used = session.get(UsedTokenRow, token_id)
                 if used is None:
                     session.add(UsedTokenRow(
-                        token_id=token_id, account_id=account_id, used_at_ns=now_ns,
-                        expires_at_ns=None))
+                        token_id=token_id, account_id=account_id,
+                        used_at_ns=now_ns if scan_stamp_ns is None else scan_stamp_ns,
+                        expires_at_ns=expires_at_ns))
                 elif used.account_id != account_id:
                     raise LedgerError(f'token {token_id} was used by another account')
             busy = session.execute(
@@ -611,7 +323,7 @@ class Ledger:
                 VisitTrackRow(visit_id=visit_id, track_id=track_id, added_at_ns=now_ns)
                 for track_id in tracks)
             session.flush()
-            return visit_id
+            return visit_id, True
 
         return self._write(work, retry_integrity=True)
 
@@ -707,7 +419,8 @@ class Ledger:
                 row.state, row.reject_reason = 'rejected', 'unknown_sku'
                 outcome = EventOutcome.REJECTED_UNKNOWN_SKU
             else:
-                review_reason = self._review_reason(session, cart_event)
+                review_reason = self._visit_mismatch(visit, cart_event) \
+                    or self._review_reason(session, cart_event)
                 if review_reason is not None:
                     row.state = 'review'
                     outcome = EventOutcome.QUEUED_FOR_REVIEW
@@ -725,9 +438,44 @@ class Ledger:
                 self._change_line(
                     session, cart_event.visit_id, cart_event.sku, cart_event.quantity_delta,
                     price)
+                if cart_event.quantity_delta > 0:
+                    self._apply_returns_that_came_early(session, cart_event, applied_at_ns)
             return outcome
 
         return self._write(work, retry_integrity=True)
+
+    def _apply_returns_that_came_early(self, session: Session, pick: CartEvent,
+                                       now_ns: int) -> None:
+        """Apply returns that reached the ledger before this (earlier stamped) pick.
+
+        Delivery can reorder events (an upstream re-sending what was not acknowledged, a
+        full input queue): a return of an item not yet in the cart waits for review. Once
+        a pick of that SKU stamped before the return arrives, the return is applied in
+        stamp order and its review closed by the ledger itself (kept for the audit, with
+        ``resolved_by`` 'ledger'); a return still exceeding the cart keeps waiting.
+        """
+        early = session.execute(
+            select(ReviewItemRow, CartEventRow)
+            .join(CartEventRow, CartEventRow.event_id == ReviewItemRow.event_id)
+            .where(ReviewItemRow.visit_id == pick.visit_id, ReviewItemRow.state == 'open',
+                   ReviewItemRow.reason.in_((ReviewReason.RETURN_NOT_IN_CART.value,
+                                             ReviewReason.RETURN_EXCEEDS_CART.value)),
+                   CartEventRow.sku == pick.sku, CartEventRow.stamp_ns > pick.stamp_ns)
+            .order_by(CartEventRow.stamp_ns, CartEventRow.event_id)).all()
+        for review, event_row in early:
+            line = session.get(CartLineRow, (pick.visit_id, pick.sku))
+            if line is None or line.quantity < -event_row.quantity_delta:
+                return
+            self._change_line(session, pick.visit_id, pick.sku, event_row.quantity_delta,
+                              line.unit_price_cents)
+            review.state = 'resolved'
+            review.resolved_by = 'ledger'
+            review.resolution_note = (f'return arrived before the pick {pick.event_id} it '
+                                      'follows; applied in stamp order')
+            review.resolved_quantity = event_row.quantity_delta
+            review.resolved_at_ns = now_ns
+            event_row.state = 'applied'
+            session.flush()
 
     @staticmethod
     def _duplicate_outcome(existing: CartEventRow, cart_event: CartEvent) -> EventOutcome:
@@ -739,6 +487,26 @@ class Ledger:
             LOGGER.warning('event id %s reused with different content', cart_event.event_id)
             return EventOutcome.CONFLICT
         return EventOutcome.DUPLICATE
+
+    def _visit_mismatch(self, visit: VisitRow, cart_event: CartEvent
+                        ) -> Optional[ReviewReason]:
+        """Return why an event does not fit its visit (account, time), or None.
+
+        The sender names the visit; an event naming another account, or stamped well
+        before the visit opened, is not charged silently: a person decides.
+        """
+        if cart_event.account_id is not None and cart_event.account_id != visit.account_id:
+            LOGGER.warning('event %s names another account than its visit %s',
+                           cart_event.event_id, visit.visit_id)
+            return ReviewReason.ACCOUNT_MISMATCH
+        tolerance = self._config.event_before_visit_tolerance_ns
+        if cart_event.stamp_ns < visit.opened_at_ns - tolerance:
+            LOGGER.warning('event %s is stamped %.1f s before its visit %s opened',
+                           cart_event.event_id,
+                           (visit.opened_at_ns - cart_event.stamp_ns) / NS_PER_SECOND,
+                           visit.visit_id)
+            return ReviewReason.BEFORE_VISIT
+        return None
 
     def _review_reason(self, session: Session, cart_event: CartEvent
                        ) -> Optional[ReviewReason]:
@@ -1056,15 +824,20 @@ class Ledger:
         """Delete track-level evidence of visits closed before the retention window.
 
         Removes ``visit_tracks`` rows and the ``track_id`` / ``evidence_ids`` of cart events.
+        Visits that never closed (no exit seen, no receipt) count as abandoned
+        ``stale_visit_days`` after they opened and are purged the same way
+        ``evidence_retention_days`` after that.
         Receipts, charges, cart lines, event quantities and review decisions are kept, and so
-        are spent token ids: the gate checks expiry against the scan's stamp, which a sender
-        controls, so a purged id would let a captured token in again.
+        are spent token ids (cheap, and a purged id would let a captured token in again
+        should a gate's clock ever be wrong).
         """
         cutoff = now_ns - self._config.evidence_retention_days * NS_PER_DAY
+        stale_cutoff = cutoff - self._config.stale_visit_days * NS_PER_DAY
 
         def work(session: Session) -> PurgeReport:
             old = select(VisitRow.visit_id).where(
-                VisitRow.state == 'closed', VisitRow.closed_at_ns < cutoff)
+                ((VisitRow.state == 'closed') & (VisitRow.closed_at_ns < cutoff))
+                | ((VisitRow.state != 'closed') & (VisitRow.opened_at_ns < stale_cutoff)))
             touched = set(session.scalars(
                 select(VisitTrackRow.visit_id).where(VisitTrackRow.visit_id.in_(old))))
             touched.update(session.scalars(
@@ -1099,8 +872,12 @@ def open_ledger(url: Union[str, URL], catalog: Mapping[str, int],
 
 
 __all__ = [
-    'Cart', 'CartEvent', 'CartItem', 'Charge', 'EventOutcome', 'HeldForReview', 'Ledger',
-    'LedgerConfig', 'LedgerError', 'PurgeReport', 'Receipt', 'Review', 'ReviewReason',
+    'Cart', 'CartEvent', 'CartItem', 'Charge', 'DatabaseUnavailableError', 'EventOutcome',
+    'HeldForReview', 'Ledger',
+    'EVIDENCE_ID_LENGTH', 'LedgerConfig', 'LedgerError', 'MAX_EVIDENCE_IDS', 'PurgeReport',
+    'Receipt', 'Review', 'ReviewReason',
     'TokenReplayedError', 'UnknownAccountError', 'UnknownReviewError', 'UnknownVisitError',
-    'VisitInfo', 'alembic_config', 'migrate', 'normalise_url', 'open_ledger',
+    'VisitInfo', 'alembic_config', 'is_retryable_database_error', 'migrate',
+    'MIGRATION_LOCK_KEY', 'MIGRATIONS_DIR', 'normalise_url', 'NS_PER_DAY', 'NS_PER_SECOND',
+    'open_ledger',
 ]

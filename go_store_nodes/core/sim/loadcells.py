@@ -4,11 +4,18 @@ Figures from the AiFi Nanostore (CPS-IoT 2020 autonomous checkout contest): plat
 at 60 Hz and delivered in batches of 12, up to 20 kg per plate; the absolute weight
 drifts but changes are reliable. The model adds to the true weight (tare + stock):
 
+* weight changes that ramp over 0.2-0.8 s (drawn per change) as an item leaves or enters
+  the hand, not a step;
 * a pressing transient while a hand touches the bin (a half-sine of a few hundred grams
   over 0.3-1 s) and a short damped ringing after each weight change, so a decision must
   use the settled change, not the first sample after a touch;
+* touches that take nothing: a press, or a unit lifted and put straight back (a dip of
+  one unit's weight and its recovery);
 * white noise, a slow drift (a random walk plus a slope, both scaled in g/min) and
   occasional spikes of one or two samples.
+
+Units of one SKU are not identical: ``draw_unit_weights`` gives each physical unit its
+own weight within the catalog tolerance, and the world moves those exact weights.
 """
 
 from __future__ import annotations
@@ -38,6 +45,40 @@ class LoadCellBatchData:
 
 
 @dataclass(frozen=True)
+class WeightChange:
+    """One scheduled change of a bin's true weight: ``delta_g`` spread over ``steps`` samples.
+
+    The weight follows a raised-cosine ramp from sample ``start_step`` and has all of
+    ``delta_g`` from sample ``start_step + steps - 1`` on (``steps`` 1 = a step).
+    """
+
+    bin_id: str
+    start_step: int
+    steps: int
+    delta_g: float
+
+
+def draw_unit_weights(rng: np.random.Generator, unit_weight_g: float, tolerance_g: float,
+                      count: int) -> list[float]:
+    """Weights (g) of ``count`` physical units of one SKU.
+
+    Normal around the catalog weight with a standard deviation of half the catalog
+    tolerance, clipped to the tolerance: about 95 % of units fall inside it unclipped,
+    as a packer's tolerance is usually stated.
+    """
+    if count < 0:
+        raise ValueError(f'count: must be >= 0, got {count}')
+    if not 0.0 <= tolerance_g < unit_weight_g:
+        raise ValueError(f'tolerance_g: need 0 <= tolerance < unit weight, got '
+                         f'{tolerance_g} for {unit_weight_g}')
+    if count == 0:
+        return []
+    spread = rng.normal(0.0, tolerance_g / 2.0, count) if tolerance_g > 0.0 else \
+        np.zeros(count)
+    return [float(unit_weight_g + d) for d in np.clip(spread, -tolerance_g, tolerance_g)]
+
+
+@dataclass(frozen=True)
 class LoadCellConfig:
     """Signal model parameters (grams, seconds, per minute)."""
 
@@ -49,6 +90,7 @@ class LoadCellConfig:
     ringing_hz: float = 6.0
     ringing_tau_s: float = 0.12
     spike_g: tuple[float, float] = (300.0, 3000.0)
+    ramp_s: tuple[float, float] = (0.2, 0.8)
     batch_size: int = BATCH_SIZE
     capacity_g: float = CAPACITY_G
 
@@ -58,7 +100,7 @@ class LoadCellConfig:
                      'ringing_hz', 'ringing_tau_s'):
             if getattr(self, name) < 0.0:
                 raise ValueError(f'{name}: must be >= 0, got {getattr(self, name)}')
-        for name in ('press_g', 'spike_g'):
+        for name in ('press_g', 'spike_g', 'ramp_s'):
             low, high = getattr(self, name)
             if not 0.0 <= low <= high:
                 raise ValueError(f'{name}: need 0 <= min <= max, got {[low, high]}')
@@ -79,11 +121,23 @@ class _Transient:
     kind: str          # 'press' (half-sine) or 'ring' (damped oscillation)
 
 
+@dataclass
+class _Ramp:
+    """A weight change in progress on one bin."""
+
+    index: int
+    start_step: int
+    steps: int
+    delta_g: float
+    applied_g: float = 0.0
+
+
 class LoadCellArray:
     """Every load cell of the store, stepped at 60 Hz by the world.
 
-    The world schedules weight changes (``change``) and hand touches (``press``) at
-    sample steps; ``sample`` draws one sample of every cell and returns the batches
+    The world schedules weight changes (``change``, ramped), hand presses (``press``) and
+    lifts that put the unit back (``lift``) at sample steps; ``history`` keeps every
+    scheduled change; ``sample`` draws one sample of every cell and returns the batches
     that completed. Shelves start their batches at staggered steps so batches of
     different shelves do not all arrive at once.
     """
@@ -107,7 +161,9 @@ class LoadCellArray:
         self._drift_step = per_sample
         self._drift_slope = rng.uniform(-1.0, 1.0, n) * config.drift_g_per_min / (
             60.0 * SAMPLE_RATE_HZ)
-        self._changes: dict[int, list[tuple[int, float]]] = {}
+        self._changes: dict[int, list[tuple[int, int, float]]] = {}
+        self._ramps: list[_Ramp] = []
+        self.history: list[WeightChange] = []
         self._transients: list[_Transient] = []
         self._spike_left = np.zeros(n, dtype=int)
         self._spike_value = np.zeros(n)
@@ -128,14 +184,56 @@ class LoadCellArray:
         """Column of a bin in the internal arrays."""
         return self._index[bin_id]
 
-    def change(self, bin_id: str, step: int, delta_g: float) -> None:
-        """Change the true weight of a bin from sample ``step`` on (and ring a little)."""
+    def ramp_steps(self, limit_steps: int) -> int:
+        """Draw how many samples a weight change takes (``ramp_s``), at most ``limit_steps``.
+
+        The item leaves (or enters) the hand over this time as it is lifted off or set
+        down; the world fits the ramp inside the hand's contact with the bin.
+        """
+        low, high = self.config.ramp_s
+        steps = int(round(float(self._rng.uniform(low, high)) * SAMPLE_RATE_HZ))
+        return max(1, min(steps, limit_steps))
+
+    def change(self, bin_id: str, step: int, delta_g: float, ramp_steps: int = 1) -> None:
+        """Change the true weight of a bin over ``ramp_steps`` samples from ``step`` on.
+
+        The plate rings a little once the change is complete.
+        """
+        if ramp_steps < 1:
+            raise ValueError(f'ramp_steps: must be >= 1, got {ramp_steps}')
         index = self._index[bin_id]
-        self._changes.setdefault(step, []).append((index, float(delta_g)))
+        self.history.append(WeightChange(bin_id, step, ramp_steps, float(delta_g)))
+        self._changes.setdefault(step, []).append((index, ramp_steps, float(delta_g)))
         ring = self.config.ringing_fraction * float(delta_g)
         if ring != 0.0:
             steps = int(round(5.0 * self.config.ringing_tau_s * SAMPLE_RATE_HZ))
-            self._transients.append(_Transient(index, step, max(1, steps), ring, 'ring'))
+            self._transients.append(_Transient(index, step + ramp_steps - 1, max(1, steps),
+                                               ring, 'ring'))
+
+    def lift(self, bin_id: str, start_step: int, steps: int, unit_g: float
+             ) -> tuple[int, int]:
+        """Grasp a unit of ``unit_g``, lift it off a bin and put it straight back.
+
+        The contact runs over samples [``start_step``, ``start_step + steps``); the lift
+        starts after a tenth of it and the unit is back before its last twentieth, each
+        way a drawn ramp of at most 40 % of the contact. The hand presses while it grasps
+        (until the lift is half done) and as it sets the unit down (from half way down),
+        not while it holds the unit off the plate, so the dip shows. Return the samples
+        (off, back) between which the unit is wholly in the hand. The settled weight is
+        unchanged.
+        """
+        if steps < 8:
+            raise ValueError(f'steps: a lift needs a contact of >= 8 samples, got {steps}')
+        up = self.ramp_steps(int(0.4 * steps))
+        down = self.ramp_steps(int(0.4 * steps))
+        lift_at = start_step + max(1, steps // 10)
+        back_at = start_step + steps - max(1, steps // 20) - down
+        self.press(bin_id, start_step, lift_at + up // 2 - start_step)
+        set_down = back_at + down // 2
+        self.press(bin_id, set_down, start_step + steps - set_down)
+        self.change(bin_id, lift_at, -unit_g, up)
+        self.change(bin_id, back_at, unit_g, down)
+        return lift_at + up, back_at
 
     def press(self, bin_id: str, start_step: int, steps: int) -> float:
         """Add a pressing transient of random amplitude; return the amplitude (g)."""
@@ -165,10 +263,26 @@ class LoadCellArray:
         self._transients = keep
         return total
 
+    def _advance_ramps(self, step: int) -> None:
+        """Move the true weights along their ramps to sample ``step``."""
+        keep = []
+        for ramp in self._ramps:
+            fraction = min(1.0, (step - ramp.start_step + 1) / ramp.steps)
+            # Raised cosine: the weight goes slowly as the grip takes it, then faster.
+            now = ramp.delta_g if fraction >= 1.0 else \
+                ramp.delta_g * 0.5 * (1.0 - math.cos(math.pi * fraction))
+            self.true_g[ramp.index] += now - ramp.applied_g
+            ramp.applied_g = now
+            if fraction < 1.0:
+                keep.append(ramp)
+        self._ramps = keep
+
     def sample(self, step: int, stamp_ns: int) -> list[LoadCellBatchData]:
         """Draw the samples of ``step`` for every cell; return the batches completed."""
-        for index, delta in self._changes.pop(step, ()):
-            self.true_g[index] += delta
+        for index, steps, delta in self._changes.pop(step, ()):
+            self._ramps.append(_Ramp(index, step, steps, delta))
+        if self._ramps:
+            self._advance_ramps(step)
         config = self.config
         n = len(self.bin_ids)
         if config.drift_g_per_min > 0.0:

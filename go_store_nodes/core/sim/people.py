@@ -9,7 +9,6 @@ fractions of stature (shoulder 0.818 H, hip 0.53 H, knee 0.285 H).
 
 from __future__ import annotations
 
-import colorsys
 from dataclasses import dataclass
 import math
 from typing import Mapping, Optional, Sequence
@@ -36,8 +35,56 @@ _REACH_MARGIN = 0.95
 
 _SKIN_TONES = ((255, 224, 196), (241, 194, 160), (224, 172, 105), (198, 134, 66),
                (141, 85, 36), (92, 56, 30))
-_TROUSER_COLOURS = ((35, 45, 80), (60, 80, 120), (30, 30, 30), (90, 90, 95),
-                    (150, 130, 95), (70, 55, 40), (20, 60, 40))
+# What people wear, as (weight, rgb): mostly dark and neutral, many dressed alike, some
+# saturated colours. Each person's colour is one of these plus a small shade variation.
+TOP_COLOURS = (
+    (18, (26, 26, 28)),       # black
+    (12, (32, 40, 72)),       # navy
+    (10, (70, 72, 76)),       # charcoal
+    (8, (128, 128, 130)),     # mid grey
+    (6, (182, 182, 178)),     # light grey marl
+    (12, (232, 232, 228)),    # white
+    (6, (72, 96, 136)),       # denim
+    (6, (192, 172, 136)),     # beige
+    (4, (96, 70, 50)),        # brown
+    (4, (86, 90, 56)),        # olive
+    (3, (112, 30, 40)),       # burgundy
+    (3, (200, 32, 36)),       # red
+    (2, (42, 72, 190)),       # royal blue
+    (2, (40, 140, 64)),       # green
+    (1, (230, 200, 40)),      # yellow
+    (1, (232, 120, 30)),      # orange
+    (1, (230, 122, 160)),     # pink
+    (1, (30, 140, 140)),      # teal
+)
+TROUSER_COLOURS = (
+    (30, (56, 76, 116)),      # blue jeans
+    (15, (34, 44, 74)),       # dark jeans
+    (20, (28, 28, 30)),       # black
+    (10, (90, 90, 95)),       # grey
+    (12, (166, 146, 106)),    # khaki
+    (5, (80, 60, 45)),        # brown
+    (5, (30, 35, 60)),        # navy
+    (3, (80, 86, 56)),        # olive
+)
+HAIR_COLOURS = (
+    (30, (24, 20, 18)),       # black
+    (30, (56, 40, 30)),       # dark brown
+    (15, (96, 70, 46)),       # brown
+    (10, (190, 160, 110)),    # blond
+    (8, (150, 148, 144)),     # grey
+    (2, (214, 212, 206)),     # white
+    (5, (140, 70, 36)),       # red
+)
+HAT_COLOURS = ((4, (26, 26, 28)), (3, (32, 40, 72)), (2, (128, 128, 130)),
+               (2, (192, 172, 136)), (1, (200, 32, 36)), (1, (232, 232, 228)))
+BAG_COLOURS = ((10, (26, 26, 28)), (4, (32, 40, 72)), (3, (80, 80, 84)), (3, (96, 70, 50)),
+               (2, (192, 172, 136)), (1, (200, 32, 36)), (1, (42, 72, 190)),
+               (1, (40, 140, 64)))
+HAT_PROBABILITY = 0.12
+BAGS = ((70, ''), (15, 'backpack'), (15, 'shoulder'))
+BAG_KINDS = ('', 'backpack', 'shoulder')
+SHADE_STD = 6.0           # per-channel variation of a worn colour around its palette entry
 
 
 @dataclass(frozen=True)
@@ -67,6 +114,10 @@ class BodyState:
     heading_rad: float = 0.0
     role: str = 'shopper'
     shoulder_width_m: float = 0.45
+    hair_rgb: Optional[tuple[int, int, int]] = None   # None: the renderer's default
+    hat_rgb: Optional[tuple[int, int, int]] = None    # None: no hat
+    bag: str = ''                                     # '', 'backpack' or 'shoulder'
+    bag_rgb: tuple[int, int, int] = (26, 26, 28)
 
     def position_xy(self) -> np.ndarray:
         """Floor position (x, y) of the pelvis in map (m)."""
@@ -85,9 +136,13 @@ class Physique:
     skin_rgb: tuple[int, int, int]
     walk_speed_mps: float = 1.2
     browse_speed_mps: float = 0.65
+    hair_rgb: tuple[int, int, int] = (56, 40, 30)
+    hat_rgb: Optional[tuple[int, int, int]] = None
+    bag: str = ''
+    bag_rgb: tuple[int, int, int] = (26, 26, 28)
 
     def __post_init__(self) -> None:
-        """Validate the dimensions and speeds."""
+        """Validate the dimensions, speeds and colours."""
         checks = (('height_m', self.height_m, HEIGHT_RANGE_M),
                   ('shoulder_width_m', self.shoulder_width_m, SHOULDER_WIDTH_RANGE_M),
                   ('arm_reach_m', self.arm_reach_m, ARM_REACH_RANGE_M),
@@ -96,10 +151,15 @@ class Physique:
         for name, value, (low, high) in checks:
             if not low - 1e-9 <= value <= high + 1e-9:
                 raise ValueError(f'{name}: must be in [{low}, {high}], got {value}')
-        for name in ('shirt_rgb', 'trousers_rgb', 'skin_rgb'):
+        for name in ('shirt_rgb', 'trousers_rgb', 'skin_rgb', 'hair_rgb', 'hat_rgb',
+                     'bag_rgb'):
             colour = getattr(self, name)
+            if colour is None and name == 'hat_rgb':
+                continue
             if len(colour) != 3 or not all(0 <= c <= 255 for c in colour):
                 raise ValueError(f'{name}: must be three values in 0..255, got {colour}')
+        if self.bag not in BAG_KINDS:
+            raise ValueError(f'bag: must be one of {BAG_KINDS}, got {self.bag!r}')
 
     @property
     def upper_arm_m(self) -> float:
@@ -143,25 +203,43 @@ def _rgb(values: NDArray | Sequence[float]) -> tuple[int, int, int]:
     return r, g, b
 
 
-def sample_physique(rng: np.random.Generator) -> Physique:
-    """Draw a random adult: stature ~ N(1.70, 0.09) clipped to 1.50-1.95 m, varied colours."""
+def _pick(rng: np.random.Generator, table: Sequence[tuple[int, tuple[int, int, int]]],
+          shade_std: float = SHADE_STD) -> tuple[int, int, int]:
+    """Draw a colour from a (weight, rgb) table, with a small shade variation."""
+    weights = np.array([w for w, _ in table], dtype=np.float64)
+    index = int(rng.choice(len(table), p=weights / weights.sum()))
+    return _rgb(np.asarray(table[index][1], dtype=np.float64) + rng.normal(0.0, shade_std, 3))
+
+
+def sample_physique(rng: np.random.Generator,
+                    uniform_rgb: Optional[tuple[int, int, int]] = None) -> Physique:
+    """Draw a random adult: stature ~ N(1.70, 0.09) clipped to 1.50-1.95 m, and an outfit.
+
+    Clothes, hair, hat and bag come from the weighted tables above (``TOP_COLOURS`` ...),
+    all from ``rng``: a person's colours are constants fixed by the seed, never by the
+    person id. ``uniform_rgb`` dresses a member of staff: that top, no hat and no bag.
+    """
     height = float(np.clip(rng.normal(HEIGHT_MEAN_M, HEIGHT_STD_M), *HEIGHT_RANGE_M))
     shoulders = float(np.clip(0.259 * height + rng.normal(0.0, 0.015),
                               *SHOULDER_WIDTH_RANGE_M))
     reach = float(np.clip(0.41 * height + rng.normal(0.0, 0.02), *ARM_REACH_RANGE_M))
-    hue = float(rng.uniform(0.0, 1.0))
-    saturation = float(rng.uniform(0.25, 0.9))
-    value = float(rng.uniform(0.35, 0.95))
-    shirt = _rgb(tuple(255.0 * c for c in colorsys.hsv_to_rgb(hue, saturation, value)))
-    trousers = _rgb(np.asarray(_TROUSER_COLOURS[int(rng.integers(len(_TROUSER_COLOURS)))])
-                    + rng.normal(0.0, 8.0, 3))
+    shirt = _pick(rng, TOP_COLOURS)
+    trousers = _pick(rng, TROUSER_COLOURS)
     skin = _rgb(np.asarray(_SKIN_TONES[int(rng.integers(len(_SKIN_TONES)))])
                 + rng.normal(0.0, 6.0, 3))
+    hair = _pick(rng, HAIR_COLOURS, 4.0)
+    hat = _pick(rng, HAT_COLOURS) if rng.random() < HAT_PROBABILITY else None
+    weights = np.array([w for w, _ in BAGS], dtype=np.float64)
+    bag = BAGS[int(rng.choice(len(BAGS), p=weights / weights.sum()))][1]
+    bag_rgb = _pick(rng, BAG_COLOURS)
+    if uniform_rgb is not None:
+        shirt, hat, bag = _rgb(uniform_rgb), None, ''
     return Physique(
         height_m=height, shoulder_width_m=shoulders, arm_reach_m=reach, shirt_rgb=shirt,
         trousers_rgb=trousers, skin_rgb=skin,
         walk_speed_mps=float(rng.uniform(*WALK_SPEED_RANGE_MPS)),
-        browse_speed_mps=float(rng.uniform(*BROWSE_SPEED_RANGE_MPS)))
+        browse_speed_mps=float(rng.uniform(*BROWSE_SPEED_RANGE_MPS)),
+        hair_rgb=hair, hat_rgb=hat, bag=bag, bag_rgb=bag_rgb)
 
 
 Vec3 = tuple[float, float, float]

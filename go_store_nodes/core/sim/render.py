@@ -2,8 +2,9 @@
 
 Every pixel of both streams of a camera is ray-cast against the scene, exactly (a z-buffer
 per pixel): the floor, walls, open shelves with their products (drawn once per camera and
-cached), people as capsules and spheres, the items they hold as boxes, and floor targets
-for calibration. The depth stream lives in the camera's depth optical frame
+cached; a bin whose stock changed is redrawn alone, over its own pixel rectangle), people
+as capsules and spheres, the items they hold as solids of their packaging's shape, and
+floor targets for calibration. The depth stream lives in the camera's depth optical frame
 (``t_map_depth``, depth intrinsics), the colour stream in its colour optical frame
 (``t_map_color``, colour intrinsics); both are scaled by ``image_scale``.
 
@@ -18,9 +19,9 @@ outside the model's depth range. Noise is deterministic for (seed, camera, stamp
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 import math
-from typing import Any, Sequence
+from typing import Any, Mapping, Optional, Sequence
 import zlib
 
 import cv2
@@ -34,22 +35,23 @@ from .render_geometry import (
     capsule_batch,
     capsule_normals,
     capsule_rects,
-    intersect_boxes,
     intersect_capsules,
     intersect_plane,
+    intersect_solids,
     make_ray_grid,
     RayGrid,
     rect_pixels,
     sphere_rects,
 )
 from .render_scene import (
+    bin_units,
     body_capsules,
     box_surface_rgb,
     Boxes,
     capsule_surface_rgb,
     Capsules,
     floor_rgb,
-    held_item_box,
+    held_item_solid,
     shade,
     store_boxes,
 )
@@ -173,6 +175,16 @@ def scale_intrinsics(intrinsics: Intrinsics, scale: float) -> Intrinsics:
     return intrinsics.scaled(scale)
 
 
+COLOUR_EXPOSURE_S = 0.012    # colour exposure under store lighting (motion blur length)
+BLUR_HISTORY_S = 0.2         # a held item's velocity from a frame at most this old
+BLUR_SAMPLES = 5             # positions averaged over the exposure (odd: one mid-exposure)
+MIN_SMEAR_M = 0.002          # less travel than this is drawn sharp
+WINDOW_CACHE_SIZE = 16   # backgrounds of colour windows kept (least recently used go)
+BIN_MARGIN_M = 0.02      # a bin's pixel rectangle covers its volume grown by this much
+
+BinCounts = tuple[int, ...]                # units per SKU of a bin, in the bin's SKU order
+
+
 @dataclass(eq=False)
 class _Stream:
     """One image stream of a camera: its rays and the cached static background."""
@@ -180,6 +192,21 @@ class _Stream:
     grid: RayGrid
     z: FloatArray                          # (H * W,) optical depth, inf = nothing
     rgb: NDArray[np.float32]               # (H * W, 3) shaded colour
+    base_z: FloatArray                     # the same without any product
+    base_rgb: NDArray[np.float32]
+    bin_rects: dict[str, tuple[int, int, int, int]]     # col0, col1, row0, row1 (excl.)
+    drawn: dict[str, BinCounts | None]     # the stock each bin is drawn with
+
+
+@dataclass(frozen=True, eq=False)
+class _Bin:
+    """A bin as the renderer draws it: frame, corners and products."""
+
+    bin_id: str
+    t_map_shelf: Transform
+    low: tuple[float, ...]
+    high: tuple[float, ...]
+    products: tuple[Any, ...]
 
 
 @dataclass(eq=False)
@@ -200,6 +227,7 @@ class _Dynamic:
     bodies: tuple[Any, ...]
     capsules: Capsules
     boxes: Boxes
+    smear: FloatArray | None = None     # (K, 3) held items' travel during the exposure (m)
 
 
 class Renderer:
@@ -211,9 +239,43 @@ class Renderer:
         self.store = store
         self.config = RenderConfig(image_scale=image_scale, seed=seed,
                                    depth_noise_subpixel=depth_noise_subpixel, **options)
-        self._boxes = Boxes.of(store_boxes(store, walls=self.config.walls))
+        self._boxes = Boxes.of(store_boxes(store, walls=self.config.walls, products=False))
+        self._bins = {b.bin_id: _Bin(b.bin_id, shelf.t_map_shelf, tuple(b.min_m),
+                                     tuple(b.max_m), tuple(store.catalog[k] for k in b.skus))
+                      for shelf in store.shelves for b in shelf.bins}
+        # None: no stock given yet, every slot full.
+        self._stock: dict[str, BinCounts | None] = {b: None for b in self._bins}
+        self._bin_boxes: dict[str, Boxes] = {}
         self._views: dict[str, _View] = {}
+        self._windows: dict[tuple[str, int, int, int, int], _Stream] = {}
         self._dynamic: _Dynamic | None = None
+        # Held items of the last frame drawn: (person, index, SKU) -> (stamp_ns, centre).
+        self._held_before: dict[tuple[Any, int, str], tuple[int, FloatArray]] = {}
+        self._held_stamp_ns: int | None = None
+        self.bin_redraws = 0        # bins redrawn in some stream since construction
+
+    def set_stock(self, stock: Mapping[str, Mapping[str, int]]) -> None:
+        """Set the units per SKU in bins (bin id -> SKU -> count); bins left out keep theirs.
+
+        Only the bins whose counts changed are redrawn, at the next render of each camera.
+        """
+        for bin_id, by_sku in stock.items():
+            spec = self._bins.get(bin_id)
+            if spec is None:
+                raise ValueError(f'stock names an unknown bin {bin_id!r}')
+            counts = tuple(int(by_sku.get(p.sku, 0)) for p in spec.products)
+            if counts != self._stock[bin_id]:
+                self._stock[bin_id] = counts
+                self._bin_boxes.pop(bin_id, None)
+
+    def _units(self, bin_id: str) -> Boxes:
+        boxes = self._bin_boxes.get(bin_id)
+        if boxes is None:
+            spec = self._bins[bin_id]
+            boxes = Boxes.of(bin_units(spec.t_map_shelf, spec.low, spec.high, spec.products,
+                                       self._stock[bin_id], self.config.seed, bin_id))
+            self._bin_boxes[bin_id] = boxes
+        return boxes
 
     def intrinsics(self, camera_id: str) -> tuple[Intrinsics, Intrinsics]:
         """Return the (depth, colour) intrinsics of a camera at the rendered scale."""
@@ -222,24 +284,61 @@ class Renderer:
         return scale_intrinsics(model.depth, scale), scale_intrinsics(model.color, scale)
 
     def render(self, camera_id: str, bodies: Sequence[Any], stamp_ns: int,
-               extra: Sequence[FloorTarget] = ()) -> tuple[np.ndarray, np.ndarray]:
+               extra: Sequence[FloorTarget] = (),
+               stock: Optional[Mapping[str, Mapping[str, int]]] = None
+               ) -> tuple[np.ndarray, np.ndarray]:
         """Render (depth uint16 HxW mm, colour uint8 HxWx3 rgb) of one camera.
 
         ``bodies`` are ``BodyState``s (person_id, joints, shirt/trousers/skin colours, held
-        items); ``extra`` holds floor targets.
+        items); ``extra`` holds floor targets; ``stock`` (bin id -> SKU -> units), when
+        given, is passed to ``set_stock`` first. Bins never given a stock are full.
         """
         for target in extra:
             if not isinstance(target, FloorTarget):
                 raise ValueError(f'extra may only hold FloorTarget, got {type(target).__name__}')
+        if stock is not None:
+            self.set_stock(stock)
         view = self._view(camera_id)
+        self._refresh_bins(view.depth)
+        self._refresh_bins(view.color)
         dynamic = self._dynamic_scene(bodies, stamp_ns)
         z_depth, rgb_depth = self._compose(view.depth, dynamic, extra)
-        z_color, rgb_color = self._compose(view.color, dynamic, extra)
+        z_color, rgb_color = self._compose(view.color, dynamic, extra, blur=True)
         entropy = [self.config.seed, view.key, int(stamp_ns) % (1 << 64)]
         rng = np.random.default_rng(np.random.SeedSequence(entropy))
         depth = self._depth_image(view, z_depth, rgb_depth, rng)
         colour = self._colour_image(view.color.grid, rgb_color, rng)
         return depth, colour
+
+    def render_colour_window(self, camera_id: str, bodies: Sequence[Any], stamp_ns: int,
+                             window: tuple[int, int, int, int]) -> np.ndarray:
+        """Render only the colour pixels in ``window`` (col0, row0, width, height), rgb8.
+
+        The rays are those of the same pixels of ``render`` (the scene, shelves with the
+        current stock, people and held items are the same; the sensor noise is drawn for
+        the window). For crops round a hand, at a fraction of a full frame's cost; the
+        backgrounds of the last few windows are kept.
+        """
+        col0, row0, width, height = (int(v) for v in window)
+        if width <= 0 or height <= 0:
+            raise ValueError(f'window must have a positive size, got {window}')
+        key = (camera_id, col0, row0, width, height)
+        stream = self._windows.pop(key, None)
+        if stream is None:
+            camera = self.store.camera(camera_id)
+            k = replace(self.intrinsics(camera_id)[1], width=width, height=height)
+            k = replace(k, cx=k.cx - col0, cy=k.cy - row0)
+            stream = self._background(make_ray_grid(k, camera.t_map_color))
+        else:
+            self._refresh_bins(stream)
+        self._windows[key] = stream
+        while len(self._windows) > WINDOW_CACHE_SIZE:
+            self._windows.pop(next(iter(self._windows)))
+        _, rgb = self._compose(stream, self._dynamic_scene(bodies, stamp_ns), (), blur=True)
+        entropy = [self.config.seed, zlib.crc32(camera_id.encode()), int(stamp_ns) % (1 << 64),
+                   col0 % (1 << 32), row0 % (1 << 32)]
+        rng = np.random.default_rng(np.random.SeedSequence(entropy))
+        return self._colour_image(stream.grid, rgb, rng)
 
     # Scene set-up ------------------------------------------------------------------------
 
@@ -255,7 +354,7 @@ class Renderer:
         return view
 
     def _background(self, grid: RayGrid) -> _Stream:
-        """Render the static store (floor, walls, shelves, products) for one stream."""
+        """Render the static store (floor, walls, shelves) for one stream; products follow."""
         n = grid.pixel_count
         t = intersect_plane(grid.origin, grid.directions, np.zeros(3), np.array([0.0, 0.0, 1.0]))
         z = t * grid.z_per_t
@@ -266,29 +365,114 @@ class Renderer:
         up = np.broadcast_to(np.array([0.0, 0.0, 1.0]), points.shape)
         rgb[floor] = shade(floor_rgb(points, self.store.size_m), up)
         _draw_boxes(grid, self._boxes, z, rgb)
-        return _Stream(grid, z, rgb.astype(np.float32))
+        rects = {}
+        for bin_id, spec in self._bins.items():
+            lo = np.asarray(spec.low) - BIN_MARGIN_M
+            hi = np.asarray(spec.high) + BIN_MARGIN_M
+            rect = box_rects(grid, spec.t_map_shelf.apply((lo + hi) / 2.0)[None, :],
+                             np.asarray(spec.t_map_shelf.rotation, dtype=np.float64)[None],
+                             ((hi - lo) / 2.0)[None, :])[0]
+            rects[bin_id] = (int(rect[0]), int(rect[1]), int(rect[2]), int(rect[3]))
+        base_rgb = rgb.astype(np.float32)
+        stream = _Stream(grid, z.copy(), base_rgb.copy(), z, base_rgb, rects,
+                         {b: None for b in self._bins})
+        # Every bin at once: nothing drawn yet, so no region needs clearing.
+        everything = Boxes.concatenate([self._units(b) for b in self._bins])
+        _draw_boxes(grid, everything, stream.z, stream.rgb)
+        stream.drawn = {b: self._stock[b] for b in self._bins}
+        return stream
+
+    def _refresh_bins(self, stream: _Stream) -> None:
+        """Redraw the bins whose stock changed since this stream last drew them.
+
+        A changed bin's pixel rectangle goes back to the product-free background, then the
+        units of every bin whose rectangle overlaps it are drawn clipped to it.
+        """
+        changed = [b for b, counts in stream.drawn.items() if counts != self._stock[b]]
+        for bin_id in changed:
+            stream.drawn[bin_id] = self._stock[bin_id]
+            c0, c1, r0, r1 = stream.bin_rects[bin_id]
+            if c1 <= c0 or r1 <= r0:
+                continue
+            self.bin_redraws += 1
+            _, pix = rect_pixels(np.array([[c0, c1, r0, r1]]), stream.grid.width)
+            stream.z[pix] = stream.base_z[pix]
+            stream.rgb[pix] = stream.base_rgb[pix]
+            near = [b for b, (d0, d1, e0, e1) in stream.bin_rects.items()
+                    if d0 < c1 and c0 < d1 and e0 < r1 and r0 < e1]
+            _draw_boxes(stream.grid, Boxes.concatenate([self._units(b) for b in near]),
+                        stream.z, stream.rgb, clip=(c0, c1, r0, r1))
 
     def _dynamic_scene(self, bodies: Sequence[Any], stamp_ns: int) -> _Dynamic:
-        """Build capsules and held-item boxes of everyone, reused by the cameras of a tick."""
+        """Build capsules and held-item solids of everyone, reused by the cameras of a tick.
+
+        How far an item in a hand travels during the colour exposure comes from where it
+        was in the frame drawn before (at most ``BLUR_HISTORY_S`` earlier): frames rendered
+        in time order, as a recording does, get the same blur for a seed; a frame alone
+        gets none. Items in the basket are drawn sharp.
+        """
         bodies = tuple(bodies)
-        key = (int(stamp_ns),) + tuple(id(b) for b in bodies)
+        stamp_ns = int(stamp_ns)
+        key = (stamp_ns,) + tuple(id(b) for b in bodies)
         if self._dynamic is not None and self._dynamic.key == key:
             return self._dynamic
         capsules = Capsules.concatenate([body_capsules(b) for b in bodies])
-        boxes = Boxes.of([held_item_box(self.store.product(item.sku).appearance, item.position)
-                          for b in bodies for item in b.held])
-        self._dynamic = _Dynamic(key, bodies, capsules, boxes)
+        solids, keys, in_hand_flags = [], [], []
+        for b in bodies:
+            for index, item in enumerate(b.held):
+                in_hand_flags.append(item.hand != 'basket')
+                solids.append(held_item_solid(self.store.product(item.sku).appearance, b,
+                                              index, self.config.seed, stamp_ns))
+                keys.append((b.person_id, index, item.sku))
+        boxes = Boxes.of(solids)
+        smear = np.zeros((len(solids), 3))
+        for k, (item_key, solid) in enumerate(zip(keys, solids, strict=True)):
+            before = self._held_before.get(item_key)
+            recent = before is not None and 0 < stamp_ns - before[0] <= BLUR_HISTORY_S * 1e9
+            if in_hand_flags[k] and before is not None and recent:
+                speed = (solid.center - before[1]) / ((stamp_ns - before[0]) * 1e-9)
+                smear[k] = speed * COLOUR_EXPOSURE_S
+        if self._held_stamp_ns is None or stamp_ns > self._held_stamp_ns:
+            self._held_before = {item_key: (stamp_ns, solid.center)
+                                 for item_key, solid in zip(keys, solids, strict=True)}
+            self._held_stamp_ns = stamp_ns
+        moving = np.linalg.norm(smear, axis=1).max(initial=0.0) > MIN_SMEAR_M
+        self._dynamic = _Dynamic(key, bodies, capsules, boxes, smear if moving else None)
         return self._dynamic
 
-    def _compose(self, stream: _Stream, dynamic: _Dynamic,
-                 targets: Sequence[FloorTarget]) -> tuple[FloatArray, FloatArray]:
-        """Draw targets, people and held items over the background, nearest surface wins."""
+    def _compose(self, stream: _Stream, dynamic: _Dynamic, targets: Sequence[FloorTarget],
+                 blur: bool = False) -> tuple[FloatArray, FloatArray]:
+        """Draw targets, people and held items over the background, nearest surface wins.
+
+        With ``blur`` (the colour stream), items in a moving hand are drawn at
+        ``BLUR_SAMPLES`` points of their travel during the exposure and averaged: a mild
+        motion blur. Depth keeps the mid-exposure position.
+        """
         z = stream.z.copy()
         rgb = stream.rgb.astype(np.float64)
         for target in targets:
             _draw_target(stream.grid, target, z, rgb)
         _draw_capsules(stream.grid, dynamic.capsules, z, rgb)
-        _draw_boxes(stream.grid, dynamic.boxes, z, rgb)
+        if not blur or dynamic.smear is None:
+            _draw_boxes(stream.grid, dynamic.boxes, z, rgb)
+            return z, rgb
+        # Only the pixels the items can reach change: keep what is under them there.
+        grid = stream.grid
+        samples = [replace(dynamic.boxes, center=dynamic.boxes.center + f * dynamic.smear)
+                   for f in np.linspace(-0.5, 0.5, BLUR_SAMPLES)]
+        reach = np.unique(np.concatenate([
+            rect_pixels(box_rects(grid, b.center, b.rotation, b.half), grid.width)[1]
+            for b in samples]))
+        z_under, rgb_under = z[reach], rgb[reach]
+        total = np.zeros_like(rgb_under)
+        z_mid = z_under
+        for index, shifted in enumerate(samples):
+            z[reach], rgb[reach] = z_under, rgb_under
+            _draw_boxes(grid, shifted, z, rgb)
+            total += rgb[reach]
+            if 2 * index == BLUR_SAMPLES - 1:
+                z_mid = z[reach]
+        z[reach], rgb[reach] = z_mid, total / BLUR_SAMPLES
         return z, rgb
 
     # Sensor models -----------------------------------------------------------------------
@@ -351,15 +535,26 @@ class Renderer:
         return np.rint(np.clip(image, 0.0, 255.0)).astype(np.uint8)
 
 
-def _draw_boxes(grid: RayGrid, boxes: Boxes, z: FloatArray, rgb: FloatArray) -> None:
-    """Z-buffer a batch of oriented boxes into (z, rgb) in place, in one vectorised pass."""
+def _draw_boxes(grid: RayGrid, boxes: Boxes, z: FloatArray, rgb: NDArray[np.floating[Any]],
+                clip: tuple[int, int, int, int] | None = None) -> None:
+    """Z-buffer a batch of oriented solids into (z, rgb) in place, in one vectorised pass.
+
+    ``clip`` (col0, col1, row0, row1, end-exclusive) limits drawing to a pixel rectangle.
+    """
     if len(boxes) == 0:
         return
     rects = box_rects(grid, boxes.center, boxes.rotation, boxes.half)
+    if clip is not None:
+        rects[:, 0] = np.maximum(rects[:, 0], clip[0])
+        rects[:, 1] = np.minimum(rects[:, 1], clip[1])
+        rects[:, 2] = np.maximum(rects[:, 2], clip[2])
+        rects[:, 3] = np.minimum(rects[:, 3], clip[3])
+        rects[(rects[:, 1] <= rects[:, 0]) | (rects[:, 3] <= rects[:, 2])] = 0
     owner, pix = rect_pixels(rects, grid.width)
     if len(pix) == 0:
         return
-    hits = intersect_boxes(grid, boxes.center, boxes.rotation, boxes.half, owner, pix)
+    hits = intersect_solids(grid, boxes.center, boxes.rotation, boxes.half, boxes.solid,
+                            owner, pix)
     depth = hits.t * grid.z_per_t[pix]
     closer = np.nonzero(depth < z[pix])[0]
     if len(closer) == 0:

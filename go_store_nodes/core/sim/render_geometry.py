@@ -318,3 +318,75 @@ def intersect_plane(origin: FloatArray, directions: FloatArray, point: FloatArra
         t = float(np.dot(point - origin, normal)) / denom
     t[~(t > 0.0) | ~np.isfinite(t)] = np.inf
     return np.asarray(t, dtype=np.float64)
+
+
+# Solid kinds drawn inside an oriented box (its half extents scale a unit primitive).
+SOLID_BOX = 0
+SOLID_CYLINDER = 1      # axis along box z, elliptic when half x != half y
+SOLID_ELLIPSOID = 2
+
+
+def intersect_solids(grid: RayGrid, centers: FloatArray, rotations: FloatArray,
+                     half: FloatArray, kind: IntArray, owner: IntArray,
+                     pix: IntArray) -> BoxHits:
+    """Intersect pixel rays with boxes, vertical-in-frame cylinders and ellipsoids.
+
+    Each solid is inscribed in its oriented box; ``kind`` (``SOLID_*`` per solid) picks
+    the primitive. In the box frame scaled by the half extents every solid is a unit one
+    (cube, cylinder |xy| <= 1 and |z| <= 1, sphere), so the distance along the ray is the
+    same as in map. ``axis`` is 2 on cylinder caps and ellipsoid points facing +-z by more
+    than 45 degrees, 0 elsewhere on the round solids.
+    """
+    hits = intersect_boxes(grid, centers, rotations, half, owner, pix)
+    round_ = np.nonzero((kind[owner] != SOLID_BOX) & np.isfinite(hits.t))[0]
+    if len(round_) == 0:
+        return hits
+    who = owner[round_]
+    r = rotations[who]
+    o_box = np.einsum('nj,nji->ni', grid.origin - centers[who], r)
+    p = pix[round_]
+    d = np.stack([grid.dx[p] * r[:, 0, i] + grid.dy[p] * r[:, 1, i] + grid.dz[p] * r[:, 2, i]
+                  for i in range(3)], axis=1).astype(np.float64)
+    h = half[who]
+    os_, ds = o_box / h, d / h
+    t = np.full(len(round_), np.inf)
+    n_s = np.zeros((len(round_), 3))
+    cyl = kind[who] == SOLID_CYLINDER
+    with np.errstate(divide='ignore', invalid='ignore', over='ignore'):
+        # Cylinder side, then the cap facing the ray.
+        a = ds[:, 0] ** 2 + ds[:, 1] ** 2
+        b = os_[:, 0] * ds[:, 0] + os_[:, 1] * ds[:, 1]
+        c = os_[:, 0] ** 2 + os_[:, 1] ** 2 - 1.0
+        disc = b * b - a * c
+        t_side = (-b - np.sqrt(np.maximum(disc, 0.0))) / a
+        z_side = os_[:, 2] + t_side * ds[:, 2]
+        side = cyl & (disc >= 0.0) & (a > 1e-12) & (np.abs(z_side) <= 1.0) & (t_side > 0.0)
+        cap_sign = -np.sign(ds[:, 2])
+        t_cap = (cap_sign - os_[:, 2]) / ds[:, 2]
+        xc = os_[:, 0] + t_cap * ds[:, 0]
+        yc = os_[:, 1] + t_cap * ds[:, 1]
+        cap = cyl & ~side & (xc * xc + yc * yc <= 1.0) & (t_cap > 0.0)
+        t = np.where(side, t_side, np.where(cap, t_cap, t))
+        # Ellipsoid.
+        ell = kind[who] == SOLID_ELLIPSOID
+        a3 = np.einsum('ij,ij->i', ds, ds)
+        b3 = np.einsum('ij,ij->i', os_, ds)
+        c3 = np.einsum('ij,ij->i', os_, os_) - 1.0
+        disc3 = b3 * b3 - a3 * c3
+        t_ell = (-b3 - np.sqrt(np.maximum(disc3, 0.0))) / a3
+        on_ell = ell & (disc3 >= 0.0) & (t_ell > 0.0)
+        t = np.where(on_ell, t_ell, t)
+    at = os_ + ds * np.where(np.isfinite(t), t, 0.0)[:, None]
+    n_s[side, 0:2] = at[side, 0:2]
+    n_s[cap, 2] = cap_sign[cap]
+    n_s[on_ell] = at[on_ell]
+    n_local = n_s / h
+    n_local /= np.maximum(np.linalg.norm(n_local, axis=1, keepdims=True), 1e-12)
+    axis = np.where(cap | (on_ell & (np.abs(n_local[:, 2]) > 0.7071)), 2, 0)
+    t_all, local, axis_all, normal = hits.t.copy(), hits.local.copy(), hits.axis.copy(), \
+        hits.normal.copy()
+    t_all[round_] = t
+    local[round_] = at * h
+    axis_all[round_] = axis
+    normal[round_] = np.einsum('nij,nj->ni', r, n_local)
+    return BoxHits(t_all, local, axis_all, normal)

@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 
 BEHAVIOURS = ('group_entry', 'return_same_bin', 'return_other_bin', 'hand_off',
-              'shared_reach', 'tangled', 'restock', 'tailgating')
+              'shared_reach', 'tangled', 'restock', 'touch_no_pick', 'tailgating')
 """The hard behaviours a scenario can switch on (``occlusion`` is always geometric)."""
 
 
@@ -74,11 +74,15 @@ class AssociateConfig:
     """Store staff: enter by the staff gate, restock, never have a receipt."""
 
     count: int = 0
+    uniform_rgb: tuple[int, int, int] = (30, 110, 70)    # the staff top, sRGB 0..255
 
     def __post_init__(self) -> None:
         """Validate the config."""
         if self.count < 0:
             raise ValueError(f'associates.count: must be >= 0, got {self.count}')
+        if len(self.uniform_rgb) != 3 or not all(0 <= c <= 255 for c in self.uniform_rgb):
+            raise ValueError('associates.uniform_rgb: must be three integers in 0..255, '
+                             f'got {list(self.uniform_rgb)}')
 
 
 @dataclass(frozen=True)
@@ -92,6 +96,7 @@ class BehaviourConfig:
     shared_reach: float = 0.0
     tangled: float = 0.0
     restock: float = 0.0
+    touch_no_pick: float = 0.0
     tailgating: float = 0.0
     occlusion: bool = True
 
@@ -234,6 +239,10 @@ def _section(kind: type, data: Any, where: str) -> Any:
             if not isinstance(value, bool):
                 raise ValueError(f'{name}: must be true or false, got {value!r}')
             values[key] = value
+        elif isinstance(default, tuple) and len(default) == 3:
+            if not isinstance(value, list) or len(value) != 3:
+                raise ValueError(f'{name}: must be a list of three numbers, got {value!r}')
+            values[key] = tuple(_number(v, name, True) for v in value)
         elif isinstance(default, tuple):
             if not isinstance(value, list) or len(value) != 2:
                 raise ValueError(f'{name}: must be a list [min, max], got {value!r}')

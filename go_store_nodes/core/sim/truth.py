@@ -71,6 +71,28 @@ class TruthEvent:
 
 
 @dataclass(frozen=True)
+class TruthTouch:
+    """A hand in a bin that takes nothing: a press, or a unit lifted and put straight back.
+
+    Never a pick or return (no receipt line, no shelf or cart event is expected), so it is
+    kept apart from ``events``. ``start_ns``/``end_ns`` bound the hand's contact with the
+    bin, ``stamp_ns`` is its middle; ``lifted_grams`` is the true weight of the unit lifted
+    off the plate and put back (0 for a press only). The settled weight does not change.
+    """
+
+    touch_id: str
+    stamp_ns: int
+    start_ns: int
+    end_ns: int
+    person_id: int
+    account_id: Optional[str]
+    sku: str
+    bin_id: str
+    shelf_id: str
+    lifted_grams: float
+
+
+@dataclass(frozen=True)
 class TruthCheckIn:
     """One QR scan at a gate, and the people who came in on it.
 
@@ -131,6 +153,7 @@ class Truth:
     behaviour_counts: dict[str, int] = field(default_factory=dict)
     episodes: tuple[TruthEpisode, ...] = ()
     sensor_counts: dict[str, int] = field(default_factory=dict)
+    touches: tuple[TruthTouch, ...] = ()
     format: int = TRUTH_FORMAT
 
     def to_dict(self) -> dict[str, Any]:
@@ -154,6 +177,7 @@ class Truth:
             'episodes': [dict(asdict(e), person_ids=list(e.person_ids))
                          for e in self.episodes],
             'sensor_counts': dict(self.sensor_counts),
+            'touches': [asdict(t) for t in self.touches],
         }
         return document
 
@@ -195,7 +219,8 @@ class Truth:
                 episodes=tuple(TruthEpisode(**dict(e, person_ids=tuple(e['person_ids'])))
                                for e in document.get('episodes', ())),
                 sensor_counts={str(k): int(v)
-                               for k, v in document.get('sensor_counts', {}).items()})
+                               for k, v in document.get('sensor_counts', {}).items()},
+                touches=tuple(TruthTouch(**t) for t in document.get('touches', ())))
         except (KeyError, TypeError) as error:
             raise ValueError(f'malformed truth document: {error!r}') from None
 

@@ -26,14 +26,14 @@ from dataclasses import dataclass, field
 import heapq
 import math
 import pathlib
-from typing import Any, Iterator, Optional, Sequence
+from typing import Any, Iterator, Mapping, Optional, Sequence
 
 import numpy as np
 from numpy.typing import NDArray
 
 from ..ledger.tokens import load_private_key, TokenIssuer
 from ..store import Bin, Gate, Shelf, StoreDescription
-from .loadcells import LoadCellArray, LoadCellBatchData, LoadCellConfig
+from .loadcells import draw_unit_weights, LoadCellArray, LoadCellBatchData, LoadCellConfig
 from .people import (
     basket_position,
     BodyState,
@@ -56,6 +56,7 @@ from .truth import (
     TruthFrame,
     TruthFramePerson,
     TruthPerson,
+    TruthTouch,
 )
 
 STEP_HZ = 60
@@ -98,6 +99,8 @@ DOOR_HALF_WIDTH_M = 0.5       # doors in the store wall at the entry and exit ga
 OUTSIDE_START_M = (2.5, 3.5)  # shoppers start this far outside the entry door
 OUTSIDE_END_M = 2.5           # and disappear this far outside the exit door
 TOKEN_TTL_NS = 120 * 10 ** 9
+TOUCH_LIFT_PROBABILITY = 0.6  # a touch lifts a unit and puts it back; otherwise a press only
+TOUCH_LEAVE_PROBABILITY = 0.4  # after a touch the shopper leaves the item and walks on
 DEFAULT_KEY = pathlib.Path('demo_keys') / 'store_app_private.pem'
 
 
@@ -121,6 +124,9 @@ class Tick:
     load_cells: tuple[LoadCellBatchData, ...]
     check_ins: tuple[CheckInData, ...]
     step: int = 0
+    # Units per SKU in every bin (bin id -> SKU -> count) after this step's events; set on
+    # camera frames only (None otherwise), for the renderer's shelves.
+    stock: Optional[Mapping[str, Mapping[str, int]]] = None
 
 
 def stamp_of_step(start_ns: int, step: int) -> int:
@@ -816,7 +822,10 @@ class _Sync:
 
 
 class _Reach(_Action):
-    """Reach into a bin: pick, return or restock (the hand goes into the bin box)."""
+    """Reach into a bin: pick, return, restock or touch (the hand goes into the bin box).
+
+    A touch takes nothing: the hand presses, or lifts a unit and puts it straight back.
+    """
 
     def __init__(self, kind: str, spot: _ReachSpot, sku: str, quantity: int,
                  behaviours: Sequence[str] = (), sync: Optional[_Sync] = None,
@@ -837,6 +846,8 @@ class _Reach(_Action):
         self.event: Optional[dict[str, Any]] = None
         self.waited = 0
         self.walks = 0
+        self.held_steps: Optional[tuple[int, int]] = None   # a touch's lifted unit in hand
+        self.holding = False
 
     def start(self, sim: Simulation, agent: _Agent) -> bool:
         if float(np.linalg.norm(agent.pos - self.spot.stand)) > 0.03:
@@ -856,8 +867,12 @@ class _Reach(_Action):
 
     def _go(self, sim: Simulation, agent: _Agent, k0: int) -> None:
         self.k0 = k0
-        seconds = agent.rng.uniform(3.0, 4.5) if self.kind == 'restock' else \
-            agent.rng.uniform(1.5, 2.4)
+        if self.kind == 'restock':
+            seconds = agent.rng.uniform(3.0, 4.5)
+        elif self.kind == 'touch':
+            seconds = agent.rng.uniform(2.5, 4.0)    # contact 1.0-1.6 s: lift, look, put back
+        else:
+            seconds = agent.rng.uniform(1.5, 2.4)
         self.steps = int(round(seconds * STEP_HZ))
         self.state = 'go'
         if self.k0 + self.steps >= sim.total_steps:
@@ -901,6 +916,14 @@ class _Reach(_Action):
         agent.amounts[side] = amount
         agent.crouch = self.spot.crouch * amount
         agent.lean = self.spot.lean * amount
+        if self.held_steps is not None:
+            holding = self.held_steps[0] <= sim.step < self.held_steps[1]
+            if holding != self.holding:
+                if holding:
+                    agent.hand_items[side].append(self.sku)
+                elif self.sku in agent.hand_items[side]:
+                    agent.hand_items[side].remove(self.sku)
+                self.holding = holding
         if fraction >= 1.0:
             agent.reset_arms()
             for _ in range(len(agent.hand_items[side])):
@@ -1206,8 +1229,10 @@ class _ShopItem(_Action):
                 agent.queue.popleft()
             return False
         sync = sim.maybe_shared_reach(agent, spot)
-        agent.queue.appendleft(_Reach('pick', spot, self.sku, self.quantity, sync=sync,
-                                      decide_after=sync is None))
+        pick = _Reach('pick', spot, self.sku, self.quantity, sync=sync,
+                      decide_after=sync is None)
+        for action in reversed(sim.with_touch(spot, pick)):
+            agent.queue.appendleft(action)
         agent.queue.appendleft(_Dwell(int(dwell_s * STEP_HZ), spot.heading))
         agent.queue.appendleft(_Walk(spot.stand))
         return False
@@ -1329,6 +1354,18 @@ class Simulation:
             for sku in bin_.skus:
                 unit = self.store.product(sku).unit_weight_g
                 self.stock[bin_id][sku] = min(int(stock_rng.integers(8, 16)), int(cap // unit))
+        # Every physical unit has its own weight (bin -> SKU -> grams, the front unit
+        # first): picks take the front unit, returns put the same unit back at the front,
+        # restocks add new units at the back.
+        self.unit_rng = self._rng(6)
+        self.units: dict[str, dict[str, list[float]]] = {
+            bin_id: {sku: draw_unit_weights(
+                self.unit_rng, self.store.product(sku).unit_weight_g,
+                self.store.product(sku).weight_tolerance_g, count)
+                for sku, count in counts.items()}
+            for bin_id, counts in self.stock.items()}
+        self.touch_rng = self._rng(7)
+        self.touches: list[dict[str, Any]] = []
         sensors = scenario.sensors
         self.loadcells = LoadCellArray(
             [(s.shelf_id, [b.bin_id for b in s.bins]) for s in self.store.shelves],
@@ -1406,7 +1443,9 @@ class Simulation:
         spawn = self.gate_point(gate, rng)
         centre = np.array(self.store.size_m) / 2.0
         heading = math.atan2(centre[1] - spawn[1], centre[0] - spawn[0])
-        agent = _Agent(pid, role, sample_physique(rng), rng, party, step, spawn, heading)
+        uniform = self.scenario.associates.uniform_rgb if role == 'associate' else None
+        agent = _Agent(pid, role, sample_physique(rng, uniform), rng, party, step, spawn,
+                       heading)
         agent.tangle_planned = role == 'shopper' and \
             rng.random() < self.scenario.behaviours.tangled
         self.agents.append(agent)
@@ -1478,9 +1517,8 @@ class Simulation:
         return self.geometry.random_free_point(agent.rng, centre, (0.3, 1.5))
 
     def bin_load_g(self, bin_id: str) -> float:
-        """Weight of the items in a bin (g), without the tare."""
-        return sum(self.store.product(sku).unit_weight_g * count
-                   for sku, count in self.stock[bin_id].items())
+        """Weight of the units in a bin (g), without the tare (reaches scheduled included)."""
+        return float(sum(sum(weights) for weights in self.units[bin_id].values()))
 
     def reach_spot(self, agent: _Agent, bin_: Bin, avoid_x: Optional[float] = None
                    ) -> Optional[_ReachSpot]:
@@ -1790,6 +1828,22 @@ class Simulation:
             return sync
         return None
 
+    def with_touch(self, spot: _ReachSpot, pick: _Reach) -> list[_Action]:
+        """Return the reaches of one list line: with probability ``touch_no_pick`` a touch first.
+
+        After the touch (a press, or a unit lifted and put back) and a short pause the
+        shopper picks, or leaves the item and walks on. Shared reaches are never touched.
+        """
+        rate = self.scenario.behaviours.touch_no_pick
+        if pick.sync is not None or rate <= 0.0 or self.touch_rng.random() >= rate:
+            return [pick]
+        actions: list[_Action] = [
+            _Reach('touch', spot, pick.sku, 1, ['touch_no_pick']),
+            _Dwell(int(self.touch_rng.uniform(0.5, 2.0) * STEP_HZ), spot.heading)]
+        if self.touch_rng.random() >= TOUCH_LEAVE_PROBABILITY:
+            actions.append(pick)
+        return actions
+
     def after_pick(self, agent: _Agent, reach: _Reach) -> None:
         """Decide what happens to a picked item: keep, put back, misplace or hand off."""
         behaviours = self.scenario.behaviours
@@ -1864,16 +1918,21 @@ class Simulation:
     # ----------------------------------------------------------------- records
 
     def schedule_reach(self, agent: _Agent, reach: _Reach) -> Optional[dict[str, Any]]:
-        """Fix a reach's timing: stock, load-cell changes and presses, the truth event."""
+        """Fix a reach's timing: units, load-cell changes and presses, the truth record.
+
+        Units move between bins and hands here (``units``); the stock counts follow at
+        the event's step (``_apply_events``). Each weight change ramps over a drawn time
+        centred on the event's step, inside the hand's contact with the bin.
+        """
         bin_id = reach.spot.bin.bin_id
         shelf_id = reach.spot.shelf.shelf_id
-        stock = self.stock[bin_id]
+        units = self.units[bin_id]
         sku, quantity = reach.sku, reach.quantity
-        if reach.kind == 'pick':
-            if stock.get(sku, 0) < quantity:
-                available = [s for s in reach.spot.bin.skus if stock.get(s, 0) >= quantity]
+        if reach.kind in ('pick', 'touch'):
+            if len(units.get(sku, ())) < quantity:
+                available = [s for s in reach.spot.bin.skus if len(units.get(s, ())) >= quantity]
                 if not available:
-                    available = [s for s in reach.spot.bin.skus if stock.get(s, 0) >= 1]
+                    available = [s for s in reach.spot.bin.skus if units.get(s)]
                     quantity = 1
                 if not available:
                     return None
@@ -1882,20 +1941,34 @@ class Simulation:
         elif reach.kind == 'return':
             if sku not in agent.basket:
                 return None
-        unit = self.store.product(sku).unit_weight_g
         sign = -1.0 if reach.kind == 'pick' else 1.0
         k0, steps = reach.k0, reach.steps
         touch_start = k0 + int(0.3 * steps)
         touch_end = k0 + int(0.7 * steps)
+        contact = touch_end - touch_start
         k_event = k0 + steps // 2
-        self.loadcells.press(bin_id, touch_start, touch_end - touch_start)
-        if reach.kind == 'restock':
-            for unit_index in range(quantity):
-                k = touch_start + int((unit_index + 0.5) * (touch_end - touch_start)
-                                      / quantity)
-                self.loadcells.change(bin_id, k, unit)
+        if reach.kind == 'touch':
+            return self._schedule_touch(agent, reach, touch_start, touch_end)
+        self.loadcells.press(bin_id, touch_start, contact)
+        if reach.kind == 'pick':
+            moved = [units[sku].pop(0) for _ in range(quantity)]
+        elif reach.kind == 'return':
+            picked = reach.pick_event['_units'] if reach.pick_event is not None else None
+            moved = list(picked) if picked is not None and len(picked) == quantity else \
+                self._new_units(sku, quantity)
+            units[sku] = moved + units.get(sku, [])
         else:
-            self.loadcells.change(bin_id, k_event, sign * unit * quantity)
+            moved = self._new_units(sku, quantity)
+            units.setdefault(sku, []).extend(moved)
+        if reach.kind == 'restock':
+            spacing = contact / quantity
+            for unit_index, weight in enumerate(moved):
+                k = touch_start + int((unit_index + 0.5) * spacing)
+                ramp = self.loadcells.ramp_steps(max(1, int(spacing) - 1))
+                self.loadcells.change(bin_id, k - ramp // 2, weight, ramp)
+        else:
+            ramp = self.loadcells.ramp_steps(contact - 2)
+            self.loadcells.change(bin_id, k_event - ramp // 2, sign * sum(moved), ramp)
         behaviours = list(reach.behaviours)
         if reach.pick_event is not None:
             for tag in reach.pick_event['behaviours']:
@@ -1907,9 +1980,9 @@ class Simulation:
             'person_id': agent.pid, 'to_person_id': None,
             'account_id': agent.account_id if agent.role == 'shopper' else None,
             'sku': sku, 'quantity': quantity, 'bin_id': bin_id, 'shelf_id': shelf_id,
-            'delta_grams': round(sign * unit * quantity, 3), 'behaviours': behaviours,
+            'delta_grams': round(sign * sum(moved), 3), 'behaviours': behaviours,
             '_step': k_event, '_agent': agent, '_reach': reach, '_done': False,
-            '_touch': (touch_start, touch_end), '_pick': reach.pick_event}
+            '_touch': (touch_start, touch_end), '_pick': reach.pick_event, '_units': moved}
         self.events.append(event)
         if reach.sync is not None:
             reach.sync.windows[agent.pid] = (touch_start, touch_end)
@@ -1919,6 +1992,33 @@ class Simulation:
         elif reach.kind == 'restock':
             agent.hand_items[reach.spot.side].extend([sku] * quantity)
         return event
+
+    def _new_units(self, sku: str, quantity: int) -> list[float]:
+        """Weights (g) of new units of a SKU, within the catalog tolerance."""
+        product = self.store.product(sku)
+        return draw_unit_weights(self.unit_rng, product.unit_weight_g,
+                                 product.weight_tolerance_g, quantity)
+
+    def _schedule_touch(self, agent: _Agent, reach: _Reach, touch_start: int,
+                        touch_end: int) -> dict[str, Any]:
+        """Record a touch that takes nothing: a press, or the front unit lifted and put back."""
+        bin_id = reach.spot.bin.bin_id
+        lifted = 0.0
+        if self.touch_rng.random() < TOUCH_LIFT_PROBABILITY:
+            lifted = self.units[bin_id][reach.sku][0]
+            reach.held_steps = self.loadcells.lift(bin_id, touch_start, touch_end - touch_start,
+                                                   lifted)
+        else:
+            self.loadcells.press(bin_id, touch_start, touch_end - touch_start)
+        touch = {
+            'stamp_ns': self.stamp((touch_start + touch_end) // 2),
+            'start_ns': self.stamp(touch_start), 'end_ns': self.stamp(touch_end),
+            'person_id': agent.pid,
+            'account_id': agent.account_id if agent.role == 'shopper' else None,
+            'sku': reach.sku, 'bin_id': bin_id, 'shelf_id': reach.spot.shelf.shelf_id,
+            'lifted_grams': round(lifted, 3)}
+        self.touches.append(touch)
+        return touch
 
     def _apply_events(self) -> None:
         """Move stock and items at the steps the reaches scheduled."""
@@ -2018,7 +2118,8 @@ class Simulation:
                                                       agent.crouch, index), 'basket'))
         return BodyState(agent.pid, joints, physique.shirt_rgb, physique.trousers_rgb,
                          physique.skin_rgb, tuple(held), agent.heading, agent.role,
-                         physique.shoulder_width_m)
+                         physique.shoulder_width_m, physique.hair_rgb, physique.hat_rgb,
+                         physique.bag, physique.bag_rgb)
 
     def _check_ins(self) -> list[CheckInData]:
         data = []
@@ -2074,8 +2175,10 @@ class Simulation:
             bodies = tuple(self._body(a) for a in self.agents if a.present)
             if camera_frame:
                 self._record_frame(step, bodies)
+            stock = {b: dict(units) for b, units in self.stock.items()} if camera_frame \
+                else None
             yield Tick(self.stamp(step), bodies, camera_frame, dropped, tuple(batches),
-                       tuple(check_ins), step)
+                       tuple(check_ins), step, stock)
         self.sensor_counts['load_cell_spikes'] = self.loadcells.spike_count
         self.truth = self._finish_truth()
 
@@ -2115,7 +2218,11 @@ class Simulation:
                     'shared_reach', self.stamp(min(starts)), self.stamp(max(ends)),
                     tuple(a.pid for a in sync.participants)))
         episodes = tuple(sorted(self.episodes, key=lambda e: (e.start_ns, e.behaviour)))
+        touches = tuple(
+            TruthTouch(touch_id=f't{index:04d}', **touch) for index, touch in enumerate(
+                sorted(self.touches, key=lambda t: (t['stamp_ns'], t['person_id'])), start=1))
         counts = {name: 0 for name in BEHAVIOURS}
+        counts['touch_no_pick'] = len(touches)
         for episode in episodes:
             counts[episode.behaviour] += 1
         for truth_event in truth_events:
@@ -2144,4 +2251,5 @@ class Simulation:
             frame_period_ns=int(round(1e9 / self.scenario.render.camera_fps)),
             people=people, frames=tuple(self.frames), events=tuple(truth_events),
             check_ins=check_ins, receipts=receipts,
-            behaviour_counts=counts, episodes=episodes, sensor_counts=dict(self.sensor_counts))
+            behaviour_counts=counts, episodes=episodes, sensor_counts=dict(self.sensor_counts),
+            touches=touches)

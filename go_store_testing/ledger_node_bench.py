@@ -2,21 +2,27 @@
 
 Test and benchmark tooling, not part of the running store. ``LedgerNodes`` starts the
 nodes in their own processes (and kills / restarts them); ``FeedPlayer`` is a plain rclpy
-node in its own context that publishes a ``TruthFeed`` (go_store_nodes.core.ledger
-.truth_feed: ground truth turned into check-ins, track snapshots and cart events, a TEST
-HARNESS that is never a perception output) as fast as the nodes acknowledge it, and
-records what comes back. No fixed sleeps: it waits on matching and on answers.
+node in its own context that publishes a ``TruthFeed`` (go_store_testing.truth_feed:
+ground truth turned into check-ins, track snapshots and cart events, a TEST HARNESS that
+is never a perception output) as fast as the nodes acknowledge it, and records what comes
+back. No fixed sleeps: it waits on matching and on answers.
 
-Acknowledgements: a check-in by its CheckInResult, an entry snapshot by Visit STARTED
-with every member's track, an exit by Visit ENDED, cart events by ``ledger/get_cart``
-showing the cart they imply (the events of one subscription are applied in order, so the
-cart of the last event's visit is enough when they all go to it).
+Time: the nodes run on wall time and judge every input by their own clock, so the player
+stamps what it publishes with the wall clock at publication (the feed's order is kept,
+its spacing is not) and signs each check-in token when it scans, with the demo key the
+test nodes trust, as the app server would.
+
+Acknowledgements come from the nodes themselves: a check-in by its CheckInResult (the
+same scan re-sent every 2 s until answered: a restarted gate gives a retried scan its
+visit), an entry snapshot by Visit STARTED with every member's track, an exit by Visit
+ENDED, a cart event by its ``cart/event_acks`` message (sent once committed, also for a
+duplicate); unacknowledged events are re-sent every ``retransmit_s``.
 
 Benchmarks (figures are printed, not checked)::
 
-    python -m go_store_nodes.ros.ledger_node_bench throughput --url sqlite --events 2000
-    python -m go_store_nodes.ros.ledger_node_bench latency --url sqlite --runs 5
-    bash tools/with_postgres.sh sh -c 'python -m go_store_nodes.ros.ledger_node_bench
+    python -m go_store_testing.ledger_node_bench throughput --url sqlite --events 2000
+    python -m go_store_testing.ledger_node_bench latency --url sqlite --runs 5
+    bash tools/with_postgres.sh sh -c 'python -m go_store_testing.ledger_node_bench
         throughput --url "$GO_STORE_TEST_POSTGRES_URL"'   # (one line)
 
 ``--url sqlite`` uses a fresh SQLite file per run in a temporary folder; a PostgreSQL URL
@@ -39,7 +45,7 @@ import time
 from typing import Callable, Iterator, Optional, Sequence
 import uuid
 
-from diagnostic_msgs.msg import DiagnosticArray
+from diagnostic_msgs.msg import DiagnosticArray, KeyValue
 from go_store.msg import CartEvent, CheckIn, CheckInResult, Receipt, Track, TrackArray, Visit
 from go_store.srv import GetCart
 import rclpy
@@ -50,9 +56,16 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from std_msgs.msg import Header
 
-from ..core.ledger import Ledger, LedgerConfig
-from ..core.ledger.ledger import normalise_url
-from ..core.ledger.truth_feed import (
+from go_store_nodes.core.ledger import Ledger, LedgerConfig, TokenIssuer
+from go_store_nodes.core.ledger.ledger import normalise_url
+from go_store_nodes.core.ledger.tokens import load_private_key
+from go_store_nodes.core.store import load_store_description
+from go_store_nodes.nodes.cart_ledger import ACKS_QOS, DURABLE_QOS, EVENTS_QOS
+from go_store_nodes.nodes.gate import CHECK_IN_QOS, RELIABLE_QOS, VISITS_QOS
+from go_store_nodes.ros.ledger_conversions import ns_to_stamp
+from go_store_nodes.ros.share import share_dir
+
+from .truth_feed import (
     cart_after,
     FeedCartEvent,
     FeedCheckIn,
@@ -61,17 +74,13 @@ from ..core.ledger.truth_feed import (
     simulate_feed,
     TruthFeed,
 )
-from ..core.store import load_store_description
-from ..nodes.cart_ledger import DURABLE_QOS, EVENTS_QOS
-from ..nodes.gate import CHECK_IN_QOS, RELIABLE_QOS, VISITS_QOS
-from .ledger_conversions import ns_to_stamp
-from .share import share_dir
 
 NODES = ('gate', 'cart_ledger')
 DEFAULT_TIMEOUT_S = 30.0
-# Cart events in flight before the player waits for them: well below the depth (100) of
-# the cart_ledger's subscription, so that a slow ledger never loses one to KEEP_LAST.
+# Cart events in flight before the player waits for their acknowledgements.
 DEFAULT_WINDOW = 20
+# Signs the player's check-in tokens (the test nodes trust its public half).
+DEMO_PRIVATE_KEY = pathlib.Path('config') / 'demo_keys' / 'store_app_private.pem'
 # Track snapshots published in a row without a Visit update confirming them (the gate's
 # track subscription keeps the last 10).
 UNCONFIRMED_SNAPSHOTS = 5
@@ -96,13 +105,15 @@ class LedgerNodes:
             'token_public_key_file': str(share / 'config' / 'demo_keys' /
                                          'store_app_public.pem'),
             'store_description': str(share / 'config' / 'store.yaml'),
-            'grace_period_s': 0.0, 'receipt_check_period_s': 0.1,
+            'grace_period_s': 0.0, 'receipt_check_period_s': 0.1, 'receipt_holdoff_s': 0.0,
             'diagnostics_period_s': 0.2, 'use_sim_time': False}
         self.parameters.update(overrides)
         self.params_file = share / 'config' / 'go_store.yaml'
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
         self.logs: dict[str, list[pathlib.Path]] = {}
         self.may_exit: set[str] = set()
+        self.restart_on_exit: set[str] = set()  # started again (without hook) when they die
+        self.exits: list[tuple[str, int]] = []  # (node, status) of every restarted exit
 
     def start(self, name: str, hook: str = '') -> None:
         """Start node ``name`` (``gate`` or ``cart_ledger``); ``hook`` runs before it (tests)."""
@@ -130,8 +141,13 @@ class LedgerNodes:
                          for path in self.logs.get(name, ()))
 
     def check_alive(self) -> None:
-        """Raise if a started node has exited."""
-        for name, process in self.processes.items():
+        """Raise if a started node has exited; restart those in ``restart_on_exit``."""
+        for name, process in list(self.processes.items()):
+            if process.poll() is not None and name in self.restart_on_exit:
+                self.exits.append((name, process.returncode))
+                del self.processes[name]
+                self.start(name)
+                continue
             if process.poll() is not None and name not in self.may_exit:
                 raise AssertionError(f'{name} exited with {process.returncode}:\n'
                                      f'{self.output(name)[-4000:]}')
@@ -171,8 +187,8 @@ class LedgerNodes:
 # -- the feed player -------------------------------------------------------------------------
 
 
-def _tracks_msg(item: FeedTracks) -> TrackArray:
-    header = Header(stamp=ns_to_stamp(item.stamp_ns), frame_id='map')
+def _tracks_msg(item: FeedTracks, stamp_ns: int) -> TrackArray:
+    header = Header(stamp=ns_to_stamp(stamp_ns), frame_id='map')
     msg = TrackArray(header=header)
     for feed_track in item.tracks:
         track = Track(header=header, track_id=feed_track.track_id,
@@ -215,6 +231,11 @@ class FeedPlayer:
             Receipt, 'receipts', lambda msg: self.receipt_msgs.append((time.monotonic(), msg)),
             DURABLE_QOS)
         node.create_subscription(DiagnosticArray, 'diagnostics', self._on_diagnostics, 50)
+        self.acks: dict[str, list[str]] = {}  # event id -> outcomes acknowledged
+        node.create_subscription(KeyValue, 'cart/event_acks', self._on_ack, ACKS_QOS)
+        self._issuer = TokenIssuer(load_private_key(share_dir() / DEMO_PRIVATE_KEY))
+        self._last_stamp_ns = 0
+        self._event_stamps: dict[str, int] = {}  # a re-sent event keeps its stamp
         gate_ids = sorted({item.gate_id for item in feed.check_ins}) or ['gate_entry']
         self.check_in_pubs = {gate_id: node.create_publisher(
             CheckIn, f'gates/{gate_id}/check_in', CHECK_IN_QOS) for gate_id in gate_ids}
@@ -229,7 +250,8 @@ class FeedPlayer:
         self.sent: list[FeedCartEvent] = []  # every distinct cart event sent, in order
         self.outstanding: list[FeedCartEvent] = []  # sent, not yet acknowledged
         self.ended: list[str] = []  # accounts whose Visit ENDED was seen
-        self.retransmissions = 0
+        self.retransmissions = 0  # cart events re-sent for want of an acknowledgement
+        self.scans_resent = 0  # check-ins re-sent for want of an answer
         self.resent = 0
         self._unconfirmed_snapshots = 0
 
@@ -242,6 +264,14 @@ class FeedPlayer:
     def _on_diagnostics(self, msg: DiagnosticArray) -> None:
         for status in msg.status:
             self.diagnostics[status.name] = {kv.key: kv.value for kv in status.values}
+
+    def _on_ack(self, msg: KeyValue) -> None:
+        self.acks.setdefault(msg.key, []).append(msg.value)
+
+    def _stamp(self) -> int:
+        """Return the wall clock now, strictly after every stamp already used."""
+        self._last_stamp_ns = max(time.time_ns(), self._last_stamp_ns + 1)
+        return self._last_stamp_ns
 
     def _on_events_matched(self, info: QoSPublisherMatchedInfo) -> None:
         self.events_matched_total = info.total_count
@@ -323,22 +353,32 @@ class FeedPlayer:
     # -- publishing --------------------------------------------------------------------------
 
     def _event_msg(self, event: FeedCartEvent) -> CartEvent:
+        stamp_ns = self._event_stamps.get(event.event_id)
+        if stamp_ns is None:
+            stamp_ns = self._event_stamps[event.event_id] = self._stamp()
         return CartEvent(
-            header=Header(stamp=ns_to_stamp(event.stamp_ns), frame_id='map'),
+            header=Header(stamp=ns_to_stamp(stamp_ns), frame_id='map'),
             event_id=event.event_id, visit_id=self.visit_of[event.account_id],
             account_id=event.account_id, track_id=event.track_id, sku=event.sku,
             quantity_delta=event.quantity_delta, confidence=1.0)
 
     def _check_in(self, item: FeedCheckIn) -> None:
-        stamp = ns_to_stamp(item.stamp_ns)
+        now_ns = self._stamp()
+        stamp = ns_to_stamp(now_ns)
         count = len(self.results)
-        self.check_in_pubs[item.gate_id].publish(CheckIn(
-            header=Header(stamp=stamp, frame_id=item.gate_id), gate_id=item.gate_id,
-            token=item.token))
+        scan = CheckIn(header=Header(stamp=stamp, frame_id=item.gate_id), gate_id=item.gate_id,
+                       token=self._issuer.issue(item.account_id, now_ns))
+        publisher = self.check_in_pubs[item.gate_id]
+        publisher.publish(scan)
+
+        def resend() -> None:  # the same scan (same stamp): a restarted gate retries it
+            self.scans_resent += 1
+            publisher.publish(scan)
+
         result = self.spin_until(
             lambda: next((r for r in self.results[count:] if r.header.stamp == stamp
                           and r.gate_id == item.gate_id), None),
-            f'the check-in result of {item.account_id}')
+            f'the check-in result of {item.account_id}', every=(2.0, resend))
         assert isinstance(result, CheckInResult)
         if not result.accepted:
             raise AssertionError(f'check-in of {item.account_id} refused: {result.reason} '
@@ -350,7 +390,7 @@ class FeedPlayer:
             # A visit's receipt may follow its exit at once: its events must be in first.
             if any(event.account_id in item.ended for event in self.outstanding):
                 self.ack_events()
-        self.tracks_pub.publish(_tracks_msg(item))
+        self.tracks_pub.publish(_tracks_msg(item, self._stamp()))
         for account in item.joined:
             visit_id = self.visit_of[account]
             size = len(self.feed.parties[account])
@@ -385,32 +425,23 @@ class FeedPlayer:
         return cart_after(self.sent)
 
     def ack_events(self) -> None:
-        """Wait until the ledger shows every outstanding event; re-send them after a while.
+        """Wait until the ledger acknowledged every outstanding event; re-send the others.
 
-        Events go in order on one subscription, so each touched visit's cart is checked
-        once its last outstanding event could have been applied.
+        The cart ledger acknowledges an event on ``cart/event_acks`` once it is committed
+        (a duplicate too); what is not acknowledged after ``retransmit_s`` is sent again,
+        in order, until it is.
         """
         if not self.outstanding:
             return
-        expected = self.expected_carts()
-        pending = list(dict.fromkeys(event.account_id for event in self.outstanding))
 
         def retransmit() -> None:
-            self.retransmissions += len(self.outstanding)
-            for event in self.outstanding:
+            waiting = [event for event in self.outstanding if event.event_id not in self.acks]
+            self.retransmissions += len(waiting)
+            for event in waiting:
                 self.events_pub.publish(self._event_msg(event))
 
-        def matches() -> bool:
-            while pending:
-                account = pending[0]
-                cart = self.get_cart(self.visit_of[account])
-                got = {line.sku: line.quantity for line in cart.lines if line.quantity > 0}
-                if not cart.found or got != expected.get(account, {}):
-                    return False
-                pending.pop(0)
-            return True
-
-        self.spin_until(matches, f'{len(self.outstanding)} cart events to be applied',
+        self.spin_until(lambda: all(event.event_id in self.acks for event in self.outstanding),
+                        f'{len(self.outstanding)} cart events to be acknowledged',
                         every=(self.retransmit_s, retransmit))
         self.outstanding.clear()
 
@@ -523,7 +554,7 @@ def fresh_databases(url: str, workdir: pathlib.Path) -> Iterator[str]:
 
 def measure_throughput(database_url: str, workdir: pathlib.Path, events: int, visits: int,
                        window: int) -> dict[str, float]:
-    """Cart events per second through the cart_ledger node, acknowledged by get_cart."""
+    """Cart events per second through the cart_ledger node, acknowledged by cart/event_acks."""
     description = load_store_description(share_dir() / 'config' / 'store.yaml')
     catalog = {sku: product.price_cents for sku, product in description.catalog.items()}
     ledger = Ledger(database_url, LedgerConfig(currency=description.currency), catalog)
@@ -545,19 +576,17 @@ def measure_throughput(database_url: str, workdir: pathlib.Path, events: int, vi
         totals: Counter[str] = Counter()
         started = time.perf_counter()
         for first in range(0, events, window):
-            last_visit = ''
+            ids = []
             for n in range(first, min(first + window, events)):
-                last_visit = visit_ids[n % visits]
-                totals[last_visit] += 1
+                visit_id = visit_ids[n % visits]
+                totals[visit_id] += 1
+                ids.append(f'bench-{run_id}-{n}')
                 player.events_pub.publish(CartEvent(
                     header=Header(stamp=ns_to_stamp(now_ns + n), frame_id='map'),
-                    event_id=f'bench-{run_id}-{n}', visit_id=last_visit, track_id=1,
+                    event_id=ids[-1], visit_id=visit_id, track_id=1,
                     sku=skus[n % len(skus)], quantity_delta=1, confidence=1.0))
-            want = totals[last_visit]
-            player.spin_until(
-                lambda visit=last_visit, want=want: sum(
-                    line.quantity for line in player.get_cart(visit).lines) == want,
-                'the window to be applied')
+            player.spin_until(lambda ids=ids: all(i in player.acks for i in ids),
+                              'the window to be acknowledged')
         elapsed = time.perf_counter() - started
     finally:
         player.close()
@@ -595,7 +624,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument('--events', type=int, default=2000, help='throughput: cart events')
     parser.add_argument('--visits', type=int, default=20, help='throughput: open visits')
     parser.add_argument('--window', type=int, default=DEFAULT_WINDOW,
-                        help='throughput: events in flight before waiting for get_cart')
+                        help='throughput: events in flight before waiting for their acks')
     parser.add_argument('--scenario', default=str(share_dir() / 'config' / 'scenarios' /
                                                   'busy.yaml'), help='latency: scenario file')
     parser.add_argument('--runs', type=int, default=3, help='latency: plays of the scenario')

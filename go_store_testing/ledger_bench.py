@@ -2,8 +2,8 @@
 
 Usage::
 
-    python -m go_store_nodes.core.ledger.bench --url sqlite:////tmp/bench.db --events 2000
-    python -m go_store_nodes.core.ledger.bench --url postgresql+psycopg://u@127.0.0.1:55432/db
+    python -m go_store_testing.ledger_bench --url sqlite:////tmp/bench.db --events 2000
+    python -m go_store_testing.ledger_bench --url postgresql+psycopg://u@127.0.0.1:55432/db
 
 Each run uses fresh random account and visit ids, so it can be repeated on the same
 database. Figures are reported, not asserted: they depend on the disk and fsync settings.

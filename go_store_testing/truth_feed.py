@@ -25,7 +25,7 @@ From a ``Simulation`` run (``simulate_feed``) or a ``Truth`` plus the scanned to
   between accounts (a party is one account) and restocks belong to no account: neither
   gives a cart event.
 
-Pure: no ROS. The ROS side that publishes it is ``go_store_nodes.ros.ledger_node_bench``.
+Pure: no ROS. The ROS side that publishes it is ``go_store_testing.ledger_node_bench``.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 import pathlib
 from typing import Iterable, Mapping, Optional, Sequence, Union
 
-from ..sim.truth import Truth, TruthReceipt
+from go_store_nodes.core.sim.truth import Truth, TruthReceipt
 
 EVENT_ID_PREFIX = 'truth-feed-'
 
@@ -238,9 +238,9 @@ def build_feed(truth: Truth, tokens: Sequence[ScannedToken]) -> TruthFeed:
 
 def simulate_feed(scenario_path: Union[str, pathlib.Path]) -> TruthFeed:
     """Run the simulator on a scenario file (no rendering) and build its feed."""
-    from ..sim.scenario import load_scenario
-    from ..sim.world import Simulation
-    from ..store import load_store_description
+    from go_store_nodes.core.sim.scenario import load_scenario
+    from go_store_nodes.core.sim.world import Simulation
+    from go_store_nodes.core.store import load_store_description
 
     scenario = load_scenario(scenario_path)
     simulation = Simulation(scenario, load_store_description(scenario.store_path))

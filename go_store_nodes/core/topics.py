@@ -1,0 +1,13 @@
+"""Absolute names of the node graph's output topics (docs/topics.md).
+
+Read by the evaluation (which scores them) and by the bag tools (which record them), so
+they are written once, here.
+"""
+
+TRACKS_TOPIC = '/people/tracks'
+SHELF_EVENTS_TOPIC = '/shelves/events'
+CART_EVENTS_TOPIC = '/cart/events'
+VISITS_TOPIC = '/visits'
+RECEIPTS_TOPIC = '/receipts'
+CHECK_IN_RESULT_TOPIC = '/gates/check_in_result'
+CALIBRATION_STATUS_TOPIC = '/calibration/status'
