@@ -64,6 +64,15 @@ def test_defaults_fill_missing_sections():
     assert len(scenario.associates.uniform_rgb) == 3
     staff = parse_scenario(_minimal(associates={'uniform_rgb': [200, 20, 10]}), 'mini.yaml')
     assert staff.associates.uniform_rgb == (200, 20, 10)
+    assert scenario.entry.scan_delay_s == (0.5, 3.0)
+    assert scenario.behaviours.tailgating == 0.0
+
+
+def test_entry_scan_delay_is_read():
+    scenario = parse_scenario(_minimal(entry={'scan_delay_s': [1, 2.5]},
+                                       behaviours={'tailgating': 0.25}), 'mini.yaml')
+    assert scenario.entry.scan_delay_s == (1.0, 2.5)
+    assert scenario.behaviours.tailgating == 0.25
 
 
 @pytest.mark.parametrize('change, field', [
@@ -101,6 +110,11 @@ def test_defaults_fill_missing_sections():
     ({'associates': {'uniform_rgb': [0, 0, 300]}}, 'associates.uniform_rgb'),
     ({'associates': {'uniform_rgb': [0, 0.5, 3]}}, 'associates.uniform_rgb'),
     ({'associates': {'uniform': [0, 0, 3]}}, 'associates.uniform'),
+    ({'entry': {'scan_delay_s': [3.0, 0.5]}}, 'entry.scan_delay_s'),
+    ({'entry': {'scan_delay_s': [-1.0, 0.5]}}, 'entry.scan_delay_s'),
+    ({'entry': {'scan_delay': [0.5, 3.0]}}, 'entry.scan_delay'),
+    ({'entry': {'party_gap_s': -1.0}}, 'entry.party_gap_s'),
+    ({'behaviours': {'tailgating': 2.0}}, 'behaviours.tailgating'),
 ])
 def test_errors_name_file_and_field(tmp_path, change, field):
     data = _minimal(**change)

@@ -66,7 +66,7 @@ def test_document_has_the_contract_keys():
         'event_id', 'kind', 'stamp_ns', 'start_ns', 'end_ns', 'person_id', 'to_person_id',
         'account_id', 'sku', 'quantity', 'bin_id', 'shelf_id', 'delta_grams', 'behaviours'}
     assert set(document['check_ins'][0]) == {'stamp_ns', 'gate_id', 'account_id',
-                                             'person_ids'}
+                                             'person_ids', 'tailgater_ids'}
     assert set(document['receipts'][0]) == {'account_id', 'lines', 'total_cents'}
     assert set(document['receipts'][0]['lines'][0]) == {'sku', 'quantity', 'unit_price_cents'}
     assert set(document['touches'][0]) == {

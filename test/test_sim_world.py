@@ -16,7 +16,7 @@ from go_store_nodes.core.evaluation.metrics import shelf_truth_events
 from go_store_nodes.core.ledger.tokens import load_public_key, TokenVerifier
 from go_store_nodes.core.sim.scenario import BEHAVIOURS, load_scenario
 from go_store_nodes.core.sim.truth import compute_receipts, Truth
-from go_store_nodes.core.sim.world import Geometry, Simulation, STEP_HZ
+from go_store_nodes.core.sim.world import Geometry, Simulation, STEP_HZ, TANGLE_CONTACT_M
 from go_store_nodes.core.store import load_store_description
 
 
@@ -34,6 +34,13 @@ class Run:
     simulation: object = None
     captures: list = dataclasses.field(default_factory=list)    # (step, stamp, capture)
     lost: list = dataclasses.field(default_factory=list)        # (step, stamp, camera_id)
+    closest_m: float = math.inf                        # pelvis to pelvis, any step
+    pair_histogram: dict = dataclasses.field(default_factory=dict)   # bin -> pair-steps
+    first_xy: dict = dataclasses.field(default_factory=dict)         # person -> (step, xy)
+    last_xy: dict = dataclasses.field(default_factory=dict)
+
+
+PAIR_BINS_M = (0.0, 0.2, 0.3, 0.45, 0.6, 1.0)
 
 
 def _run(scenario, store=None):
@@ -46,8 +53,20 @@ def _run(scenario, store=None):
     dropped = 0
     ticks = 0
     captures, lost = [], []
+    closest = math.inf
+    histogram = np.zeros(len(PAIR_BINS_M) - 1, dtype=int)
+    first_xy, last_xy = {}, {}
     for tick in simulation.run():
         ticks += 1
+        pelvis = np.array([body.joints['pelvis'][:2] for body in tick.bodies]).reshape(-1, 2)
+        for body, xy in zip(tick.bodies, pelvis, strict=True):
+            first_xy.setdefault(body.person_id, (tick.step, xy))
+            last_xy[body.person_id] = (tick.step, xy)
+        if len(pelvis) > 1:
+            i, j = np.triu_indices(len(pelvis), 1)
+            gaps = np.linalg.norm(pelvis[i] - pelvis[j], axis=1)
+            closest = min(closest, float(gaps.min()))
+            histogram += np.histogram(gaps, PAIR_BINS_M)[0]
         digest.update(str(tick.stamp_ns).encode())
         for body in tick.bodies:
             digest.update(np.stack([body.joints[n] for n in sorted(body.joints)]).tobytes())
@@ -65,8 +84,12 @@ def _run(scenario, store=None):
         for capture in tick.captures:
             captures.append((tick.step, tick.stamp_ns, capture))
             digest.update(f'{capture.camera_id}{capture.stamp_ns}{capture.arrival_ns}'.encode())
+    bins = [f'{low:.2f}-{high:.2f} m' for low, high in zip(PAIR_BINS_M[:-1], PAIR_BINS_M[1:],
+                                                             strict=True)]
+    pair_histogram = dict(zip(bins, histogram.tolist(), strict=True))
     return Run(scenario, store, simulation.truth, ticks, camera_steps, dropped, dict(batches),
-               check_ins, digest.hexdigest(), simulation, captures, lost)
+               check_ins, digest.hexdigest(), simulation, captures, lost, closest,
+               pair_histogram, first_xy, last_xy)
 
 
 @pytest.fixture(scope='module')
@@ -253,6 +276,98 @@ def test_people_use_the_gates(busy):
     assert sum(p.exit_ns is not None for p in busy.truth.people) >= len(busy.truth.people) - 1
 
 
+def test_nobody_walks_through_anybody(busy):
+    # Every pair of people at every 60 Hz step, inside the store and outside its doors.
+    print(f'\nbusy pair-steps by pelvis distance: {busy.pair_histogram}; '
+          f'closest {busy.closest_m:.3f} m')
+    assert busy.closest_m >= 0.2
+    assert busy.pair_histogram['0.00-0.20 m'] == 0
+    assert busy.pair_histogram['0.30-0.45 m'] > 0, 'people still come close (tangles)'
+
+
+def test_everyone_finishes_and_leaves_in_time(busy):
+    # No standstill lasts: every shopper works through the list and walks out.
+    people = busy.truth.people
+    assert all(p.exit_ns is not None for p in people if p.role == 'shopper'), people
+    assert busy.truth.end_ns - max(p.exit_ns for p in people if p.exit_ns) > 2e9
+    assert sum(e.kind == 'pick' for e in busy.truth.events) >= 2 * busy.scenario.shoppers.count
+
+
+def test_shoppers_come_in_and_go_out_through_the_doors(busy):
+    geometry = Geometry(busy.store)
+    entry = geometry.doors['gate_entry']
+    exit_door = geometry.doors['gate_exit']
+    size = np.array(busy.store.size_m)
+    for person in busy.truth.people:
+        step, xy = busy.first_xy[person.person_id]
+        if person.role == 'associate':
+            assert np.all(xy > 0) and np.all(xy < size)
+            continue
+        # Appears outside, beyond the entry door, well before stepping in.
+        u, v = entry.coordinates(xy)
+        assert v[0] > 2.0 and abs(u[0]) < 1.5, (person, xy)
+        assert person.enter_ns > busy.truth.start_ns + step * 1e9 / STEP_HZ
+        if person.exit_ns is not None:
+            last_step, last = busy.last_xy[person.person_id]
+            u, v = exit_door.coordinates(last)
+            assert v[0] > 2.0 and abs(u[0]) < 1.5, (person, last)
+            assert busy.truth.start_ns + last_step * 1e9 / STEP_HZ > person.exit_ns
+    # Truth frames hold people inside the walls only.
+    for frame in busy.truth.frames:
+        for p in frame.people:
+            assert 0.0 < p.x_m < size[0] and 0.0 < p.y_m < size[1]
+
+
+def test_scan_comes_after_the_holder_reaches_the_scanner(busy):
+    tracks = {pid: dict(t) for pid, t in _tracks(busy.truth).items()}
+    gate = next(g for g in busy.store.gates if g.gate_id == 'gate_entry')
+    low, high = busy.scenario.entry.scan_delay_s
+    period = busy.truth.frame_period_ns
+    for check_in in busy.truth.check_ins:
+        holder = tracks[check_in.person_ids[0]]
+        stamps = np.array(sorted(holder))
+        at_scan = holder[int(stamps[stamps <= check_in.stamp_ns][-1])]
+        assert gate.min_m[0] <= at_scan.x_m <= gate.max_m[0]
+        assert gate.min_m[1] <= at_scan.y_m <= gate.max_m[1]
+        # Standing at the scanner since at least the shortest delay before the scan ...
+        still = [s for s in stamps if check_in.stamp_ns - low * 1e9 + period <= s
+                 <= check_in.stamp_ns]
+        assert still and all(math.hypot(holder[s].x_m - at_scan.x_m,
+                                         holder[s].y_m - at_scan.y_m) < 0.05 for s in still)
+        # ... and it was walking (not yet there) before the longest delay.
+        before = [s for s in stamps if s < check_in.stamp_ns - (high + 0.5) * 1e9]
+        assert not before or math.hypot(holder[before[-1]].x_m - at_scan.x_m,
+                                        holder[before[-1]].y_m - at_scan.y_m) > 0.05
+
+
+def test_tailgaters_walk_in_behind_a_scan_without_an_account(busy):
+    truth = busy.truth
+    people = {p.person_id: p for p in truth.people}
+    episodes = [e for e in truth.episodes if e.behaviour == 'tailgating']
+    tailgaters = {pid for c in truth.check_ins for pid in c.tailgater_ids}
+    assert episodes and len(episodes) == truth.behaviour_counts['tailgating']
+    assert {e.person_ids[0] for e in episodes} == tailgaters
+    gate = next(g for g in busy.store.gates if g.gate_id == 'gate_entry')
+    tracks = _tracks(truth)
+    for check_in in (c for c in truth.check_ins if c.tailgater_ids):
+        for pid in check_in.tailgater_ids:
+            person = people[pid]
+            assert pid not in check_in.person_ids
+            assert person.role == 'shopper' and person.account_id is None
+            assert person.party_id is None
+            episode = next(e for e in episodes if e.person_ids == (pid,))
+            assert episode.start_ns == check_in.stamp_ns < episode.end_ns
+            assert episode.end_ns - episode.start_ns < 2e9
+            # Inside the entry gate zone within the gate's 3 s group window after the scan.
+            in_zone = [s for s, p in tracks[pid] if gate.min_m[0] <= p.x_m <= gate.max_m[0]
+                       and gate.min_m[1] <= p.y_m <= gate.max_m[1]]
+            assert any(check_in.stamp_ns <= s <= check_in.stamp_ns + 3e9 for s in in_zone)
+    # No account, no receipt; its picks are nobody's.
+    accounts = {r.account_id for r in truth.receipts}
+    assert all(e.account_id is None for e in truth.events if e.person_id in tailgaters)
+    assert None not in accounts
+
+
 def test_tangled_people_walk_in_contact(busy):
     tracks = {pid: dict(t) for pid, t in _tracks(busy.truth).items()}
     for episode in (e for e in busy.truth.episodes if e.behaviour == 'tangled'):
@@ -261,7 +376,9 @@ def test_tangled_people_walk_in_contact(busy):
                  for s, pa in tracks[a].items()
                  if episode.start_ns <= s <= episode.end_ns and s in tracks[b]]
         assert episode.end_ns - episode.start_ns >= 1.4e9
-        assert np.median(close) < 0.3
+        # Touching (about 0.3 m between pelvises), never through each other.
+        assert 0.25 <= np.median(close) < TANGLE_CONTACT_M
+        assert min(close) >= 0.2
 
 
 def test_shared_reaches_overlap_on_one_shelf(busy):
@@ -636,3 +753,91 @@ def test_ticks_hand_the_stock_to_the_renderer_and_staff_wear_the_uniform(smoke_s
     # A snapshot, not a view of the world's live counts.
     assert stocks[0] is not stocks[-1] and stocks[0][picks[0].bin_id] is not \
         stocks[-1][picks[0].bin_id]
+
+
+# ----------------------------------------------------------------------- crowd motion
+
+
+def _walkers(smoke_scenario, routes):
+    """Step a world with only these walkers (start, goal); return tracks and the world."""
+    from go_store_nodes.core.sim import world
+    store = load_store_description(smoke_scenario.store_path)
+    scenario = dataclasses.replace(
+        smoke_scenario, shoppers=dataclasses.replace(smoke_scenario.shoppers, count=0))
+    simulation = Simulation(scenario, store)
+    simulation._reset()
+    agents = []
+    for pid, (start, goal) in enumerate(routes, start=1):
+        rng = np.random.default_rng(pid)
+        agent = world._Agent(pid, 'shopper', world.Physique(1.7, 0.45, 0.7, (1, 1, 1),
+                                                            (1, 1, 1), (1, 1, 1)),
+                             rng, None, 0, np.array(start, dtype=float), 0.0)
+        agent.present = True
+        agent.queue.append(world._Walk(np.array(goal, dtype=float), 'walk'))
+        simulation.agents.append(agent)
+        agents.append(agent)
+    tracks = []
+    for step in range(20 * STEP_HZ):
+        simulation.step = step
+        simulation._crowd_snapshot()
+        for agent in agents:
+            simulation._advance(agent)
+        simulation._separate()
+        tracks.append(np.array([a.pos.copy() for a in agents]))
+    return np.array(tracks), agents
+
+
+def test_walkers_meeting_head_on_dodge_each_other(smoke_scenario):
+    # Open floor in front of the shelves (y = 1.4 m), walking towards each other.
+    tracks, agents = _walkers(smoke_scenario, [((1.0, 1.4), (8.0, 1.4)),
+                                               ((8.0, 1.4), (1.0, 1.4))])
+    gaps = np.linalg.norm(tracks[:, 0] - tracks[:, 1], axis=1)
+    assert gaps.min() > 0.42, 'they keep their distance without being pushed apart'
+    assert all(a.action is None and not a.queue for a in agents), 'both arrive'
+    assert np.allclose(tracks[-1], [[8.0, 1.4], [1.0, 1.4]], atol=0.03)
+    # Each dodged to its own right: the first (walking +x) to -y, the second to +y.
+    middle = int(np.argmin(gaps))
+    assert tracks[middle, 0, 1] < tracks[middle, 1, 1]
+
+
+def test_a_walker_gets_past_someone_standing_in_its_way(smoke_scenario):
+    # The second stands still on the first one's straight line (it has nowhere to go).
+    tracks, agents = _walkers(smoke_scenario, [((1.0, 1.4), (8.0, 1.4)),
+                                               ((4.5, 1.4), (4.5, 1.4))])
+    gaps = np.linalg.norm(tracks[:, 0] - tracks[:, 1], axis=1)
+    assert gaps.min() >= 0.36
+    assert np.allclose(tracks[-1, 0], [8.0, 1.4], atol=0.03), 'it walked round and on'
+    assert np.allclose(tracks[:, 1], [4.5, 1.4], atol=1e-9), 'a standing person is not pushed'
+
+
+def test_the_gate_links_each_party_to_its_own_scan(busy, repo, tmp_path):
+    # The gate core with a perfect tracker (truth frames, track id = person id) links
+    # every party member to the visit of the party's scan and nobody to another party's.
+    from test_ledger_backends import open_backend
+
+    from go_store_nodes.core.gate import GateLogic, TrackObservation
+
+    truth = busy.truth
+    people = {p.person_id: p for p in truth.people}
+    key = load_public_key(repo / 'config' / 'demo_keys' / 'store_app_public.pem')
+    scans = sorted(busy.check_ins, key=lambda scan: scan[0])
+    with open_backend('sqlite', tmp_path) as backend:
+        ledger = backend.new_ledger()
+        gate = GateLogic(busy.store, ledger, key)
+        for frame in truth.frames:
+            while scans and scans[0][0] <= frame.stamp_ns:
+                stamp_ns, data = scans.pop(0)
+                outcome, _ = gate.check_in(data.gate_id, data.token, stamp_ns)
+                assert outcome.accepted, outcome
+            gate.on_tracks(frame.stamp_ns, [
+                TrackObservation(str(p.person_id), p.x_m, p.y_m,
+                                 people[p.person_id].role == 'associate')
+                for p in frame.people])
+        visit_of = {pid: ledger.visit_for_track(str(pid)) for pid in people}
+    for check_in in truth.check_ins:
+        visits = {visit_of[pid] for pid in check_in.person_ids}
+        assert len(visits) == 1 and None not in visits, check_in
+        linked = {pid for pid, visit in visit_of.items() if visit in visits}
+        # Tailgaters may be linked too: the gate cannot tell them from companions.
+        assert set(check_in.person_ids) <= linked <= \
+            set(check_in.person_ids) | set(check_in.tailgater_ids)

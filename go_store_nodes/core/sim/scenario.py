@@ -16,7 +16,8 @@ from typing import Any
 import yaml
 
 BEHAVIOURS = ('group_entry', 'return_same_bin', 'return_other_bin', 'hand_off',
-              'shared_reach', 'tangled', 'restock', 'touch_no_pick', 'camera_outage')
+              'shared_reach', 'tangled', 'restock', 'touch_no_pick', 'camera_outage',
+              'tailgating')
 """The hard behaviours a scenario can switch on (``occlusion`` is always geometric)."""
 
 
@@ -98,6 +99,7 @@ class BehaviourConfig:
     restock: float = 0.0
     touch_no_pick: float = 0.0
     camera_outage: float = 0.0      # per minute over the store: a camera out for a while
+    tailgating: float = 0.0         # per scan: someone without an account walks in behind
     occlusion: bool = True
 
     def __post_init__(self) -> None:
@@ -117,6 +119,23 @@ class BehaviourConfig:
         if self.return_same_bin + self.return_other_bin + self.hand_off > 1.0:
             raise ValueError('behaviours.return_same_bin + return_other_bin + hand_off: '
                              'per-pick probabilities must add up to <= 1')
+
+
+@dataclass(frozen=True)
+class EntryConfig:
+    """The entry gate: when the QR scan arrives, how soon the next party walks in."""
+
+    scan_delay_s: tuple[float, float] = (0.5, 3.0)
+    party_gap_s: float = 2.5
+
+    def __post_init__(self) -> None:
+        """Validate the config."""
+        low, high = self.scan_delay_s
+        if not 0.0 <= low <= high <= 30.0:
+            raise ValueError('entry.scan_delay_s: need 0 <= min <= max <= 30, '
+                             f'got {[low, high]}')
+        if not 0.0 <= self.party_gap_s <= 60.0:
+            raise ValueError(f'entry.party_gap_s: must be in [0, 60], got {self.party_gap_s}')
 
 
 @dataclass(frozen=True)
@@ -182,6 +201,7 @@ class Scenario:
     associates: AssociateConfig = field(default_factory=AssociateConfig)
     behaviours: BehaviourConfig = field(default_factory=BehaviourConfig)
     sensors: SensorConfig = field(default_factory=SensorConfig)
+    entry: EntryConfig = field(default_factory=EntryConfig)
     start_offset_s: float = 0.0
     check_in_key_path: str = ''
     source_path: str = ''
@@ -212,7 +232,7 @@ class Scenario:
 
 _SECTIONS: dict[str, type] = {
     'render': RenderConfig, 'shoppers': ShopperConfig, 'associates': AssociateConfig,
-    'behaviours': BehaviourConfig, 'sensors': SensorConfig}
+    'behaviours': BehaviourConfig, 'sensors': SensorConfig, 'entry': EntryConfig}
 _TOP_KEYS = ('name', 'store', 'duration_s', 'seed', 'start_offset_s', 'check_in_key',
              *_SECTIONS)
 

@@ -94,12 +94,17 @@ class TruthTouch:
 
 @dataclass(frozen=True)
 class TruthCheckIn:
-    """One QR scan at a gate, and the people who came in on it."""
+    """One QR scan at a gate, and the people who came in on it.
+
+    ``tailgater_ids`` walked in right behind this scan without one of their own: they
+    have no account and are not in ``person_ids``.
+    """
 
     stamp_ns: int
     gate_id: str
     account_id: str
     person_ids: tuple[int, ...]
+    tailgater_ids: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -122,7 +127,7 @@ class TruthReceipt:
 
 @dataclass(frozen=True)
 class TruthEpisode:
-    """A hard behaviour that is no item event: group entry, shared reach, tangled walk."""
+    """A hard behaviour that is no item event: group entry, shared reach, tangled, tailgating."""
 
     behaviour: str
     start_ns: int
@@ -190,8 +195,8 @@ class Truth:
                                     'joints': p.joints} for p in f.people]}
                        for f in self.frames],
             'events': [dict(asdict(e), behaviours=list(e.behaviours)) for e in self.events],
-            'check_ins': [dict(asdict(c), person_ids=list(c.person_ids))
-                          for c in self.check_ins],
+            'check_ins': [dict(asdict(c), person_ids=list(c.person_ids),
+                               tailgater_ids=list(c.tailgater_ids)) for c in self.check_ins],
             'receipts': [{'account_id': r.account_id,
                           'lines': [asdict(line) for line in r.lines],
                           'total_cents': r.total_cents} for r in self.receipts],
@@ -231,8 +236,10 @@ class Truth:
                           for p in f['people'])) for f in document['frames']),
                 events=tuple(TruthEvent(**dict(e, behaviours=tuple(e.get('behaviours', ()))))
                              for e in document['events']),
-                check_ins=tuple(TruthCheckIn(**dict(c, person_ids=tuple(c['person_ids'])))
-                                for c in document['check_ins']),
+                check_ins=tuple(TruthCheckIn(**dict(
+                    c, person_ids=tuple(c['person_ids']),
+                    tailgater_ids=tuple(c.get('tailgater_ids', ()))))
+                    for c in document['check_ins']),
                 receipts=tuple(TruthReceipt(
                     r['account_id'], tuple(TruthReceiptLine(**line) for line in r['lines']),
                     int(r['total_cents'])) for r in document['receipts']),

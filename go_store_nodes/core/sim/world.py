@@ -8,8 +8,11 @@ from generators seeded by the scenario's seed, so a seed always gives the same t
 and the same truth.
 
 People walk on paths planned on a visibility graph around the shelves (footprints from
-the store description, inflated by 0.4 m), enter by the entry gate (one QR scan per
-party), leave by the exit gate; associates use the staff gate. A shopper walks to the
+the store description, inflated by 0.4 m) and steer around each other (sampled velocity
+obstacles, then a separation pass: pelvises never come closer than 0.26 m). Shoppers
+walk in from outside through the entry door to the scanner in the entry gate zone (one
+QR scan per party, a moment after the holder reaches it; a tailgater may slip in behind),
+leave through the exit gate and its door; associates use the staff gate. A shopper walks to the
 bins on its list, browses, reaches into the bin (the hand goes into the bin box, the
 body crouches and leans as needed), picks, and carries the item in the hand and then in
 a basket near the pelvis. Interface contract: docs/simulation.md.
@@ -18,6 +21,7 @@ a basket near the pelvis. Interface contract: docs/simulation.md.
 from __future__ import annotations
 
 from collections import deque
+import dataclasses
 from dataclasses import dataclass, field
 import heapq
 import math
@@ -68,8 +72,35 @@ ACCEL_MPS2 = 1.2
 DECEL_MPS2 = 1.0
 TURN_RATE_RAD_S = 6.0
 BROWSE_NEAR_SHELF_M = 0.6
-FOLLOW_MAX_SPEED_MPS = 1.5
-TANGLE_CONTACT_M = 0.30
+FOLLOW_MAX_SPEED_MPS = 1.4
+TANGLE_CONTACT_M = 0.38      # pelvises this close count as walking in contact
+# Crowd motion, pelvis to pelvis (m): steering keeps COMFORT_GAP_M from strangers (the
+# hard gap while arriving at a stand) and PARTNER_GAP_M from a partner (tangle, hand-off,
+# shared reach); the separation pass after each step never leaves two pelvises closer
+# than HARD_GAP_M (PARTNER_HARD_GAP_M for partners).
+COMFORT_GAP_M = 0.46
+PARTNER_GAP_M = 0.30
+HARD_GAP_M = 0.36
+PARTNER_HARD_GAP_M = 0.26
+SEPARATION_STEP_M = 0.008     # the pass pushes a pair apart by at most this per step (0.5
+                              # m/s), except what is needed to keep PARTNER_HARD_GAP_M
+RESERVE_GAP_M = 0.55          # a stand is free when nobody stands or means to stand nearer
+NEIGHBOUR_RANGE_M = 2.5       # people farther away are ignored by steering
+AVOID_HORIZON_S = 2.0         # steering looks this far ahead for collisions
+AVOID_WEIGHT = 1.0            # cost (m/s per m/s of speed) of a collision 1 s ahead
+RIGHT_HAND_BIAS = 0.08        # cost (per m/s of speed) of dodging left: both dodge right
+IMPATIENCE_PER_S = 0.7        # cost (per m/s of speed lost, per s without progress) of
+                              # going slow: standing still stops being the cheapest way out
+STEER_OFFSETS_RAD = tuple(math.radians(a) for a in (15, -15, 30, -30, 45, -45, 60, -60,
+                                                    80, -80, 100, -100))
+STEER_SPEED_FACTORS = (1.0, 0.6, 0.3)
+WAYPOINT_REACHED_M = 0.12     # an intermediate waypoint this close counts as passed
+STUCK_REPLAN_S = 4.0          # no progress on a walk for this long: re-plan the path
+STUCK_GIVE_UP_S = 10.0        # ... for this long within STUCK_GIVE_UP_M of the goal: stop
+STUCK_GIVE_UP_M = 1.5
+DOOR_HALF_WIDTH_M = 0.5       # doors in the store wall at the entry and exit gates
+OUTSIDE_START_M = (2.5, 3.5)  # shoppers start this far outside the entry door
+OUTSIDE_END_M = 2.5           # and disappear this far outside the exit door
 TOKEN_TTL_NS = 120 * 10 ** 9
 TOUCH_LIFT_PROBABILITY = 0.6  # a touch lifts a unit and puts it back; otherwise a press only
 TOUCH_LEAVE_PROBABILITY = 0.4  # after a touch the shopper leaves the item and walks on
@@ -129,7 +160,76 @@ def _wrap(angle: float) -> float:
     return math.atan2(math.sin(angle), math.cos(angle))
 
 
+# Candidate velocities of steering: each offset (rad) at each speed factor, and the
+# preferred direction at reduced speed.
+_STEER_OFFSETS = np.concatenate([np.repeat(STEER_OFFSETS_RAD, len(STEER_SPEED_FACTORS)),
+                                 np.zeros(len(STEER_SPEED_FACTORS) - 1)])
+_STEER_FACTORS = np.concatenate([np.tile(STEER_SPEED_FACTORS, len(STEER_OFFSETS_RAD)),
+                                 STEER_SPEED_FACTORS[1:]])
+_STEER_ANGLES = _STEER_OFFSETS
+
+
+def _time_to_collision(velocity: NDArray, relative: NDArray, others: NDArray,
+                       gaps: NDArray) -> NDArray:
+    """Earliest time (s) each candidate velocity (K, 2) brings a neighbour within its gap.
+
+    ``relative`` (N, 2) are the neighbours' positions relative to the agent, ``others``
+    (N, 2) their velocities, ``gaps`` (N,) the pelvis distances to keep. 0 when already
+    closer and approaching, inf when never.
+    """
+    closing = velocity[:, None, :] - others[None, :, :]            # (K, N, 2)
+    a = np.einsum('knj,knj->kn', closing, closing)
+    b = np.einsum('nj,knj->kn', relative, closing)                 # > 0: approaching
+    c = np.einsum('nj,nj->n', relative, relative) - gaps ** 2      # < 0: already close
+    discriminant = b * b - a * c[None, :]
+    with np.errstate(divide='ignore', invalid='ignore'):
+        hit = (b - np.sqrt(np.maximum(discriminant, 0.0))) / a
+    ttc = np.where((a > 1e-12) & (discriminant >= 0.0) & (b > 0.0) & (hit >= 0.0), hit, np.inf)
+    ttc = np.where(c[None, :] < 0.0, np.where(b > 0.0, 0.0, np.inf), ttc)
+    return np.asarray(ttc.min(axis=1))
+
+
 # --------------------------------------------------------------------------- geometry
+
+
+@dataclass(frozen=True)
+class Door:
+    """An opening in the store wall at a gate; ``point(u, v)`` is in door coordinates.
+
+    ``u`` runs along the wall (m from the door centre), ``v`` along the outward normal
+    (m; > 0 outside the store, < 0 inside).
+    """
+
+    gate_id: str
+    centre: NDArray
+    normal: NDArray
+    tangent: NDArray
+    half_width_m: float
+
+    def point(self, u: float, v: float) -> NDArray:
+        """Return the map floor point at door coordinates (u, v)."""
+        return self.centre + u * self.tangent + v * self.normal
+
+    def coordinates(self, points: NDArray) -> tuple[NDArray, NDArray]:
+        """Door coordinates (u, v) of map floor points (N, 2)."""
+        offset = np.atleast_2d(points) - self.centre
+        return offset @ self.tangent, offset @ self.normal
+
+
+def door_of(gate: Gate, store_size_m: Sequence[float]) -> Door:
+    """Put a door in the wall nearest to a gate zone, centred on the zone."""
+    low, high = np.asarray(gate.min_m, dtype=float), np.asarray(gate.max_m, dtype=float)
+    centre = (low + high) / 2.0
+    width, depth = float(store_size_m[0]), float(store_size_m[1])
+    walls = [(centre[0], np.array([0.0, centre[1]]), np.array([-1.0, 0.0]), high[1] - low[1]),
+             (width - centre[0], np.array([width, centre[1]]), np.array([1.0, 0.0]),
+              high[1] - low[1]),
+             (centre[1], np.array([centre[0], 0.0]), np.array([0.0, -1.0]), high[0] - low[0]),
+             (depth - centre[1], np.array([centre[0], depth]), np.array([0.0, 1.0]),
+              high[0] - low[0])]
+    _, point, normal, span = min(walls, key=lambda wall: wall[0])
+    tangent = np.array([-normal[1], normal[0]])
+    return Door(gate.gate_id, point, normal, tangent, min(DOOR_HALF_WIDTH_M, span / 2.0))
 
 
 class Geometry:
@@ -164,6 +264,33 @@ class Geometry:
         self.edges = np.full((count, count), np.inf)
         self.edges[i[clear], j[clear]] = lengths[clear]
         self.edges[j[clear], i[clear]] = lengths[clear]
+        self.size = np.array(store.size_m, dtype=float)
+        self.doors = {gate.gate_id: door_of(gate, store.size_m) for gate in store.gates
+                      if gate.kind in ('entry', 'exit')}
+
+    def inside(self, point: NDArray) -> bool:
+        """Whether a floor point is inside the store walls."""
+        return bool(np.all(point > 0.0) and np.all(point < self.size))
+
+    def walkable(self, points: NDArray, clearance: float = BODY_CLEARANCE_M) -> NDArray:
+        """Whether a pelvis may stand at each floor point (N, 2).
+
+        It may when clear of the shelves by ``clearance`` and within the walls' margin, in
+        a doorway, or outside in front of a door.
+        """
+        points = np.atleast_2d(np.asarray(points, dtype=float))
+        local = np.einsum('nij,mni->mnj', self.rotation, points[:, None, :] - self.origin[None])
+        outside = np.maximum(np.maximum(self.low[None] - local, local - self.high[None]), 0.0)
+        clear = np.min(np.hypot(outside[..., 0], outside[..., 1]), axis=1) >= clearance
+        ok = np.all((points >= self.bounds_low - 1e-9) & (points <= self.bounds_high + 1e-9),
+                    axis=1)
+        for door in self.doors.values():
+            u, v = door.coordinates(points)
+            doorway = (np.abs(u) <= door.half_width_m - 0.15) & (v >= -WALL_MARGIN_M - 0.05) \
+                & (v <= 0.8)
+            apron = (v >= 0.45) & (v <= 6.0) & (np.abs(u) <= 3.0)
+            ok |= doorway | apron
+        return np.asarray(ok & clear)
 
     def local(self, point: NDArray) -> NDArray:
         """Express a map point in every shelf frame: (shelves, 2)."""
@@ -311,6 +438,9 @@ class _Party:
     party_id: int
     account_id: str
     members: list[_Agent] = field(default_factory=list)
+    tailgaters: list[_Agent] = field(default_factory=list)
+    scan_step: Optional[int] = None
+    release: dict[int, int] = field(default_factory=dict)  # person id -> step it walks on
 
 
 @dataclass
@@ -355,6 +485,12 @@ class _Agent:
         self.committed = False
         self.exiting = False
         self.tangle_planned = False
+        self.velocity = np.zeros(2)            # m/s over the last step (map frame)
+        self.previous_pos = self.pos.copy()
+        self.entered_step: Optional[int] = None  # first step with the pelvis inside the walls
+        self.entering = False                  # on the way in, up to the scan
+        self.reserved_stand: Optional[NDArray] = None
+        self.partners: set[int] = set()        # person ids it may touch (tangle, hand-off)
 
     @property
     def account_id(self) -> Optional[str]:
@@ -381,9 +517,14 @@ class _Agent:
 
 
 class _Action:
-    """One thing an agent does; ``start`` may return False to be dropped at once."""
+    """One thing an agent does; ``start`` may return False to be dropped at once.
+
+    ``mobile`` actions walk (others' separation may push them); the rest stand still and
+    are not pushed by people walking past.
+    """
 
     interruptible = False
+    mobile = False
 
     def start(self, sim: Simulation, agent: _Agent) -> bool:
         return True
@@ -397,10 +538,25 @@ class _Action:
 
 
 class _Follower:
-    """Moves an agent along a polyline with speed limits and smooth heading."""
+    """Moves an agent along a polyline with speed limits and smooth heading.
 
-    def __init__(self, points: list[NDArray]) -> None:
+    Where nobody is near, the agent moves exactly along the polyline. Near other people
+    ``Simulation.steer`` picks the velocity (avoiding, slowing or waiting); the agent then
+    heads for the next waypoint from wherever it got to. Without progress for
+    ``STUCK_REPLAN_S`` the path is planned again (``replan``), and after
+    ``STUCK_GIVE_UP_S`` within ``STUCK_GIVE_UP_M`` of the goal the walk ends where it is.
+    """
+
+    def __init__(self, points: list[NDArray], replan: bool = True,
+                 tolerance_m: float = 0.0) -> None:
         self.points = [np.asarray(p, dtype=float) for p in points[1:]]
+        self.goal = self.points[-1] if self.points else None
+        self.replan = replan
+        self.tolerance_m = tolerance_m      # held up this close to the goal: arrived
+        self.left_at: Optional[NDArray] = None   # where the last move left the agent
+        self.steered = False
+        self.best_remaining = math.inf
+        self.stuck_steps = 0
 
     def remaining(self, agent: _Agent) -> float:
         total, previous = 0.0, agent.pos
@@ -409,8 +565,40 @@ class _Follower:
             previous = point
         return total
 
+    def _passed(self, sim: Simulation, agent: _Agent) -> bool:
+        """Whether the next (intermediate) waypoint is reached or already behind the agent.
+
+        People pushed or steered past a waypoint go on to the next one when it is in
+        sight, instead of turning back.
+        """
+        here, after = self.points[0] - agent.pos, self.points[1] - self.points[0]
+        if float(np.linalg.norm(here)) < WAYPOINT_REACHED_M:
+            return True
+        return float(np.dot(here, after)) < 0.0 and bool(sim.geometry.segments_clear(
+            agent.pos, self.points[1], BODY_CLEARANCE_M + 0.05)[0])
+
+    def _unstick(self, sim: Simulation, agent: _Agent, remaining: float) -> bool:
+        """Track progress; re-plan or give up after a standstill. True: give up now."""
+        if remaining < self.best_remaining - 0.05:
+            self.best_remaining = remaining
+            self.stuck_steps = 0
+            return False
+        self.stuck_steps += 1
+        if remaining < self.tolerance_m and self.stuck_steps >= STEP_HZ // 2:
+            return True
+        if self.replan and self.goal is not None and \
+                self.stuck_steps % int(STUCK_REPLAN_S * STEP_HZ) == 0:
+            self.points = [np.asarray(p, dtype=float)
+                           for p in sim.geometry.plan(agent.pos, self.goal)[1:]]
+        # A fixed path (through a door) is never given up far from its end: it leads out of
+        # or into the walls.
+        return self.replan and self.stuck_steps >= STUCK_GIVE_UP_S * STEP_HZ \
+            and remaining < STUCK_GIVE_UP_M
+
     def move(self, sim: Simulation, agent: _Agent, pace: str) -> bool:
         """Advance one step; return True on arrival."""
+        while len(self.points) > 1 and self._passed(sim, agent):
+            self.points.pop(0)
         if not self.points:
             agent.stand_still()
             return True
@@ -422,28 +610,60 @@ class _Follower:
         else:
             near = sim.geometry.distance(agent.pos) < BROWSE_NEAR_SHELF_M
             cruise = physique.browse_speed_mps if near else physique.walk_speed_mps
+        if self.replan and self.goal is not None and (self.steered or (
+                self.left_at is not None and not np.array_equal(self.left_at, agent.pos))):
+            # Off the planned polyline (steered or pushed): go on only in a straight line
+            # that clears the shelves, else plan again from here.
+            if not bool(sim.geometry.segments_clear(agent.pos, self.points[0],
+                                                    BODY_CLEARANCE_M + 0.05)[0]):
+                self.points = [np.asarray(p, dtype=float)
+                               for p in sim.geometry.plan(agent.pos, self.goal)[1:]]
+                if not self.points:
+                    agent.stand_still()
+                    return True
         remaining = self.remaining(agent)
+        if self._unstick(sim, agent, remaining):
+            self.points = []
+            agent.speed = 0.0
+            return True
         target = min(cruise, math.sqrt(2.0 * DECEL_MPS2 * remaining))
         change = max(-DECEL_MPS2 * 2.0 * DT_S, min(ACCEL_MPS2 * DT_S, target - agent.speed))
-        agent.speed = max(0.05, agent.speed + change)
-        travel = agent.speed * DT_S
+        speed = max(0.05, agent.speed + change)
+        offset = self.points[0] - agent.pos
+        length = float(np.linalg.norm(offset))
+        preferred = offset / length * speed if length > 1e-9 else np.zeros(2)
+        velocity = sim.steer(agent, preferred, length, remaining, self.stuck_steps / STEP_HZ)
+        self.steered = velocity is not preferred
         moved = 0.0
-        while self.points and travel > 1e-12:
-            offset = self.points[0] - agent.pos
-            length = float(np.linalg.norm(offset))
-            if length <= travel:
-                agent.pos = self.points.pop(0)
-                travel -= length
-                moved += length
-            else:
-                agent.pos = agent.pos + offset / length * travel
-                moved += travel
-                travel = 0.0
+        if velocity is preferred:
+            # Nobody in the way: exactly along the polyline.
+            travel = speed * DT_S
+            while self.points and travel > 1e-12:
+                offset = self.points[0] - agent.pos
+                length = float(np.linalg.norm(offset))
+                if length <= travel:
+                    agent.pos = self.points.pop(0)
+                    travel -= length
+                    moved += length
+                else:
+                    agent.pos = agent.pos + offset / length * travel
+                    moved += travel
+                    travel = 0.0
+            agent.speed = speed
+        else:
+            step = velocity * DT_S
+            moved = float(np.linalg.norm(step))
+            agent.pos = agent.pos + step
+            agent.speed = moved / DT_S
+            if float(np.linalg.norm(self.points[0] - agent.pos)) < 1e-3:
+                self.points.pop(0)
         if self.points:
-            direction = self.points[0] - agent.pos
+            direction = velocity if agent.speed > 0.2 and velocity is not preferred \
+                else self.points[0] - agent.pos
             if float(np.linalg.norm(direction)) > 1e-6:
                 agent.turn_towards(math.atan2(direction[1], direction[0]))
         agent.phase = (agent.phase + math.pi * moved / physique.step_length_m) % (4 * math.pi)
+        self.left_at = agent.pos.copy()
         if not self.points:
             agent.speed = 0.0
             return True
@@ -452,6 +672,7 @@ class _Follower:
 
 class _Walk(_Action):
     interruptible = True
+    mobile = True
 
     def __init__(self, goal: NDArray, pace: str = 'auto') -> None:
         self.goal = np.asarray(goal, dtype=float)
@@ -487,20 +708,108 @@ class _Dwell(_Action):
 
 
 class _Leave(_Action):
+    """Walk to the gate and out (through its door and away from the store if it has one)."""
+
+    mobile = True
+
     def __init__(self, gate: Gate) -> None:
         self.gate = gate
         self.follower: Optional[_Follower] = None
+        self.out: list[NDArray] = []
 
     def start(self, sim: Simulation, agent: _Agent) -> bool:
         agent.exiting = True
         goal = sim.gate_point(self.gate, agent.rng)
-        self.follower = _Follower(sim.geometry.plan(agent.pos, goal))
+        door = sim.geometry.doors.get(self.gate.gate_id)
+        if door is not None:
+            u = float(agent.rng.uniform(-0.5, 0.5)) * (door.half_width_m - 0.2)
+            goal = sim.geometry.escape(door.point(u, -0.5))
+            self.out = [door.point(u, -0.2), door.point(u, 0.6),
+                        door.point(2.0 * u, OUTSIDE_END_M)]
+        # Near the gate any point will do: people leaving together do not queue for one.
+        self.follower = _Follower(sim.geometry.plan(agent.pos, goal), tolerance_m=0.7)
         return True
 
     def step(self, sim: Simulation, agent: _Agent) -> bool:
         assert self.follower is not None
         if self.follower.move(sim, agent, 'auto'):
+            if self.out:
+                # Through the door: a fixed path (the planner keeps inside the walls).
+                self.follower = _Follower([agent.pos, *self.out], replan=False,
+                                          tolerance_m=0.5)
+                self.out = []
+                return False
             sim.remove(agent)
+            return True
+        return False
+
+
+class _WalkPath(_Action):
+    """Walk a fixed polyline (outside the store and through a door): no re-planning."""
+
+    mobile = True
+
+    def __init__(self, points: Sequence[NDArray], tolerance_m: float = 0.3) -> None:
+        self.points = [np.asarray(p, dtype=float) for p in points]
+        self.tolerance_m = tolerance_m
+        self.follower: Optional[_Follower] = None
+
+    def start(self, sim: Simulation, agent: _Agent) -> bool:
+        self.follower = _Follower([agent.pos, *self.points], replan=False,
+                                  tolerance_m=self.tolerance_m)
+        return True
+
+    def step(self, sim: Simulation, agent: _Agent) -> bool:
+        assert self.follower is not None
+        return self.follower.move(sim, agent, 'walk')
+
+
+class _EntryTurn(_Action):
+    """Wait outside the entry door until the party before has scanned and walked on."""
+
+    def __init__(self, party: _Party) -> None:
+        self.party = party
+        self.count = 0
+
+    def step(self, sim: Simulation, agent: _Agent) -> bool:
+        agent.stand_still()
+        self.count += 1
+        return sim.entry_turn(self.party) or self.count > 30 * STEP_HZ
+
+
+class _Scan(_Action):
+    """The party's QR holder stands at the entry scanner; the scan comes a moment later."""
+
+    def __init__(self, party: _Party, heading: float) -> None:
+        self.party = party
+        self.heading = heading
+
+    def step(self, sim: Simulation, agent: _Agent) -> bool:
+        agent.stand_still()
+        agent.turn_towards(self.heading)
+        if self.party.scan_step is None:
+            sim.schedule_scan(self.party)
+        if sim.step >= self.party.release[agent.pid]:
+            agent.entering = False
+            return True
+        return False
+
+
+class _AwaitScan(_Action):
+    """A companion (or a tailgater) waits behind the QR holder until the scan, then goes."""
+
+    def __init__(self, party: _Party, heading: float) -> None:
+        self.party = party
+        self.heading = heading
+        self.count = 0
+
+    def step(self, sim: Simulation, agent: _Agent) -> bool:
+        agent.stand_still()
+        agent.turn_towards(self.heading)
+        self.count += 1
+        release = self.party.release.get(agent.pid)
+        if (release is not None and sim.step >= release) or self.count > 45 * STEP_HZ:
+            agent.entering = False
             return True
         return False
 
@@ -542,11 +851,15 @@ class _Reach(_Action):
         self.steps = 0
         self.event: Optional[dict[str, Any]] = None
         self.waited = 0
+        self.walks = 0
         self.held_steps: Optional[tuple[int, int]] = None   # a touch's lifted unit in hand
         self.holding = False
 
     def start(self, sim: Simulation, agent: _Agent) -> bool:
         if float(np.linalg.norm(agent.pos - self.spot.stand)) > 0.03:
+            self.walks += 1
+            if self.walks > 1 and not sim.retarget_reach(agent, self):
+                return False
             agent.queue.appendleft(self)
             agent.queue.appendleft(_Walk(self.spot.stand, 'browse'))
             return False
@@ -647,6 +960,8 @@ class _HandOff:
 class _GiveApproach(_Action):
     """The giver walks up to the receiver (re-planning as the receiver moves)."""
 
+    mobile = True
+
     def __init__(self, handoff: _HandOff) -> None:
         self.handoff = handoff
         self.follower: Optional[_Follower] = None
@@ -664,14 +979,14 @@ class _GiveApproach(_Action):
             return True
         gap = float(np.linalg.norm(receiver.pos - agent.pos))
         arrived = self.follower is not None and not self.follower.points
-        if h.receiver_ready and (gap <= 0.8 or (arrived and gap <= 1.3)):
+        if h.receiver_ready and (gap <= 0.55 or (arrived and gap <= 1.0)):
             agent.stand_still()
             return True
-        if gap <= 0.8:
+        if gap <= 0.55:
             agent.stand_still()
             return False
         if self.follower is None or self.count % STEP_HZ == 0:
-            goal = sim.meeting_point(receiver.pos, agent.pos, 0.65)
+            goal = sim.meeting_point(receiver.pos, agent.pos, 0.42)
             self.follower = _Follower(sim.geometry.plan(agent.pos, goal))
         self.follower.move(sim, agent, 'browse')
         return False
@@ -765,8 +1080,9 @@ class _Tangle:
     joined: bool = False
     cancelled: bool = False
     contact_steps: int = 0
-    first_contact: Optional[int] = None
+    first_contact: Optional[int] = None     # of the current run of contact
     last_contact: Optional[int] = None
+    longest: tuple[int, int] = (0, -1)      # the longest run of contact (first, last step)
     detour: Optional[_Walk] = None
 
 
@@ -795,6 +1111,8 @@ class _TangleWait(_Action):
 
 class _TangleApproach(_Action):
     """The follower walks up to the waiting leader."""
+
+    mobile = True
 
     def __init__(self, tangle: _Tangle) -> None:
         self.tangle = tangle
@@ -827,7 +1145,9 @@ class _TangleApproach(_Action):
 
 
 class _TangleFollow(_Action):
-    """The follower walks in contact with the leader (< 0.3 m) for a few seconds."""
+    """The follower walks in contact with the leader (~0.3 m) for a few seconds."""
+
+    mobile = True
 
     def __init__(self, tangle: _Tangle, steps: int) -> None:
         self.tangle = tangle
@@ -844,7 +1164,7 @@ class _TangleFollow(_Action):
         leader = self.tangle.leader
         forward = np.array([math.cos(leader.heading), math.sin(leader.heading)])
         left = np.array([-forward[1], forward[0]])
-        return leader.pos - 0.17 * forward + side * 0.22 * left
+        return leader.pos - 0.12 * forward + side * 0.29 * left
 
     def step(self, sim: Simulation, agent: _Agent) -> bool:
         tangle = self.tangle
@@ -872,9 +1192,14 @@ class _TangleFollow(_Action):
         agent.turn_towards(leader.heading)
         if float(np.linalg.norm(leader.pos - agent.pos)) < TANGLE_CONTACT_M and walking:
             tangle.contact_steps += 1
-            if tangle.first_contact is None:
+            # A run of contact survives breaks of up to 0.2 s (a stride, a sidestep).
+            if tangle.first_contact is None or tangle.last_contact is None or \
+                    sim.step - tangle.last_contact > STEP_HZ // 5:
                 tangle.first_contact = sim.step
             tangle.last_contact = sim.step
+            if tangle.last_contact - tangle.first_contact > \
+                    tangle.longest[1] - tangle.longest[0]:
+                tangle.longest = (tangle.first_contact, tangle.last_contact)
         if self.count >= self.steps:
             return self._finish(sim, agent)
         return False
@@ -1096,6 +1421,8 @@ class Simulation:
             span = float(times[-1] - times[0])
             times = first + (times - times[0]) * ((latest - first) / span if span > 0 else 0.0)
         pid = 0
+        tailgate_rng = self._rng(6)
+        entry_door = self.entry_gate.gate_id in self.geometry.doors
         for index, t_s in enumerate(times):
             size = 1
             if rng.random() < scenario.behaviours.group_entry:
@@ -1103,13 +1430,26 @@ class Simulation:
             party = _Party(index + 1, f'acct_{index + 1:04d}')
             self.parties.append(party)
             step = int(round(t_s * STEP_HZ))
+            member_step = step
             for member in range(size):
                 pid += 1
                 member_step = step + int(round(member * rng.uniform(0.7, 1.2) * STEP_HZ))
                 agent = self._new_agent(pid, 'shopper', party, member_step, self.entry_gate)
                 party.members.append(agent)
+                if entry_door:
+                    self._plan_entry(agent, party, member == 0, member - 1)
                 self._plan_shopping(agent)
-            self.check_ins_at.setdefault(step, []).append((party, list(party.members)))
+            if not entry_door:
+                self.check_ins_at.setdefault(step, []).append((party, list(party.members)))
+            elif tailgate_rng.random() < scenario.behaviours.tailgating:
+                # Someone without an account walks in right behind the party's scan.
+                pid += 1
+                follow_step = member_step + int(round(tailgate_rng.uniform(0.6, 1.2)
+                                                      * STEP_HZ))
+                tailgater = self._new_agent(pid, 'shopper', None, follow_step, self.entry_gate)
+                party.tailgaters.append(tailgater)
+                self._plan_entry(tailgater, party, False, size - 1)
+                self._plan_shopping(tailgater)
         for _ in range(scenario.associates.count):
             pid += 1
             step = int(round(rng.uniform(1.0, 10.0) * STEP_HZ))
@@ -1175,9 +1515,10 @@ class Simulation:
         return self.geometry.escape((low + high) / 2.0)
 
     def exit_estimate_s(self, position: NDArray, gate: Gate) -> float:
-        """Estimate generously the time to walk from a point to a gate (s)."""
+        """Estimate generously the time to walk from a point to a gate (s) and out."""
         centre = (np.array(gate.min_m) + np.array(gate.max_m)) / 2.0
-        return 1.5 * float(np.linalg.norm(centre - position)) / 0.8 + 2.0
+        door_s = 3.0 if gate.gate_id in self.geometry.doors else 0.0
+        return 1.5 * float(np.linalg.norm(centre - position)) / 0.8 + 2.0 + door_s
 
     def meeting_point(self, other: NDArray, me: NDArray, gap_m: float) -> NDArray:
         """Return a free floor point ``gap_m`` from ``other`` on my side (to walk up to it)."""
@@ -1208,7 +1549,7 @@ class Simulation:
         forward = pose.rotation[:2, 1]
         heading = math.atan2(forward[1], forward[0])
         low, high = np.asarray(bin_.min_m), np.asarray(bin_.max_m)
-        for _ in range(30):
+        for attempt in range(30):
             x_low, x_high = low[0] + 0.08, high[0] - 0.08
             if avoid_x is not None:
                 options = [(x_low, min(x_high, avoid_x - 0.6)),
@@ -1229,14 +1570,242 @@ class Simulation:
             if self.geometry.distance(stand) < BODY_CLEARANCE_M + 0.1 \
                     or not self.geometry.in_bounds(stand):
                 continue
+            if attempt < 20 and self.stand_taken(agent, stand):
+                continue
             target = pose.apply([x, y, z])
             body = to_body_frame(target, float(stand[0]), float(stand[1]), heading)
             try:
                 crouch, lean = reach_posture(physique, body, side)
             except ValueError:
                 continue
+            agent.reserved_stand = stand
             return _ReachSpot(bin_, shelf, stand, heading, target, side, crouch, lean)
         return None
+
+    # ----------------------------------------------------------------- crowd motion
+
+    def partnered(self, a: _Agent, b: _Agent) -> bool:
+        """Whether two people are meant to touch now (tangle, hand-off, shared reach)."""
+        return (b.pid in a.partners or a.pid in b.partners) and (a.committed or b.committed)
+
+    @staticmethod
+    def mobile(agent: _Agent) -> bool:
+        """Whether an agent is walking (standing people are not pushed by passers-by)."""
+        return agent.action is None or agent.action.mobile
+
+    def _crowd_snapshot(self) -> None:
+        """Positions and velocities of everyone present at the start of a step."""
+        self.crowd_agents = [a for a in self.agents if a.present]
+        self.crowd_pos = np.array([a.pos for a in self.crowd_agents]).reshape(-1, 2)
+        self.crowd_vel = np.array([a.velocity for a in self.crowd_agents]).reshape(-1, 2)
+
+    def steer(self, agent: _Agent, preferred: NDArray, waypoint_m: float,
+              remaining_m: float, stuck_s: float = 0.0) -> NDArray:
+        """Choose this step's velocity (m/s): ``preferred`` itself when nobody is in the way.
+
+        Sampled velocity obstacles: candidate velocities around the preferred one (turned
+        up to 100 degrees, at 100/60/30 % speed, or standing) are scored by their deviation
+        from it plus ``AVOID_WEIGHT`` * speed / time to collision with each neighbour
+        within ``AVOID_HORIZON_S`` (neighbours keep their last velocity; the gap is
+        ``COMFORT_GAP_M``, ``HARD_GAP_M`` on the last metre, ``PARTNER_GAP_M`` between
+        partners) and a small bias for dodging right; candidates whose point 0.4 s ahead
+        is not walkable are dropped. After ``stuck_s`` without progress, slow candidates
+        cost more (``IMPATIENCE_PER_S``), so that people step around someone standing in
+        the way rather than wait for ever. Deterministic: no randomness. Others are seen
+        where they were at the start of the step.
+        """
+        speed = float(np.linalg.norm(preferred))
+        if speed < 1e-9 or not len(self.crowd_pos):
+            return preferred
+        offset = self.crowd_pos - agent.pos
+        close = np.flatnonzero(np.max(np.abs(offset), axis=1) < NEIGHBOUR_RANGE_M)
+        near = [self.crowd_agents[int(k)] for k in close
+                if self.crowd_agents[int(k)] is not agent]
+        if not near:
+            return preferred
+        keep = [int(k) for k in close if self.crowd_agents[int(k)] is not agent]
+        relative = offset[keep]
+        velocities = self.crowd_vel[keep]
+        stranger_gap = HARD_GAP_M if remaining_m < 1.0 else COMFORT_GAP_M
+        gaps = np.array([PARTNER_GAP_M if self.partnered(agent, other) else stranger_gap
+                         for other in near])
+        if _time_to_collision(preferred[None, :], relative, velocities, gaps)[0] \
+                > AVOID_HORIZON_S:
+            return preferred
+        base = math.atan2(preferred[1], preferred[0])
+        angles = base + _STEER_ANGLES
+        velocity = np.concatenate([
+            preferred[None, :], np.zeros((1, 2)),
+            speed * _STEER_FACTORS[:, None] * np.stack([np.cos(angles), np.sin(angles)], 1)])
+        offsets = np.concatenate([[0.0, 0.0], _STEER_OFFSETS])
+        first = _time_to_collision(velocity, relative, velocities, gaps)
+        cost = np.linalg.norm(velocity - preferred, axis=1)
+        cost += np.where(first < AVOID_HORIZON_S,
+                         AVOID_WEIGHT * speed / np.maximum(first, 0.05), 0.0)
+        cost += RIGHT_HAND_BIAS * speed * (offsets > 0.0)
+        cost += IMPATIENCE_PER_S * min(stuck_s, 4.0) * (speed - np.linalg.norm(velocity, axis=1))
+        look_s = min(0.4, waypoint_m / speed)
+        ahead = agent.pos + velocity * max(look_s, DT_S)
+        walkable = self.geometry.walkable(ahead, BODY_CLEARANCE_M + 0.03)
+        walkable[1] = True      # standing still is always possible
+        cost[~walkable] = np.inf
+        return velocity[int(np.argmin(cost))]
+
+    def _separate(self) -> None:
+        """Ease apart pelvises closer than the hard gap (standing people do not give way).
+
+        Pairs closer than HARD_GAP_M (partners PARTNER_HARD_GAP_M) move apart by at most
+        SEPARATION_STEP_M per step; none is ever left closer than PARTNER_HARD_GAP_M.
+        """
+        agents = [a for a in self.agents if a.present]
+        for iteration in range(4):
+            if len(agents) < 2:
+                break
+            # The first round eases pairs towards their gap; later rounds only enforce
+            # the floor (so that the easing stays at most SEPARATION_STEP_M per step).
+            threshold = HARD_GAP_M if iteration == 0 else PARTNER_HARD_GAP_M
+            positions = np.array([a.pos for a in agents])
+            distance = np.linalg.norm(positions[:, None, :] - positions[None, :, :], axis=2)
+            rows, cols = np.nonzero(np.triu(distance < threshold, 1))
+            if not len(rows):
+                break
+            for row, col in zip(rows, cols, strict=True):
+                a, b = agents[int(row)], agents[int(col)]
+                need = min(threshold, PARTNER_HARD_GAP_M if self.partnered(a, b)
+                           else HARD_GAP_M)
+                gap = float(np.linalg.norm(a.pos - b.pos))
+                if gap >= need:
+                    continue
+                if gap > 1e-9:
+                    direction = (a.pos - b.pos) / gap
+                else:
+                    angle = 2.399963 * min(a.pid, b.pid)   # a fixed, person-specific direction
+                    direction = np.array([math.cos(angle), math.sin(angle)])
+                push = max(min(need - gap, SEPARATION_STEP_M),
+                           PARTNER_HARD_GAP_M - gap) + 1e-4
+                weight_a = 1.0 if self.mobile(a) else 0.0
+                weight_b = 1.0 if self.mobile(b) else 0.0
+                if weight_a + weight_b == 0.0:
+                    weight_a = weight_b = 1.0
+                share = weight_a / (weight_a + weight_b)
+                new_a = a.pos + direction * push * share
+                new_b = b.pos - direction * push * (1.0 - share)
+                ok = self.geometry.walkable(np.array([new_a, new_b]))
+                if not ok[0] or not ok[1]:
+                    # One side is against a shelf or wall: the other takes the whole push.
+                    alone = [(a, a.pos + direction * push), (b, b.pos - direction * push)]
+                    alone_ok = self.geometry.walkable(np.array([p for _, p in alone]))
+                    for (agent, point), fine in zip(alone, alone_ok, strict=True):
+                        if fine:
+                            agent.pos = point
+                            break
+                    continue
+                a.pos, b.pos = new_a, new_b
+        for agent in agents:
+            agent.velocity = (agent.pos - agent.previous_pos) / DT_S
+            agent.previous_pos = agent.pos.copy()
+
+    def _track_doors(self) -> None:
+        """Note when people first step inside the walls and when they step out."""
+        for agent in self.agents:
+            if not agent.present:
+                continue
+            inside = self.geometry.inside(agent.pos)
+            if inside and agent.entered_step is None:
+                agent.entered_step = self.step
+            elif not inside and agent.exiting and agent.entered_step is not None \
+                    and agent.exit_step is None:
+                agent.exit_step = self.step
+
+    def stand_taken(self, agent: _Agent, stand: NDArray) -> bool:
+        """Whether someone else stands at, or is bound for, a stand within RESERVE_GAP_M."""
+        for other in self.agents:
+            if other is agent or not other.present:
+                continue
+            if other.reserved_stand is not None and \
+                    float(np.linalg.norm(other.reserved_stand - stand)) < RESERVE_GAP_M:
+                return True
+            if not self.mobile(other) and \
+                    float(np.linalg.norm(other.pos - stand)) < RESERVE_GAP_M:
+                return True
+        return False
+
+    def retarget_reach(self, agent: _Agent, reach: _Reach) -> bool:
+        """Take another spot at the bin: the walk to a reach's stand ended short (blocked).
+
+        False drops the reach (after three tries; a shared reach is then cancelled).
+        """
+        spot = self.reach_spot(agent, reach.spot.bin) if reach.walks <= 3 else None
+        if spot is None:
+            if reach.sync is not None:
+                reach.sync.cancelled = True
+            if reach.had_sync:
+                agent.committed = False
+            agent.reserved_stand = None
+            return False
+        reach.spot = spot
+        return True
+
+    # ----------------------------------------------------------------- entry
+
+    def _plan_entry(self, agent: _Agent, party: _Party, holder: bool, place: int) -> None:
+        """Start ``agent`` outside the entry door; walk in to the scanner (or behind it)."""
+        door = self.geometry.doors[self.entry_gate.gate_id]
+        rng = agent.rng
+        agent.pos = door.point(float(rng.uniform(-0.8, 0.8)),
+                               float(rng.uniform(*OUTSIDE_START_M)))
+        agent.previous_pos = agent.pos.copy()
+        agent.heading = math.atan2(-door.normal[1], -door.normal[0])
+        agent.entering = True
+        inward = agent.heading
+        zone_low = np.maximum(np.array(self.entry_gate.min_m), self.geometry.bounds_low)
+        zone_high = np.minimum(np.array(self.entry_gate.max_m), self.geometry.bounds_high)
+        half = door.half_width_m
+        if holder:
+            stop = np.clip(door.point(-0.6 * half, -0.55), zone_low, zone_high)   # scanner
+        else:
+            # Companions and tailgaters stand aside in the gate zone, the doorway and out.
+            stop = door.point(*((0.7 * half, -0.45), (0.0, -0.15), (0.2 * half, 0.4),
+                                (-0.4 * half, 0.8))[min(place, 3)])
+        # One party at a time goes through the door: the next waits outside, beside the
+        # way in (parties alternate sides, members side by side).
+        side = 1.0 if party.party_id % 2 else -1.0
+        wait = door.point(side * (half + 0.5 + 0.5 * (place + 1)),
+                          1.0 + float(rng.uniform(0.0, 0.5)))
+        u0 = float(rng.uniform(-0.3, 0.3)) * half
+        agent.queue.append(_WalkPath([wait], tolerance_m=0.8))
+        agent.queue.append(_EntryTurn(party))
+        agent.queue.append(_WalkPath([door.point(u0, 0.7), door.point(u0 * 0.5, -0.3),
+                                      stop]))
+        agent.queue.append(_Scan(party, inward) if holder else _AwaitScan(party, inward))
+
+    def entry_turn(self, party: _Party) -> bool:
+        """Whether a party may walk in: the party before it has scanned and walked on."""
+        index = self.parties.index(party)
+        if index == 0:
+            return True
+        before = self.parties[index - 1]
+        if before.scan_step is None:
+            return False
+        # With the default entry.party_gap_s (2.5 s) the next party reaches the gate zone
+        # after the gate's 3 s group window (gate.GateConfig.group_window_ns) closed.
+        gap = int(round(self.scenario.entry.party_gap_s * STEP_HZ))
+        return self.step >= max(before.scan_step + gap, *before.release.values())
+
+    def schedule_scan(self, party: _Party) -> None:
+        """Schedule the QR scan ``entry.scan_delay_s`` after the holder reached the scanner."""
+        holder = party.members[0]
+        low, high = self.scenario.entry.scan_delay_s
+        scan = self.step + max(1, int(round(float(holder.rng.uniform(low, high)) * STEP_HZ)))
+        party.scan_step = scan
+        party.release[holder.pid] = scan + int(round(holder.rng.uniform(0.3, 0.8) * STEP_HZ))
+        for member in party.members[1:]:
+            party.release[member.pid] = scan + int(round(member.rng.uniform(0.5, 1.8)
+                                                         * STEP_HZ))
+        for tailgater in party.tailgaters:
+            party.release[tailgater.pid] = scan + int(round(tailgater.rng.uniform(0.4, 1.5)
+                                                            * STEP_HZ))
+        self.check_ins_at.setdefault(scan, []).append((party, list(party.members)))
 
     # ----------------------------------------------------------------- behaviours
 
@@ -1246,7 +1815,8 @@ class Simulation:
 
     def _free_shoppers(self, exclude: _Agent) -> list[_Agent]:
         return [a for a in self.agents if a.present and a.role == 'shopper' and a is not exclude
-                and not a.exiting and not a.committed and self._time_left_ok(a, 30.0)]
+                and not a.exiting and not a.committed and not a.entering
+                and self._time_left_ok(a, 30.0)]
 
     def maybe_shared_reach(self, agent: _Agent, spot: _ReachSpot) -> Optional[_Sync]:
         """With probability ``shared_reach``, bring another shopper to the same shelf."""
@@ -1272,6 +1842,7 @@ class Simulation:
             self.syncs.append(sync)
             partner.committed = True
             agent.committed = True
+            agent.partners, partner.partners = {partner.pid}, {agent.pid}
             partner.pending.append(_Reach('pick', partner_spot, sku, 1, sync=sync))
             return sync
         return None
@@ -1331,6 +1902,7 @@ class Simulation:
                 handoff = _HandOff(agent, receiver, reach.sku, event, self.step)
                 agent.committed = True
                 receiver.committed = True
+                agent.partners, receiver.partners = {receiver.pid}, {agent.pid}
                 event['behaviours'].append('hand_off')
                 agent.queue.appendleft(_GiveItem(handoff))
                 agent.queue.appendleft(_GiveApproach(handoff))
@@ -1356,6 +1928,7 @@ class Simulation:
         tangle.detour = _Walk(detour_goal, 'walk')
         leader.committed = True
         agent.committed = True
+        agent.partners, leader.partners = {leader.pid}, {agent.pid}
         leader.pending.extend([_TangleWait(tangle), tangle.detour])
         follow_steps = int(self.rng.uniform(3.0, 6.0) * STEP_HZ)
         agent.queue.appendleft(_TangleFollow(tangle, follow_steps))
@@ -1505,10 +2078,10 @@ class Simulation:
 
     def record_tangle(self, tangle: _Tangle) -> None:
         """Count a tangled walk if the two were in contact long enough."""
-        if tangle.contact_steps >= int(1.5 * STEP_HZ) and tangle.first_contact is not None \
-                and tangle.last_contact is not None:
+        first, last = tangle.longest
+        if last - first >= int(1.5 * STEP_HZ):
             self.episodes.append(TruthEpisode(
-                'tangled', self.stamp(tangle.first_contact), self.stamp(tangle.last_contact),
+                'tangled', self.stamp(first), self.stamp(last),
                 (tangle.leader.pid, tangle.follower.pid)))
 
     def stamp(self, step: int) -> int:
@@ -1516,9 +2089,10 @@ class Simulation:
         return stamp_of_step(self.start_ns, step)
 
     def remove(self, agent: _Agent) -> None:
-        """Take an agent out of the store (it walked out through a gate)."""
+        """Take an agent out of the world (it walked out through a gate, and its door)."""
         agent.present = False
-        agent.exit_step = self.step
+        if agent.exit_step is None:
+            agent.exit_step = self.step
 
     # ----------------------------------------------------------------- stepping
 
@@ -1543,6 +2117,8 @@ class Simulation:
             agent.stand_still()
             return
         if agent.action.step(self, agent):
+            if isinstance(agent.action, _Reach):
+                agent.reserved_stand = None
             agent.action = None
 
     def _body(self, agent: _Agent) -> BodyState:
@@ -1574,11 +2150,17 @@ class Simulation:
             data.append(CheckInData(self.entry_gate.gate_id, token, party.account_id))
             self.check_in_truth.append(TruthCheckIn(
                 stamp, self.entry_gate.gate_id, party.account_id,
-                tuple(m.pid for m in members)))
+                tuple(m.pid for m in members), tuple(t.pid for t in party.tailgaters)))
             if len(members) > 1:
+                # Until the last member walks on from the gate (or, without a door, appears).
+                last = max(party.release.get(m.pid, m.enter_step) for m in members)
                 self.episodes.append(TruthEpisode(
-                    'group_entry', stamp, self.stamp(max(m.enter_step for m in members)),
+                    'group_entry', stamp, self.stamp(max(last, self.step)),
                     tuple(m.pid for m in members)))
+            for tailgater in party.tailgaters:
+                self.episodes.append(TruthEpisode(
+                    'tailgating', stamp, self.stamp(party.release[tailgater.pid]),
+                    (tailgater.pid,)))
         return data
 
     def run(self) -> Iterator[Tick]:
@@ -1591,9 +2173,12 @@ class Simulation:
                 agent.present = True
             check_ins = self._check_ins()
             self._apply_events()
+            self._crowd_snapshot()
             for agent in self.agents:
                 if agent.present:
                     self._advance(agent)
+            self._separate()
+            self._track_doors()
             batches = self.loadcells.sample(step, self.stamp(step))
             camera_frame = step == 0 or math.floor(step * fps / STEP_HZ + 1e-9) != \
                 math.floor((step - 1) * fps / STEP_HZ + 1e-9)
@@ -1616,6 +2201,8 @@ class Simulation:
     def _record_frame(self, step: int, bodies: tuple[BodyState, ...]) -> None:
         people = []
         for body in bodies:
+            if not self.geometry.inside(body.joints['pelvis'][:2]):
+                continue        # outside the walls (before or after the door)
             rows = np.round(np.array([body.joints[name] for name in JOINTS]), 3).tolist()
             joints = dict(zip(JOINTS, rows, strict=True))
             pelvis = joints['pelvis']
@@ -1667,9 +2254,15 @@ class Simulation:
         people = tuple(TruthPerson(
             person_id=a.pid, role=a.role, account_id=a.account_id,
             party_id=a.party.party_id if a.party is not None else None,
-            height_m=round(a.physique.height_m, 3), enter_ns=self.stamp(a.enter_step),
+            height_m=round(a.physique.height_m, 3), enter_ns=self.stamp(a.entered_step),
             exit_ns=self.stamp(a.exit_step) if a.exit_step is not None else None)
-            for a in sorted(self.agents, key=lambda a: a.pid) if a.enter_step < self.total_steps)
+            for a in sorted(self.agents, key=lambda a: a.pid) if a.entered_step is not None)
+        # Only people who got inside before the end count, at the scan too.
+        entered = {person.person_id for person in people}
+        check_ins = tuple(dataclasses.replace(
+            c, person_ids=tuple(p for p in c.person_ids if p in entered),
+            tailgater_ids=tuple(p for p in c.tailgater_ids if p in entered))
+            for c in self.check_in_truth)
         prices = {sku: p.price_cents for sku, p in self.store.catalog.items()}
         receipts = compute_receipts(truth_events, [p.account_id for p in self.parties], prices)
         return Truth(
@@ -1677,7 +2270,7 @@ class Simulation:
             start_ns=self.start_ns, end_ns=self.stamp(self.total_steps - 1),
             frame_period_ns=int(round(1e9 / self.scenario.render.camera_fps)),
             people=people, frames=tuple(self.frames), events=tuple(truth_events),
-            check_ins=tuple(self.check_in_truth), receipts=receipts,
+            check_ins=check_ins, receipts=receipts,
             behaviour_counts=counts, episodes=episodes, sensor_counts=dict(self.sensor_counts),
             camera_outages=outages, camera_clocks=tuple(
                 TruthCameraClock(c.camera_id, c.offset_ns, c.drift_ppm, c.latency_ns,
