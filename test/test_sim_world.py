@@ -358,10 +358,14 @@ def test_tailgaters_walk_in_behind_a_scan_without_an_account(busy):
             episode = next(e for e in episodes if e.person_ids == (pid,))
             assert episode.start_ns == check_in.stamp_ns < episode.end_ns
             assert episode.end_ns - episode.start_ns < 2e9
-            # Inside the entry gate zone within the gate's 3 s group window after the scan.
+            # Behind that scan: in the entry gate zone after it and before the next scan
+            # (crowd at the door permitting, within 15 s), so no other scan explains them.
+            later = [c.stamp_ns for c in truth.check_ins
+                     if c.gate_id == check_in.gate_id and c.stamp_ns > check_in.stamp_ns]
+            until = min([check_in.stamp_ns + 15e9, *later])
             in_zone = [s for s, p in tracks[pid] if gate.min_m[0] <= p.x_m <= gate.max_m[0]
                        and gate.min_m[1] <= p.y_m <= gate.max_m[1]]
-            assert any(check_in.stamp_ns <= s <= check_in.stamp_ns + 3e9 for s in in_zone)
+            assert any(check_in.stamp_ns <= s <= until for s in in_zone), (pid, check_in)
     # No account, no receipt; its picks are nobody's.
     accounts = {r.account_id for r in truth.receipts}
     assert all(e.account_id is None for e in truth.events if e.person_id in tailgaters)
@@ -502,8 +506,10 @@ def test_touches_take_nothing(busy):
     truth = busy.truth
     assert truth.touches
     assert all(event.kind != 'touch' for event in truth.events)
+    accounts = {p.person_id: p.account_id for p in truth.people}
     for touch in truth.touches:
-        assert touch.account_id is not None and touch.start_ns < touch.stamp_ns < touch.end_ns
+        assert touch.account_id == accounts[touch.person_id]    # None for a tailgater
+        assert touch.start_ns < touch.stamp_ns < touch.end_ns
     # Evaluation never expects a touch as a shelf event or a cart line.
     expected = parse_truth(truth.to_dict())
     assert len(shelf_truth_events(expected)) == sum(
@@ -732,7 +738,7 @@ def test_items_ride_in_hands_then_in_the_basket(smoke_scenario):
 def test_ticks_hand_the_stock_to_the_renderer_and_staff_wear_the_uniform(smoke_scenario):
     uniform = (200, 20, 10)
     scenario = dataclasses.replace(
-        smoke_scenario, duration_s=40.0,
+        smoke_scenario, duration_s=60.0,
         associates=dataclasses.replace(smoke_scenario.associates, count=1,
                                        uniform_rgb=uniform))
     simulation = Simulation(scenario, load_store_description(scenario.store_path))

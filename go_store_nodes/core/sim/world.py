@@ -102,6 +102,11 @@ DOOR_HALF_WIDTH_M = 0.5       # doors in the store wall at the entry and exit ga
 OUTSIDE_START_M = (2.5, 3.5)  # shoppers start this far outside the entry door
 OUTSIDE_END_M = 2.5           # and disappear this far outside the exit door
 TOKEN_TTL_NS = 120 * 10 ** 9
+ENTRY_STRAGGLER_S = 20.0      # the next party waits at most this long after a scan for
+                              # the last of those walking in on it
+RUNNING_LATE_MARGIN_S = 15.0  # a shopper this short of time to reach the exit drops the
+                              # rest of the list and walks out (crowds make walks slower
+                              # than planned)
 TOUCH_LIFT_PROBABILITY = 0.6  # a touch lifts a unit and puts it back; otherwise a press only
 TOUCH_LEAVE_PROBABILITY = 0.4  # after a touch the shopper leaves the item and walks on
 DEFAULT_KEY = pathlib.Path('demo_keys') / 'store_app_private.pem'
@@ -1790,7 +1795,13 @@ class Simulation:
         # With the default entry.party_gap_s (2.5 s) the next party reaches the gate zone
         # after the gate's 3 s group window (gate.GateConfig.group_window_ns) closed.
         gap = int(round(self.scenario.entry.party_gap_s * STEP_HZ))
-        return self.step >= max(before.scan_step + gap, *before.release.values())
+        if self.step < max(before.scan_step + gap, *before.release.values()):
+            return False
+        # Everyone who walks in on (or behind) that scan is inside first, so that no later
+        # scan explains them; a straggler holds the door for at most ENTRY_STRAGGLER_S.
+        behind = [*before.members, *before.tailgaters]
+        inside = all(a.entered_step is not None for a in behind)
+        return inside or self.step >= before.scan_step + int(ENTRY_STRAGGLER_S * STEP_HZ)
 
     def schedule_scan(self, party: _Party) -> None:
         """Schedule the QR scan ``entry.scan_delay_s`` after the holder reached the scanner."""
@@ -2096,7 +2107,24 @@ class Simulation:
 
     # ----------------------------------------------------------------- stepping
 
+    def _running_late(self, agent: _Agent) -> None:
+        """Drop what is left of a late shopper's list: walk out before the run ends."""
+        if agent.role != 'shopper' or agent.exiting or agent.pending or self.step % STEP_HZ:
+            return
+        if agent.action is not None and not agent.action.interruptible:
+            return
+        if self._time_left_ok(agent, RUNNING_LATE_MARGIN_S):
+            return
+        optional = (_Walk, _Dwell, _Reach, _ShopItem)
+        if not any(isinstance(a, optional) for a in (agent.action, *agent.queue)):
+            return
+        if agent.action is not None and isinstance(agent.action, optional):
+            agent.action = None
+            agent.reset_arms()
+        agent.queue = deque(a for a in agent.queue if not isinstance(a, optional))
+
     def _advance(self, agent: _Agent) -> None:
+        self._running_late(agent)
         if agent.pending and (agent.action is None or agent.action.interruptible):
             if agent.action is not None:
                 back = agent.action.interrupted()
