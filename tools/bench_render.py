@@ -1,6 +1,6 @@
 """Benchmark the camera renderer: ms per camera frame for crowds of 0, 10 and 50 people.
 
-Run ``python -m go_store_nodes.core.sim.render_bench [--store config/store.yaml]
+Run ``python tools/bench_render.py [--store config/store.yaml]
 [--scales 1.0 0.5 0.25] [--people 0 10 50] [--ticks 5] [--per-camera] [--profile]``. Every
 tick renders all cameras (depth and colour) in one ``Renderer.render_frames`` batch, as
 `go-store simulate` does (``--per-camera``: one ``Renderer.render`` call per camera);
@@ -19,11 +19,17 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..store import load_store_description, StoreDescription
-from .people import BodyState, HeldItem, pose_joints, PoseInput, sample_physique
-from .render import Renderer
+from go_store_nodes.core.sim.people import (
+    BodyState,
+    HeldItem,
+    pose_joints,
+    PoseInput,
+    sample_physique,
+)
+from go_store_nodes.core.sim.render import Renderer
+from go_store_nodes.core.store import load_store_description, StoreDescription
 
-DEFAULT_STORE = pathlib.Path(__file__).resolve().parents[3] / 'config' / 'store.yaml'
+DEFAULT_STORE = pathlib.Path(__file__).resolve().parents[1] / 'config' / 'store.yaml'
 START_NS = 1_700_000_000 * 10**9
 FRAME_NS = 66_666_667
 
