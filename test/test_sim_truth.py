@@ -113,3 +113,24 @@ def test_save_and_load(tmp_path):
     truth = _truth()
     truth.save(tmp_path / 'truth.json')
     assert Truth.load(tmp_path / 'truth.json') == truth
+
+
+def test_documents_without_the_optional_keys_load_with_defaults():
+    document = json.loads(_truth().to_json())
+    for key in ('store', 'behaviour_counts', 'episodes', 'sensor_counts', 'camera_outages',
+                'camera_clocks', 'touches'):
+        document.pop(key, None)
+    for person in document['people']:
+        del person['height_m']
+    for event in document['events']:
+        for key in ('to_person_id', 'delta_grams', 'behaviours'):
+            del event[key]
+    for receipt in document['receipts']:
+        del receipt['total_cents']
+    truth = Truth.from_dict(document)
+    original = _truth()
+    assert truth.store == '' and truth.behaviour_counts == {} and truth.touches == ()
+    assert [p.height_m for p in truth.people] == [0.0] * len(original.people)
+    assert [e.sku for e in truth.events] == [e.sku for e in original.events]
+    assert all(e.to_person_id is None and e.delta_grams == 0.0 for e in truth.events)
+    assert truth.receipts == original.receipts

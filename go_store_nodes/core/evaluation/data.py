@@ -1,7 +1,9 @@
 """Plain data the evaluation compares: ground truth (truth.json) and the graph's outputs.
 
-Both sides are built at the edge (truth.json parsed here; bag messages converted by
-go_store_nodes.bagio.predictions) so that the metrics never see a ROS message.
+Both sides are built at the edge (truth.json read by ``core.sim.truth.Truth.from_dict``,
+the one definition of its format, and reduced here to what the metrics compare; bag
+messages converted by go_store_nodes.bagio.predictions) so that the metrics never see a
+ROS message.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from ..sim.truth import Truth, TRUTH_FORMAT  # noqa: F401 - format read, re-exported
 from ..topics import (  # noqa: F401 - output topics the metrics read, re-exported
     CALIBRATION_STATUS_TOPIC,
     CART_EVENTS_TOPIC,
@@ -18,8 +21,6 @@ from ..topics import (  # noqa: F401 - output topics the metrics read, re-export
     TRACKS_TOPIC,
     VISITS_TOPIC,
 )
-
-TRUTH_FORMAT = 1
 
 # Event ids of the truth-fed test harness (go_store_testing.truth_feed) start with this:
 # output carrying them was made from ground truth, not measured, and is refused.
@@ -201,46 +202,42 @@ class Predictions:
         return int(self.topic_counts.get(topic, 0))
 
 
-def _int(data: Mapping[str, Any], key: str, default: int = 0) -> int:
-    value = data.get(key, default)
-    return default if value is None else int(value)
-
-
 def parse_truth(document: Mapping[str, Any]) -> GroundTruth:
-    """Build GroundTruth from a parsed truth.json (format 1, docs/simulation.md)."""
+    """Build GroundTruth from a parsed truth.json (format 1, docs/simulation.md).
+
+    The document is parsed and validated once, by ``Truth.from_dict``; its ValueError
+    becomes a TruthFormatError.
+    """
     if not isinstance(document, Mapping):
         raise TruthFormatError('truth.json must hold a JSON object')
-    if document.get('format') != TRUTH_FORMAT:
-        raise TruthFormatError(f'truth.json format {document.get("format")!r} is not '
-                               f'{TRUTH_FORMAT}')
     try:
-        people = tuple(TruthPerson(
-            int(p['person_id']), str(p.get('role', 'shopper')), str(p.get('account_id') or ''),
-            _int(p, 'party_id'), _int(p, 'enter_ns'), _int(p, 'exit_ns'))
-            for p in document.get('people', ()))
-        frames = tuple(TruthFrame(int(f['stamp_ns']), tuple(
-            (int(q['person_id']), float(q['x_m']), float(q['y_m'])) for q in f.get('people', ())))
-            for f in document.get('frames', ()))
-        events = tuple(TruthEvent(
-            str(e.get('event_id', '')), str(e['kind']), int(e['stamp_ns']),
-            _int(e, 'start_ns', int(e['stamp_ns'])), _int(e, 'end_ns', int(e['stamp_ns'])),
-            _int(e, 'person_id'), str(e.get('account_id') or ''), str(e.get('sku') or ''),
-            _int(e, 'quantity', 1), str(e.get('bin_id') or ''), str(e.get('shelf_id') or ''))
-            for e in document.get('events', ()))
-        touches = tuple(TruthTouch(str(t.get('touch_id', '')), str(t['bin_id']),
-                                   int(t['start_ns']), int(t['end_ns']))
-                        for t in document.get('touches', ()))
-        receipts: dict[str, dict[str, int]] = {}
-        for receipt in document.get('receipts', ()):
-            lines = receipts.setdefault(str(receipt['account_id']), {})
-            for line in receipt.get('lines', ()):
-                lines[str(line['sku'])] = lines.get(str(line['sku']), 0) + int(line['quantity'])
-        return GroundTruth(
-            scenario=str(document.get('scenario', '')), seed=_int(document, 'seed'),
-            start_ns=_int(document, 'start_ns'), end_ns=_int(document, 'end_ns'),
-            frame_period_ns=_int(document, 'frame_period_ns'), people=people, frames=frames,
-            events=events,
-            receipts={a: {s: q for s, q in lines.items() if q} for a, lines in receipts.items()},
-            check_in_count=len(document.get('check_ins', ())), touches=touches)
-    except (KeyError, TypeError, ValueError) as error:
-        raise TruthFormatError(f'truth.json: malformed entry: {error!r}') from None
+        truth = Truth.from_dict(dict(document))
+    except ValueError as error:
+        raise TruthFormatError(f'truth.json: {error}') from None
+    return ground_truth(truth)
+
+
+def ground_truth(truth: Truth) -> GroundTruth:
+    """Reduce the simulator's Truth to what the metrics compare."""
+    people = tuple(TruthPerson(
+        p.person_id, p.role, p.account_id or '', p.party_id or 0, p.enter_ns, p.exit_ns or 0)
+        for p in truth.people)
+    frames = tuple(TruthFrame(f.stamp_ns, tuple((q.person_id, q.x_m, q.y_m) for q in f.people))
+                   for f in truth.frames)
+    events = tuple(TruthEvent(
+        e.event_id, e.kind, e.stamp_ns, e.start_ns, e.end_ns, e.person_id,
+        e.account_id or '', e.sku, e.quantity, e.bin_id or '', e.shelf_id or '')
+        for e in truth.events)
+    touches = tuple(TruthTouch(t.touch_id, t.bin_id, t.start_ns, t.end_ns)
+                    for t in truth.touches)
+    receipts: dict[str, dict[str, int]] = {}
+    for receipt in truth.receipts:
+        lines = receipts.setdefault(receipt.account_id, {})
+        for line in receipt.lines:
+            lines[line.sku] = lines.get(line.sku, 0) + line.quantity
+    return GroundTruth(
+        scenario=truth.scenario, seed=truth.seed, start_ns=truth.start_ns,
+        end_ns=truth.end_ns, frame_period_ns=truth.frame_period_ns, people=people,
+        frames=frames, events=events,
+        receipts={a: {s: q for s, q in lines.items() if q} for a, lines in receipts.items()},
+        check_in_count=len(truth.check_ins), touches=touches)

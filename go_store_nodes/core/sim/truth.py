@@ -217,32 +217,39 @@ class Truth:
 
     @classmethod
     def from_dict(cls, document: dict[str, Any]) -> Truth:
-        """Build from a parsed truth.json document; raise ValueError if it is malformed."""
+        """Build from a parsed truth.json document; raise ValueError if it is malformed.
+
+        The one reader of the format: the evaluation builds its ground truth from this.
+        Keys that older or hand-written documents may lack take the defaults of
+        ``OPTIONAL_KEYS``; every other key is required.
+        """
         try:
             if document.get('format') != TRUTH_FORMAT:
                 raise ValueError(f'format: expected {TRUTH_FORMAT}, '
                                  f'got {document.get("format")!r}')
+            document = _with_defaults('truth', document)
             return cls(
                 format=int(document['format']), scenario=str(document['scenario']),
                 seed=int(document['seed']), store=str(document['store']),
                 start_ns=int(document['start_ns']), end_ns=int(document['end_ns']),
                 frame_period_ns=int(document['frame_period_ns']),
-                people=tuple(TruthPerson(**p) for p in document['people']),
+                people=tuple(TruthPerson(**_with_defaults('person', p))
+                             for p in document['people']),
                 frames=tuple(TruthFrame(
                     int(f['stamp_ns']),
                     tuple(TruthFramePerson(int(p['person_id']), float(p['x_m']),
                                            float(p['y_m']),
-                                           {k: list(v) for k, v in p['joints'].items()})
+                                           {k: list(v)
+                                            for k, v in p.get('joints', {}).items()})
                           for p in f['people'])) for f in document['frames']),
-                events=tuple(TruthEvent(**dict(e, behaviours=tuple(e.get('behaviours', ()))))
+                events=tuple(TruthEvent(**dict(_with_defaults('event', e),
+                                               behaviours=tuple(e.get('behaviours', ()))))
                              for e in document['events']),
                 check_ins=tuple(TruthCheckIn(**dict(
                     c, person_ids=tuple(c['person_ids']),
                     tailgater_ids=tuple(c.get('tailgater_ids', ()))))
                     for c in document['check_ins']),
-                receipts=tuple(TruthReceipt(
-                    r['account_id'], tuple(TruthReceiptLine(**line) for line in r['lines']),
-                    int(r['total_cents'])) for r in document['receipts']),
+                receipts=tuple(_receipt_from_dict(r) for r in document['receipts']),
                 behaviour_counts={str(k): int(v)
                                   for k, v in document['behaviour_counts'].items()},
                 episodes=tuple(TruthEpisode(**dict(e, person_ids=tuple(e['person_ids'])))
@@ -254,7 +261,7 @@ class Truth:
                 camera_clocks=tuple(TruthCameraClock(**c)
                                     for c in document.get('camera_clocks', ())),
                 touches=tuple(TruthTouch(**t) for t in document.get('touches', ())))
-        except (KeyError, TypeError) as error:
+        except (KeyError, TypeError, AttributeError) as error:
             raise ValueError(f'malformed truth document: {error!r}') from None
 
     @classmethod
@@ -300,3 +307,31 @@ def compute_receipts(events: tuple[TruthEvent, ...] | list[TruthEvent],
         receipts.append(TruthReceipt(account, receipt_lines, sum(
             line.quantity * line.unit_price_cents for line in receipt_lines)))
     return tuple(receipts)
+
+
+# Keys a truth.json document may lack (older simulators, hand-written test documents),
+# per record kind, with the value they then take. Lists that only newer simulators write
+# (episodes, sensor_counts, camera_outages, camera_clocks, touches, behaviours,
+# tailgater_ids) default to empty where they are read.
+OPTIONAL_KEYS: dict[str, dict[str, Any]] = {
+    'truth': {'store': '', 'check_ins': (), 'behaviour_counts': {}},
+    'person': {'account_id': None, 'party_id': None, 'height_m': 0.0, 'exit_ns': None},
+    'event': {'to_person_id': None, 'account_id': None, 'bin_id': None, 'shelf_id': None,
+              'delta_grams': 0.0},
+    'receipt_line': {'unit_price_cents': 0},
+}
+
+
+def _with_defaults(kind: str, record: dict[str, Any]) -> dict[str, Any]:
+    """Return ``record`` with the optional keys of its kind filled in where missing."""
+    return {**OPTIONAL_KEYS[kind], **record}
+
+
+def _receipt_from_dict(record: dict[str, Any]) -> TruthReceipt:
+    """Read one receipt; a missing ``total_cents`` is the sum of its lines."""
+    lines = tuple(TruthReceiptLine(**_with_defaults('receipt_line', line))
+                  for line in record['lines'])
+    total = record.get('total_cents')
+    return TruthReceipt(str(record['account_id']), lines,
+                        sum(line.quantity * line.unit_price_cents for line in lines)
+                        if total is None else int(total))
