@@ -198,16 +198,15 @@ def test_a_ledger_restart_holds_receipts_until_upstream_can_resend(repo, tmp_pat
         probe.tracks(time.time_ns())
         probe.spin_until(lambda: probe.visit_with(visit_id, Visit.ENDED), 'ENDED', gate)
         # The exit is recorded; the cart ledger (re)starts now with a 5 s hold-off.
+        started = time.monotonic()
         ledger = StoreProcesses(repo, tmp_path / 'ledger', url, ('cart_ledger',),
                                 receipt_holdoff_s=HOLDOFF_S)
-        probe.spin_until(lambda: probe.node.count_publishers('receipts') > 0,
-                         'the restarted ledger on the graph', ledger)
-        on_graph = time.monotonic()
         probe.spin_until(lambda: receipts_of(probe, visit_id, Receipt.ISSUED),
                          'the receipt', ledger)
-        # Upstream had (about) the hold-off to re-send before the bill closed; the node
-        # connects to the database at about the time it appears on the graph.
-        assert time.monotonic() - on_graph >= HOLDOFF_S - 1.0
+        # Upstream had the hold-off to re-send before the bill closed: it runs from the
+        # database connection, which comes after the process started (without it the
+        # receipt came 0.1 s after the connection).
+        assert time.monotonic() - started >= HOLDOFF_S
     finally:
         gate.stop()
         if ledger is not None:

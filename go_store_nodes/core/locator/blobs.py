@@ -221,8 +221,6 @@ def segment_people(heights: NDArray[np.float32], level: NDArray[np.float32], gri
     merged_into = list(range(len(parts)))
     kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (3, 3))
     for k in sorted(range(len(parts)), key=lambda i: parts[i].top_m):
-        if parts[k].is_person:
-            continue
         # Neighbours: labels on the one-cell ring around the part (in its bounding box).
         part_rows, part_cols = np.divmod(parts[k].cells, grid.nx)
         r0, c0 = max(int(part_rows.min()) - 1, 0), max(int(part_cols.min()) - 1, 0)
@@ -230,6 +228,19 @@ def segment_people(heights: NDArray[np.float32], level: NDArray[np.float32], gri
         own = (window == k + 1).astype(np.uint8)
         ring = cv2.dilate(own, kernel).astype(bool) & ~own.astype(bool)
         neighbours = [int(v) - 1 for v in set(window[ring].tolist()) if v > 0 and v != k + 1]
+        if parts[k].is_person:
+            # A shoulder or raised arm: a maximum at least a head's depth below a touching
+            # part whose head is nearer than a shoulder's reach (1.6 head separations;
+            # two people shoulder to shoulder have their heads farther apart).
+            reach = 1.6 * config.head_separation_m
+            hx, hy = parts[k].head_xy_m
+            higher = [i for i in neighbours
+                      if parts[i].top_m - parts[k].top_m >= config.head_depth_m
+                      and math.hypot(parts[i].head_xy_m[0] - hx,
+                                     parts[i].head_xy_m[1] - hy) < reach]
+            if higher and not clipped[k]:
+                merged_into[k] = max(higher, key=lambda i: parts[i].top_m)
+            continue
         if clipped[k]:
             targets = [i for i in neighbours if merged_into[i] == i]
         else:
