@@ -254,7 +254,6 @@ class FeedPlayer:
         self.scans_resent = 0  # check-ins re-sent for want of an answer
         self.resent = 0
         self._unconfirmed_snapshots = 0
-        self._last_tracks: Optional[FeedTracks] = None
 
     def close(self) -> None:
         """Destroy the probe node and its context."""
@@ -392,14 +391,6 @@ class FeedPlayer:
             if any(event.account_id in item.ended for event in self.outstanding):
                 self.ack_events()
         self.tracks_pub.publish(_tracks_msg(item, self._stamp()))
-        before, self._last_tracks = self._last_tracks, item
-
-        def replay_exit() -> None:
-            # A tracker streams: the gate (restarted, or behind) sees the last snapshot
-            # with the party in the exit zone and this one without it again.
-            if before is not None:
-                self.tracks_pub.publish(_tracks_msg(before, self._stamp()))
-            self.tracks_pub.publish(_tracks_msg(item, self._stamp()))
         for account in item.joined:
             visit_id = self.visit_of[account]
             size = len(self.feed.parties[account])
@@ -409,7 +400,7 @@ class FeedPlayer:
         for account in item.ended:
             visit_id = self.visit_of[account]
             self.spin_until(lambda visit_id=visit_id: self.visit_with(visit_id, Visit.ENDED),
-                            f'visit {visit_id} of {account} to end', every=(3.0, replay_exit))
+                            f'visit {visit_id} of {account} to end')
             self.ended.append(account)
         if item.joined or item.ended:
             self._unconfirmed_snapshots = 0
