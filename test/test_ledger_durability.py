@@ -263,7 +263,7 @@ def spin_for(player, seconds: float) -> None:
         player.executor.spin_once(timeout_sec=0.001)
 
 
-@pytest.mark.xfail(strict=False, reason='flaky on a fresh clone since the door-entry '
+@pytest.mark.xfail(strict=False, reason='fails on most runs since the door-entry '
                    'simulator: now and then a visit is not seen to end, or its receipt does '
                    'not come, after the gate kill (harness timeout, not a lost or doubled '
                    'line); under investigation')
