@@ -96,8 +96,13 @@ class FeedTimeoutError(AssertionError):
 class LedgerNodes:
     """The gate and cart_ledger nodes in their own processes, on one ledger database."""
 
-    def __init__(self, workdir: pathlib.Path, database_url: str, **overrides: object) -> None:
-        """Remember the parameters; ``start`` launches a node."""
+    def __init__(self, workdir: pathlib.Path, database_url: str,
+                 node_overrides: Optional[dict[str, dict[str, object]]] = None,
+                 **overrides: object) -> None:
+        """Remember the parameters; ``start`` launches a node.
+
+        ``overrides`` apply to both nodes, ``node_overrides[name]`` to node ``name`` only.
+        """
         share = share_dir()
         self.workdir = pathlib.Path(workdir)
         self.parameters: dict[str, object] = {
@@ -108,6 +113,7 @@ class LedgerNodes:
             'grace_period_s': 0.0, 'receipt_check_period_s': 0.1, 'receipt_holdoff_s': 0.0,
             'diagnostics_period_s': 0.2, 'use_sim_time': False}
         self.parameters.update(overrides)
+        self.node_overrides = node_overrides or {}
         self.params_file = share / 'config' / 'go_store.yaml'
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
         self.logs: dict[str, list[pathlib.Path]] = {}
@@ -120,7 +126,7 @@ class LedgerNodes:
         if name in self.processes and self.processes[name].poll() is None:
             raise RuntimeError(f'{name} is already running')
         args = ['--ros-args', '--params-file', str(self.params_file)]
-        for key, value in self.parameters.items():
+        for key, value in {**self.parameters, **self.node_overrides.get(name, {})}.items():
             text_value = str(value).lower() if isinstance(value, bool) else str(value)
             args += ['-p', f'{key}:={text_value}']
         if hook:

@@ -15,7 +15,7 @@ from go_store_nodes.core.gate import (
     TrackObservation,
     VisitStatus,
 )
-from go_store_nodes.core.ledger import TokenConfig, TokenIssuer
+from go_store_nodes.core.ledger import LedgerError, TokenConfig, TokenIssuer
 from go_store_nodes.core.ledger.tokens import generate_private_key
 from go_store_nodes.core.store import load_store_description
 
@@ -185,33 +185,90 @@ def test_the_visit_ends_once_every_track_has_left_through_the_exit(backend, stor
     assert gate.on_tracks(T0 + 32 * S, []) == [] and gate.open_visit_ids == ()
 
 
-def test_a_track_lost_inside_the_store_keeps_the_visit_open(backend, store):
+def test_a_track_lost_inside_the_store_ends_its_visit_into_review_after_a_while(
+        backend, store):
     gate = make_gate(backend, store)
     gate.on_tracks(T0, [at(1, ENTRY), at(2, ENTRY)])
     outcome, _ = gate.check_in('gate_entry', ISSUER.issue('acct-1', T0), T0)
     gate.on_tracks(T0 + 10 * S, [at(1, AISLE)])  # track 2 vanished mid-store
     assert walk_out(gate, T0 + 20 * S, [1]) == []
     assert gate.counters['tracks_lost'] == 1
-    assert gate._ledger.get_visit(outcome.visit_id).state == 'open'
+    ledger = gate._ledger
+    assert ledger.get_visit(outcome.visit_id).state == 'open'
+    lost_after = CONFIG.visit_lost_after_ns
+    # Nobody of the visit seen since T0 + 20 s: not yet lost one tick before the limit.
+    assert gate.on_tracks(T0 + 20 * S + lost_after, []) == []
+    updates = gate.on_tracks(T0 + 21 * S + lost_after, [])
+    assert [(u.status, u.visit_id, u.stamp_ns) for u in updates] == [
+        (VisitStatus.ENDED, outcome.visit_id, T0 + 20 * S)]
+    assert gate.counters['visits_lost_to_review'] == 1 and gate.open_visit_ids == ()
+    info = ledger.get_visit(outcome.visit_id)
+    assert (info.state, info.exit_seen_at_ns) == ('closing', T0 + 20 * S)
+    # The receipt waits for staff; confirming the cart releases it.
+    (review,) = ledger.list_reviews(outcome.visit_id)
+    assert (review.event_id, review.sku, review.quantity_delta) == ('', '', 0)
+    assert review.reason.startswith('visit_lost: 1 of 2 people')
+    now = T0 + 200 * S + lost_after
+    assert ledger.issue_receipt(outcome.visit_id, now, force=True).review_ids == (
+        review.review_id,)
+    with pytest.raises(LedgerError):
+        ledger.resolve_review(review.review_id, 'staff-1', 'cart checked', 1, now)
+    ledger.resolve_review(review.review_id, 'staff-1', 'cart checked on camera', 0, now)
+    receipt = ledger.issue_receipt(outcome.visit_id, now, force=True)
+    assert receipt.visit_id == outcome.visit_id and receipt.total_cents == 0
 
 
-def test_a_restarted_gate_recovers_open_visits_from_the_ledger(backend, store):
-    gate = make_gate(backend, store)
-    gate.on_tracks(T0, [at(1, ENTRY), at(2, ENTRY)])
-    outcome, _ = gate.check_in('gate_entry', ISSUER.issue('acct-1', T0), T0)
-    restarted = make_gate(backend, store)
-    restarted.on_tracks(T0 + 10 * S, [at(1, AISLE), at(2, AISLE), at(7, ENTRY)])
-    assert restarted.open_visit_ids == (outcome.visit_id,)
-    updates = walk_out(restarted, T0 + 20 * S, [1, 2])
-    assert [(u.status, u.visit_id, u.track_ids) for u in updates] == [
-        (VisitStatus.ENDED, outcome.visit_id, ('1', '2'))]
-
-
-def test_out_of_order_snapshots_are_dropped(backend, store):
+def test_a_lost_person_under_a_new_track_id_rejoins_the_visit(backend, store):
     gate = make_gate(backend, store)
     gate.on_tracks(T0, [at(1, ENTRY)])
-    assert gate.on_tracks(T0 - S, []) == []
-    assert gate.counters['dropped_out_of_order_tracks'] == 1
+    outcome, _ = gate.check_in('gate_entry', ISSUER.issue('acct-1', T0), T0)
+    gate.on_tracks(T0 + 10 * S, [at(1, AISLE)])
+    gate.on_tracks(T0 + 11 * S, [])  # lost mid-store
+    # Found again 3 s later, 1.5 m away, under a new id: it continues the visit.
+    updates = gate.on_tracks(T0 + 14 * S, [at(5, (AISLE[0] + 1.5, AISLE[1]))])
+    assert [(u.status, u.track_ids) for u in updates] == [(VisitStatus.STARTED, ('1', '5'))]
+    assert gate.counters['tracks_rejoined'] == 1 and 'unlinked_shoppers' not in gate.counters
+    assert gate._ledger.visit_for_track('5') == outcome.visit_id
+    # Someone appearing far beyond walking reach is flagged, not linked.
+    gate.on_tracks(T0 + 15 * S, [at(5, AISLE), at(6, (9.0, 5.0))])
+    assert gate.unlinked_track_ids == ('6',)
+    updates = walk_out(gate, T0 + 20 * S, [5])
+    assert [(u.status, u.visit_id) for u in updates] == [(VisitStatus.ENDED, outcome.visit_id)]
+    assert gate._ledger.list_reviews(outcome.visit_id) == []
+
+
+def test_the_scan_links_the_holder_seen_at_the_scanner_before_the_late_report(
+        backend, store):
+    gate = make_gate(backend, store)
+    gate.on_tracks(T0, [at(1, ENTRY)])
+    gate.on_tracks(T0 + 2 * S, [at(1, AISLE)])  # walked on before the scan was reported
+    outcome, _ = gate.check_in('gate_entry', ISSUER.issue('acct-1', T0), T0 + 2500 * MS)
+    assert outcome.track_ids == ('1',)
+    # Beyond the look-back, nobody is taken.
+    gate.on_tracks(T0 + 10 * S, [at(1, AISLE), at(2, ENTRY)])
+    gate.on_tracks(T0 + 14 * S, [at(1, AISLE), at(2, AISLE)])
+    late, _ = gate.check_in('gate_entry', ISSUER.issue('acct-2', T0), T0 + 14 * S)
+    assert late.track_ids == ()
+
+
+def test_an_exit_in_dropped_snapshots_is_inferred_only_when_snapshots_were_dropped(
+        backend, store):
+    near_exit = (EXIT[0] - 1.0, EXIT[1] + 0.5)
+    for track, missed in ((1, False), (2, True)):
+        gate = make_gate(backend, store)
+        gate.on_tracks(T0, [at(track, ENTRY)])
+        outcome, _ = gate.check_in('gate_entry', ISSUER.issue(f'acct-{track}', T0), T0)
+        gate.on_tracks(T0 + 10 * S, [at(track, AISLE)])
+        gate.on_tracks(T0 + 12 * S, [at(track, near_exit)])
+        # The snapshot with the track in the exit zone was dropped (queue full): 100 ms
+        # later it is gone, too soon for a gap; only the caller knows snapshots were lost.
+        updates = gate.on_tracks(T0 + 12100 * MS, [], missed_before=missed)
+        found = [(u.status, u.visit_id, u.gate_id) for u in updates]
+        if missed:
+            assert found == [(VisitStatus.ENDED, outcome.visit_id, 'gate_exit')]
+            assert gate.counters['exits_inferred_after_gap'] == 1
+        else:
+            assert found == [] and gate.counters['tracks_lost'] == 1
 
 
 @pytest.mark.parametrize('kwargs', [

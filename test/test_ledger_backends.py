@@ -113,14 +113,23 @@ def test_migration_is_idempotent_and_reversible(backend: Backend) -> None:
     Ledger(engine, CONFIG, CATALOG)  # a second start finds the schema at head
     with engine.connect() as connection:
         assert connection.execute(text('SELECT version_num FROM alembic_version')).scalar() \
-            == '0002'
+            == '0003'
+
+    def event_id_nullable() -> bool:
+        return next(c['nullable'] for c in inspect(engine).get_columns('review_items')
+                    if c['name'] == 'event_id')
+
+    assert event_id_nullable()
+    with engine.begin() as connection:
+        command.downgrade(alembic_config(connection), '0002')
+    assert not event_id_nullable()
     with engine.begin() as connection:
         command.downgrade(alembic_config(connection), '0001')
     columns = {c['name'] for c in inspect(engine).get_columns('receipts')}
     assert 'published_at_ns' not in columns
     Ledger(engine, CONFIG, CATALOG)  # upgrades 0001 -> head
     columns = {c['name'] for c in inspect(engine).get_columns('receipts')}
-    assert 'published_at_ns' in columns
+    assert 'published_at_ns' in columns and event_id_nullable()
     with engine.begin() as connection:
         command.downgrade(alembic_config(connection), 'base')
     assert 'visits' not in inspect(engine).get_table_names()

@@ -25,6 +25,9 @@ def test_gate_yaml_matches_the_core_defaults(repo):
     assert params['require_registered_accounts'] == gate.require_registered_accounts
     assert round(params['future_tolerance_s'] * NS) == gate.future_tolerance_ns
     assert round(params['max_scan_offset_s'] * NS) == gate.max_scan_offset_ns
+    assert round(params['scan_lookback_s'] * NS) == gate.scan_lookback_ns
+    assert round(params['visit_lost_after_s'] * NS) == gate.visit_lost_after_ns
+    assert params['rejoin_margin_m'] == gate.rejoin_margin_m
     assert round(params['clock_skew_s'] * NS) == tokens.clock_skew_ns
     assert round(params['lock_wait_s'] * 1000) == ledger.sqlite_busy_timeout_ms \
         == ledger.postgres_lock_timeout_ms

@@ -96,10 +96,25 @@ class GateConfig:
     # track may have been last seen from an exit zone for that (m).
     walking_speed_mps: float = 2.0
     exit_approach_m: float = 2.0
+    # The scanner reports a scan 0.5-3 s after the holder reached it: people seen in the
+    # gate zone this long before the scan count as "at the scan".
+    scan_lookback_ns: int = 3 * NS_PER_SECOND
+    # A visit none of whose people has been seen for this long (lost in the store, never
+    # seen leaving) is ended into review: staff confirm the cart before its receipt.
+    visit_lost_after_ns: int = 120 * NS_PER_SECOND
+    # A new track appearing within walking reach (plus this margin, m) of where a visit's
+    # track was lost, within ``visit_lost_after_ns``, rejoins that visit.
+    rejoin_margin_m: float = 1.0
 
     def __post_init__(self) -> None:
         """Validate the config."""
         _check_ns('group_window_ns', self.group_window_ns, 0, 60 * NS_PER_SECOND)
+        _check_ns('scan_lookback_ns', self.scan_lookback_ns, 0, 60 * NS_PER_SECOND)
+        _check_ns('visit_lost_after_ns', self.visit_lost_after_ns, NS_PER_SECOND,
+                  24 * 3600 * NS_PER_SECOND)
+        if not (isinstance(self.rejoin_margin_m, (int, float))
+                and math.isfinite(self.rejoin_margin_m) and 0.0 <= self.rejoin_margin_m <= 20.0):
+            raise ValueError(f'rejoin_margin_m must be in [0, 20], got {self.rejoin_margin_m!r}')
         if not isinstance(self.require_registered_accounts, bool):
             raise ValueError('require_registered_accounts must be a bool')
         _check_ns('future_tolerance_ns', self.future_tolerance_ns, 0, 3600 * NS_PER_SECOND)
@@ -187,6 +202,26 @@ class _OpenVisit:
     tracks: set[str] = field(default_factory=set)
     left: dict[str, str] = field(default_factory=dict)  # track id -> exit gate id
     ended_at_ns: Optional[int] = None
+    # Gate time any of its tracks was last seen (opened_at_ns until one is).
+    last_seen_ns: int = 0
+    # Lost tracks whose person came back under a new track id (that one is in ``tracks``).
+    retired: set[str] = field(default_factory=set)
+    review_reason: str = ''
+
+    def all_left(self) -> bool:
+        """Whether everyone of the visit has been seen leaving."""
+        present = self.tracks - self.retired
+        return bool(present) and present.issubset(self.left)
+
+
+@dataclass(frozen=True)
+class _LostTrack:
+    """A track of an open visit that disappeared inside the store (gate time, map m)."""
+
+    visit_id: str
+    last_seen_ns: int
+    x_m: float
+    y_m: float
 
 
 @dataclass
@@ -221,6 +256,7 @@ class GateLogic:
         self._snapshot_stamp_ns: Optional[int] = None  # stamp of the last accepted snapshot
         self._snapshot_now_ns: Optional[int] = None  # gate time it was received
         self._unlinked: set[str] = set()
+        self._lost: dict[str, _LostTrack] = {}
         self.counters: dict[str, int] = {}
 
     # -- introspection --------------------------------------------------------------------
@@ -304,7 +340,8 @@ class GateLogic:
         visit = self._visits.get(visit_id)
         if visit is None:
             visit = _OpenVisit(account_id=account_id, gate_id=gate_id,
-                               opened_at_ns=info.opened_at_ns)
+                               opened_at_ns=info.opened_at_ns,
+                               last_seen_ns=max(info.opened_at_ns, now))
             self._visits[visit_id] = visit
         for track_id in info.track_ids:
             visit.tracks.add(track_id)
@@ -351,26 +388,41 @@ class GateLogic:
         return visit_id, created
 
     def _tracks_at_scan(self, gate: Gate, now_ns: int) -> list[str]:
-        """Return the unlinked shoppers in the gate zone in the latest (fresh) snapshot."""
+        """Return the unlinked shoppers at the scan.
+
+        Those in the gate zone in the latest (fresh) snapshot, and live ones seen in it
+        within ``scan_lookback_ns`` before the scan (the scanner's report comes late).
+        """
         if self._snapshot_now_ns is None or \
                 self._snapshot_now_ns < now_ns - SNAPSHOT_MAX_AGE_NS:
             return []
+        since_ns = now_ns - self._config.scan_lookback_ns
         return sorted(track_id for track_id, state in self._live.items()
-                      if self._linkable(track_id, state, gate))
+                      if self._linkable(track_id, state, gate)
+                      or self._linkable(track_id, state, gate, since_ns))
 
-    def _linkable(self, track_id: str, state: _TrackState, gate: Gate) -> bool:
-        return (not state.is_associate and self._track_visit.get(track_id) is None
-                and gate.contains(state.x_m, state.y_m))
+    def _linkable(self, track_id: str, state: _TrackState, gate: Gate,
+                  since_ns: Optional[int] = None) -> bool:
+        """Whether an unlinked shopper stands in ``gate`` (or stood there since ``since_ns``)."""
+        if state.is_associate or self._track_visit.get(track_id) is not None:
+            return False
+        if since_ns is None:
+            return gate.contains(state.x_m, state.y_m)
+        return any(stamp_ns >= since_ns and gate.contains(x_m, y_m)
+                   for stamp_ns, x_m, y_m in state.history)
 
     # -- tracks ---------------------------------------------------------------------------
 
     def on_tracks(self, stamp_ns: int, tracks: Iterable[TrackObservation],
-                  now_ns: Optional[int] = None) -> list[VisitUpdate]:
+                  now_ns: Optional[int] = None, missed_before: bool = False
+                  ) -> list[VisitUpdate]:
         """Take one snapshot of every live track; link group members, detect exits.
 
         ``stamp_ns`` is the tracker's stamp, ``now_ns`` the gate clock when the snapshot
         came in (default: the stamp). A snapshot stamped more than ``future_tolerance_ns``
         ahead of ``now_ns`` is refused; one older than the last accepted is dropped.
+        ``missed_before``: snapshots before this one were lost (the caller's queue was
+        full), so a track that disappeared may have been seen in an exit zone in them.
         """
         now = stamp_ns if now_ns is None else now_ns
         if stamp_ns > now + self._config.future_tolerance_ns:
@@ -388,20 +440,39 @@ class GateLogic:
         for track_id in snapshot.keys() - self._live.keys():
             self._learn(track_id, snapshot)
         for track_id in self._live.keys() - snapshot.keys():
-            changed |= self._disappeared(track_id, now)
+            changed |= self._disappeared(track_id, now, missed_before)
         for track in snapshot.values():
             changed |= self._observe(track, now)
         self._snapshot_stamp_ns = stamp_ns
         self._snapshot_now_ns = now
         updates = self._link_group_members(now)
-        self._flag_unlinked(snapshot)
+        updates += self._rejoin_or_flag(snapshot, now)
         for visit_id in list(self._visits):
             visit = self._visits[visit_id]
-            if visit_id in changed and visit.tracks and visit.tracks.issubset(visit.left):
+            if visit_id in changed and visit.all_left():
                 visit.ended_at_ns = visit.ended_at_ns or now
+            elif visit.ended_at_ns is None:
+                self._end_if_lost(visit_id, visit, now)
             if visit.ended_at_ns is not None:
                 updates.append(self._end(visit_id, visit))
         return updates
+
+    def _end_if_lost(self, visit_id: str, visit: _OpenVisit, now_ns: int) -> None:
+        """End a visit into review when none of its people was seen for too long."""
+        if any(track_id in self._live for track_id in visit.tracks) or \
+                now_ns - visit.last_seen_ns <= self._config.visit_lost_after_ns:
+            return
+        if any(w.visit_id == visit_id for w in self._windows):
+            return  # still collecting its group
+        present = visit.tracks - visit.retired
+        missing = sorted(present - visit.left.keys())
+        visit.ended_at_ns = visit.last_seen_ns
+        visit.review_reason = (f'visit_lost: {len(missing)} of {len(present)} people '
+                               'not seen leaving')
+        self._count('visits_lost_to_review')
+        LOGGER.warning('visit %s: nobody seen for %.0f s and tracks %s not seen leaving: '
+                       'ended into review (the receipt waits for staff)', visit_id,
+                       (now_ns - visit.last_seen_ns) / NS_PER_SECOND, missing)
 
     def _learn(self, track_id: str, snapshot: dict[str, TrackObservation]) -> None:
         """Look up a track never seen live before (e.g. after a gate restart)."""
@@ -434,8 +505,11 @@ class GateLogic:
                 deque(maxlen=self._config.track_history_length))
         state.x_m, state.y_m, state.is_associate = track.x_m, track.y_m, track.is_associate
         state.history.append((now_ns, track.x_m, track.y_m))
+        self._lost.pop(track.track_id, None)
         visit_id = self._track_visit.get(track.track_id)
         visit = self._visits.get(visit_id) if visit_id else None
+        if visit is not None:
+            visit.last_seen_ns = max(visit.last_seen_ns, now_ns)
         inside = 0.0 <= track.x_m <= self._width_m and 0.0 <= track.y_m <= self._depth_m
         if inside:
             state.exit_gate = next((gate.gate_id for gate in self._exit
@@ -449,7 +523,8 @@ class GateLogic:
             return {visit_id}
         return set()
 
-    def _disappeared(self, track_id: str, now_ns: int) -> set[str]:
+    def _disappeared(self, track_id: str, now_ns: int, missed_before: bool = False
+                     ) -> set[str]:
         """Forget a track that is no longer live; it left if last seen in an exit zone."""
         state = self._live.pop(track_id)
         self._unlinked.discard(track_id)
@@ -458,32 +533,38 @@ class GateLogic:
         if visit is None or visit_id is None:
             self._track_visit.pop(track_id, None)  # ids are never reused: nothing to keep
             return set()
-        exit_gate = state.exit_gate or self._exit_across_gap(state, now_ns)
+        exit_gate = state.exit_gate or self._exit_across_gap(state, now_ns, missed_before)
         if exit_gate is not None:
             visit.left[track_id] = exit_gate
             return {visit_id}
         if track_id not in visit.left:
             LOGGER.warning('track %s of visit %s disappeared inside the store (not in an '
-                           'exit zone); the visit stays open', track_id, visit_id)
+                           'exit zone); it may rejoin under a new id, else the visit ends '
+                           'into review', track_id, visit_id)
             self._count('tracks_lost')
+            self._lost[track_id] = _LostTrack(visit_id, state.last_seen_ns, state.x_m,
+                                              state.y_m)
         return set()
 
-    def _exit_across_gap(self, state: _TrackState, now_ns: int) -> Optional[str]:
+    def _exit_across_gap(self, state: _TrackState, now_ns: int, missed_before: bool = False
+                         ) -> Optional[str]:
         """Return the exit zone a track could have walked into during missed snapshots.
 
         Only when snapshots are missing (the gap from its last sighting to now exceeds
-        ``max_snapshot_gap_ns``): then the nearest exit zone within walking reach (and
-        within ``exit_approach_m``) of its last position, which its kept history moves
-        towards, counts as its exit.
+        ``max_snapshot_gap_ns``, or the caller dropped some: ``missed_before``): then the
+        nearest exit zone within walking reach (and within ``exit_approach_m``) of its last
+        position, which its kept history moves towards, counts as its exit. Dropped
+        snapshots say nothing of how long they spanned: the reach is ``exit_approach_m``.
         """
         if not state.history:
             return None
         last_ns, x_m, y_m = state.history[-1]
         gap_ns = now_ns - last_ns
-        if gap_ns <= self._config.max_snapshot_gap_ns:
+        if gap_ns <= self._config.max_snapshot_gap_ns and not missed_before:
             return None
-        reach_m = min(self._config.walking_speed_mps * gap_ns / NS_PER_SECOND,
-                      self._config.exit_approach_m)
+        reach_m = self._config.exit_approach_m
+        if not missed_before:
+            reach_m = min(self._config.walking_speed_mps * gap_ns / NS_PER_SECOND, reach_m)
         first_ns, x0_m, y0_m = state.history[0]
         best: Optional[tuple[float, str]] = None
         for gate in self._exit:
@@ -501,19 +582,62 @@ class GateLogic:
                        best[0], best[1], gap_ns / NS_PER_SECOND)
         return best[1]
 
-    def _flag_unlinked(self, snapshot: dict[str, TrackObservation]) -> None:
-        """Flag shoppers walking in the store with no visit: nobody will be billed for them."""
-        for track_id, track in snapshot.items():
+    def _rejoin_or_flag(self, snapshot: dict[str, TrackObservation], now_ns: int
+                        ) -> list[VisitUpdate]:
+        """Give a visit back its lost person, or flag a shopper in the store with no visit.
+
+        A shopper track with no visit, in the store outside the entry zones, rejoins the
+        visit of the nearest lost track it could have walked from (within
+        ``visit_lost_after_ns`` and ``walking_speed_mps`` x gap + ``rejoin_margin_m``);
+        otherwise it is flagged: nobody is billed for it.
+        """
+        updates: list[VisitUpdate] = []
+        for track_id, track in sorted(snapshot.items()):
             if track.is_associate or track_id in self._unlinked \
                     or self._track_visit.get(track_id) is not None:
                 continue
             inside = 0.0 <= track.x_m <= self._width_m and 0.0 <= track.y_m <= self._depth_m
             if not inside or any(g.contains(track.x_m, track.y_m) for g in self._entry.values()):
                 continue
+            update = self._rejoin(track_id, track, now_ns)
+            if update is not None:
+                updates.append(update)
+                continue
             self._unlinked.add(track_id)
             self._count('unlinked_shoppers')
             LOGGER.warning('track %s walks in the store linked to no check-in: flagged, '
                            'nobody is billed for it', track_id)
+        return updates
+
+    def _rejoin(self, track_id: str, track: TrackObservation, now_ns: int
+                ) -> Optional[VisitUpdate]:
+        """Link a new track to the visit of a lost track it continues; None if none fits."""
+        best: Optional[tuple[float, str]] = None
+        for lost_id, lost in self._lost.items():
+            gap_ns = now_ns - lost.last_seen_ns
+            if lost.visit_id not in self._visits or gap_ns > self._config.visit_lost_after_ns:
+                continue
+            reach_m = (self._config.walking_speed_mps * max(gap_ns, 0) / NS_PER_SECOND
+                       + self._config.rejoin_margin_m)
+            distance_m = math.hypot(track.x_m - lost.x_m, track.y_m - lost.y_m)
+            if distance_m <= reach_m and (best is None or distance_m < best[0]):
+                best = (distance_m, lost_id)
+        if best is None:
+            return None
+        lost_id = best[1]
+        lost = self._lost.pop(lost_id)
+        visit = self._visits[lost.visit_id]
+        if self._ledger.visit_for_track(track_id) is None:
+            self._ledger.add_track(lost.visit_id, track_id, now_ns)
+        self._track_visit[track_id] = lost.visit_id
+        visit.tracks.add(track_id)
+        visit.retired.add(lost_id)
+        visit.last_seen_ns = max(visit.last_seen_ns, now_ns)
+        self._count('tracks_rejoined')
+        LOGGER.info('track %s rejoins visit %s: it appeared %.1f m from lost track %s',
+                    track_id, lost.visit_id, best[0], lost_id)
+        return self._update(lost.visit_id, visit, visit.opened_at_ns, VisitStatus.STARTED,
+                            visit.gate_id)
 
     def _end_without_tracks(self, visit_id: str, visit: _OpenVisit, now_ns: int
                             ) -> VisitUpdate:
@@ -554,9 +678,10 @@ class GateLogic:
     def _end(self, visit_id: str, visit: _OpenVisit) -> VisitUpdate:
         """Record the exit in the ledger, forget the visit and report it ended."""
         assert visit.ended_at_ns is not None
-        self._ledger.mark_exit(visit_id, visit.ended_at_ns)
+        self._ledger.mark_exit(visit_id, visit.ended_at_ns, review_reason=visit.review_reason)
         del self._visits[visit_id]
         for track_id in visit.tracks:
+            self._lost.pop(track_id, None)
             if track_id not in self._live:
                 self._track_visit.pop(track_id, None)
         self._count('visits_ended')

@@ -93,6 +93,15 @@ PARAMETERS = (
     ParamSpec('max_scan_offset_s', Parameter.Type.DOUBLE,
               's a scan stamp may differ from the node clock before it is counted '
               '(scan_clock_offset); the node clock is used either way', 0.0, 3600.0),
+    ParamSpec('scan_lookback_s', Parameter.Type.DOUBLE,
+              's before a scan during which people seen in the gate zone count as at the '
+              'scan (the scanner reports a scan after the holder reached it)', 0.0, 60.0),
+    ParamSpec('visit_lost_after_s', Parameter.Type.DOUBLE,
+              "s none of a visit's people may go unseen before the visit is ended into "
+              'review (visits_lost_to_review): the receipt waits for staff', 1.0, 86400.0),
+    ParamSpec('rejoin_margin_m', Parameter.Type.DOUBLE,
+              'm beyond walking reach within which a new track rejoins the visit of a '
+              'track lost there (tracks_rejoined)', 0.0, 20.0),
     ParamSpec('lock_wait_s', Parameter.Type.DOUBLE,
               's one database statement waits for another writer (SQLite busy timeout, '
               'PostgreSQL lock_timeout) before the write is retried', 0.1, 600.0),
@@ -136,7 +145,10 @@ class GateNode(Node):
                 group_window_ns=round(params['group_window_s'] * NS_PER_SECOND),
                 require_registered_accounts=params['require_registered_accounts'],
                 future_tolerance_ns=round(params['future_tolerance_s'] * NS_PER_SECOND),
-                max_scan_offset_ns=round(params['max_scan_offset_s'] * NS_PER_SECOND))
+                max_scan_offset_ns=round(params['max_scan_offset_s'] * NS_PER_SECOND),
+                scan_lookback_ns=round(params['scan_lookback_s'] * NS_PER_SECOND),
+                visit_lost_after_ns=round(params['visit_lost_after_s'] * NS_PER_SECOND),
+                rejoin_margin_m=params['rejoin_margin_m'])
             token_config = TokenConfig(clock_skew_ns=round(params['clock_skew_s'] * NS_PER_SECOND))
             lock_wait_ms = round(params['lock_wait_s'] * 1000)
             ledger_config = LedgerConfig(
@@ -147,6 +159,7 @@ class GateNode(Node):
             raise MissingParameterError(f"node 'gate': {error}") from None
         self.diagnostics = NodeDiagnostics(self, params['diagnostics_period_s'])
         self._status_lock = threading.Lock()
+        self._snapshots_dropped = False  # a snapshot was dropped since the last one queued
         self._key_problem = self._check_key(public_key)
         self.ledger: Optional[Ledger] = None
         self.logic: Optional[GateLogic] = None
@@ -242,12 +255,15 @@ class GateNode(Node):
     def _on_job_error(self, label: str, error: BaseException) -> None:
         self._fault(f'{label} failed', error)
 
-    def _submit(self, label: str, job: Callable[[], None]) -> None:
-        if not self.worker.submit(label, job):
-            self.diagnostics.count('dropped_queue_full')
-            self.get_logger().error(
-                f'input queue full ({self.worker.capacity}): {label} dropped')
-            self._set_status(ERROR, f'input queue full: {label} dropped')
+    def _submit(self, label: str, job: Callable[[], None]) -> bool:
+        """Queue a job for the worker; False (counted and logged) when the queue is full."""
+        if self.worker.submit(label, job):
+            return True
+        self.diagnostics.count('dropped_queue_full')
+        self.get_logger().error(
+            f'input queue full ({self.worker.capacity}): {label} dropped')
+        self._set_status(ERROR, f'input queue full: {label} dropped')
+        return False
 
     def _report_queue(self) -> None:
         stats = self.worker.stats
@@ -320,13 +336,23 @@ class GateNode(Node):
             self.diagnostics.count('dropped_malformed_tracks')
             return
         stamp_ns = stamp_to_ns(msg.header.stamp)
-        self._submit('track snapshot', lambda: self._tracks(stamp_ns, tracks, now_ns))
+        with self._status_lock:
+            missed = self._snapshots_dropped
+            self._snapshots_dropped = False
+        if not self._submit('track snapshot',
+                            lambda: self._tracks(stamp_ns, tracks, now_ns, missed)):
+            with self._status_lock:  # the next snapshot queued carries the loss
+                self._snapshots_dropped = True
 
-    def _tracks(self, stamp_ns: int, tracks, now_ns: Optional[int]) -> None:
-        """Link group members and detect exits from one snapshot (worker thread)."""
+    def _tracks(self, stamp_ns: int, tracks, now_ns: Optional[int], missed: bool) -> None:
+        """Link group members and detect exits from one snapshot (worker thread).
+
+        ``missed``: snapshots before this one were dropped (queue full); a track gone since
+        may have been in an exit zone in them, and the gate infers its exit.
+        """
         assert self.logic is not None  # the connect job ran first
         refused = self.logic.counters.get('refused_future_tracks', 0)
-        updates = self.logic.on_tracks(stamp_ns, tracks, now_ns)  # db faults: retried
+        updates = self.logic.on_tracks(stamp_ns, tracks, now_ns, missed)  # db faults: retried
         self._publish(updates)
         if self.logic.counters.get('refused_future_tracks', 0) > refused:
             self._set_status(WARN, 'refused a track snapshot stamped in the future '

@@ -40,6 +40,7 @@ from go_store_nodes.core.ledger.models import (
     CartLineRow,
     ChargeRow,
     ID_LENGTH,
+    REASON_LENGTH,
     ReceiptRow,
     ReviewItemRow,
     SKU_LENGTH,
@@ -106,11 +107,13 @@ def _receipt_view(row: ReceiptRow, charge: Optional[ChargeRow]) -> Receipt:
         charge=None if charge is None else _charge_view(charge))
 
 
-def _review_view(row: ReviewItemRow, event_row: CartEventRow) -> Review:
-    """Convert a review row and its event row to the public value."""
+def _review_view(row: ReviewItemRow, event_row: Optional[CartEventRow]) -> Review:
+    """Convert a review row and its event row (None: a visit review) to the public value."""
     return Review(
-        review_id=row.review_id, visit_id=row.visit_id, event_id=row.event_id,
-        sku=event_row.sku, quantity_delta=event_row.quantity_delta, reason=row.reason,
+        review_id=row.review_id, visit_id=row.visit_id, event_id=row.event_id or '',
+        sku=event_row.sku if event_row is not None else '',
+        quantity_delta=event_row.quantity_delta if event_row is not None else 0,
+        reason=row.reason,
         state=row.state, created_at_ns=row.created_at_ns, resolved_by=row.resolved_by,
         resolution_note=row.resolution_note, resolved_quantity=row.resolved_quantity,
         resolved_at_ns=row.resolved_at_ns)
@@ -369,10 +372,13 @@ class Ledger:
 
         return self._read(work)
 
-    def mark_exit(self, visit_id: str, now_ns: int) -> bool:
+    def mark_exit(self, visit_id: str, now_ns: int, review_reason: str = '') -> bool:
         """Record the exit of an open visit and start its grace period.
 
-        Return False (nothing changed) when the exit was already recorded.
+        With a ``review_reason`` (the visit's people were lost, not seen leaving) a review
+        item about the whole visit is opened in the same transaction: the receipt waits
+        until staff confirm the cart. Return False (nothing changed) when the exit was
+        already recorded.
         """
         def work(session: Session) -> bool:
             visit = self._lock_visit(session, visit_id)
@@ -382,6 +388,10 @@ class Ledger:
                 return False
             visit.state = 'closing'
             visit.exit_seen_at_ns = now_ns
+            if review_reason:
+                session.add(ReviewItemRow(
+                    review_id=str(uuid.uuid4()), visit_id=visit_id, event_id=None,
+                    reason=review_reason[:REASON_LENGTH], state='open', created_at_ns=now_ns))
             return True
 
         return self._write(work)
@@ -571,7 +581,7 @@ class Ledger:
         """Return review items of one visit, or of all visits, open ones only by default."""
         def work(session: Session) -> list[Review]:
             query = (select(ReviewItemRow, CartEventRow)
-                     .join(CartEventRow, CartEventRow.event_id == ReviewItemRow.event_id))
+                     .outerjoin(CartEventRow, CartEventRow.event_id == ReviewItemRow.event_id))
             if visit_id is not None:
                 query = query.where(ReviewItemRow.visit_id == visit_id)
             if not include_resolved:
@@ -603,8 +613,12 @@ class Ledger:
                 raise UnknownReviewError(review_id)
             visit = self._lock_visit(session, review.visit_id)
             session.refresh(review)
-            event_row = session.get(CartEventRow, review.event_id)
-            assert visit is not None and event_row is not None
+            event_row = (session.get(CartEventRow, review.event_id)
+                         if review.event_id is not None else None)
+            assert visit is not None
+            if event_row is None and quantity != 0:
+                raise LedgerError(f'review {review_id} is about the whole visit: settle it '
+                                  'with quantity 0 and correct the cart through its events')
             if review.state == 'resolved':
                 if (review.resolved_by, review.resolution_note, review.resolved_quantity) == (
                         resolved_by, note, quantity):
@@ -613,7 +627,7 @@ class Ledger:
                     f'review {review_id} was already resolved by {review.resolved_by}')
             if visit.state == 'closed':
                 raise LedgerError(f'visit {visit.visit_id} is closed')
-            if quantity != 0:
+            if quantity != 0 and event_row is not None:
                 price = event_row.unit_price_cents
                 if price is None:
                     price = self._catalog.get(event_row.sku)
@@ -625,7 +639,8 @@ class Ledger:
             review.resolution_note = note
             review.resolved_quantity = quantity
             review.resolved_at_ns = now_ns
-            event_row.state = 'reviewed'
+            if event_row is not None:
+                event_row.state = 'reviewed'
             session.flush()
             LOGGER.info('review %s resolved by %s: quantity %d (%s)',
                         review_id, resolved_by, quantity, note)

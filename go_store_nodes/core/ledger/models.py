@@ -145,7 +145,8 @@ class ReviewItemRow(Base):
 
     review_id: Mapped[str] = mapped_column(String(36), primary_key=True)
     visit_id: Mapped[str] = mapped_column(String(36), ForeignKey('visits.visit_id'))
-    event_id: Mapped[str] = mapped_column(
+    # NULL: the item is about the whole visit (its people were lost before the exit).
+    event_id: Mapped[Optional[str]] = mapped_column(
         String(EVENT_ID_LENGTH), ForeignKey('cart_events.event_id'), unique=True)
     reason: Mapped[str] = mapped_column(String(REASON_LENGTH))
     state: Mapped[str] = mapped_column(String(STATE_LENGTH))

@@ -230,7 +230,11 @@ class VisitInfo:
 
 @dataclass(frozen=True)
 class Review:
-    """A review item with the event it is about and, once resolved, who decided what."""
+    """A review item with the event it is about and, once resolved, who decided what.
+
+    ``event_id`` is '' (and ``sku`` '', ``quantity_delta`` 0) for an item about the whole
+    visit: its people were lost in the store, so staff confirm the cart before the receipt.
+    """
 
     review_id: str
     visit_id: str
