@@ -17,6 +17,7 @@ from go_store_nodes.core.evaluation.data import (
     PredictedReceipt,
     PredictedShelfEvent,
     PredictedTrackFrame,
+    PredictedVisit,
 )
 from go_store_nodes.core.evaluation.tracking import load_motmetrics
 
@@ -83,7 +84,8 @@ def _perfect():
 def _predictions(**kwargs):
     counts = {t: 0 for t in ALL_TOPICS}
     for key, topic in (('receipts', '/receipts'), ('cart_events', '/cart/events'),
-                       ('shelf_events', '/shelves/events'), ('track_frames', '/people/tracks')):
+                       ('shelf_events', '/shelves/events'), ('track_frames', '/people/tracks'),
+                       ('visits', '/visits')):
         counts[topic] = len(kwargs.get(key, ()))
     counts['/calibration/status'] = 1
     return Predictions(topic_counts=counts, **kwargs)
@@ -268,3 +270,42 @@ def test_truth_format_is_checked():
         parse_truth({'format': 1, 'people': [{'role': 'shopper'}]})
     with pytest.raises(ValueError):
         EvaluationConfig(event_time_tolerance_s=0.0)
+
+
+def _visit(k, visit_id, account, started, tracks):
+    return PredictedVisit(received_ns=T0 + k * S // 10, stamp_ns=T0 + k * S // 10,
+                          visit_id=visit_id, account_id=account, started=started,
+                          track_ids=tuple(tracks))
+
+
+def test_visit_links_tailgaters_and_open_visits():
+    frames = [_frame(k, [(1, 1.0 + 0.1 * k, 1.0), (2, 5.0, 3.0), (4, 8.0, 1.0)])
+              for k in range(10)]
+    truth = parse_truth({'format': 1, 'scenario': 'hand',
+                         'seed': 1, 'start_ns': T0, 'end_ns': T0 + 60 * S,
+                         'frame_period_ns': S // 10,
+                         'people': [
+                             {'person_id': 1, 'role': 'shopper', 'account_id': 'acct_a',
+                              'party_id': 1, 'enter_ns': T0, 'exit_ns': T0 + 40 * S},
+                             {'person_id': 2, 'role': 'shopper', 'account_id': 'acct_b',
+                              'party_id': 2, 'enter_ns': T0, 'exit_ns': T0 + 50 * S},
+                             # A tailgater: a shopper without an account.
+                             {'person_id': 4, 'role': 'shopper', 'account_id': None,
+                              'party_id': None, 'enter_ns': T0, 'exit_ns': T0 + 50 * S}],
+                         'frames': frames, 'events': [], 'check_ins': [], 'touches': [],
+                         'receipts': []})
+    # Person 1 mostly on track 11 (7 of 10 frames), then track 13; person 2 on 12, 4 on 14.
+    tracks = [_track_frame(k, [(11 if k < 7 else 13, 1.0 + 0.1 * k, 1.0), (12, 5.0, 3.0),
+                               (14, 8.0, 1.1)]) for k in range(10)]
+    visits = (_visit(0, 'v1', 'acct_a', True, [11]), _visit(1, 'v2', 'acct_a', True, [12, 14]),
+              _visit(50, 'v1', 'acct_a', False, [11]))
+    values = _values(evaluate(truth, _predictions(track_frames=tuple(tracks), visits=visits)))
+    # Person 1 right, person 2 in the wrong account's visit.
+    assert values['visit_link_accuracy'] == pytest.approx(0.5)
+    assert values['tailgaters_billed'] == 1
+    assert values['visits_left_open'] == 1  # v2 never ended
+    fixed = (_visit(0, 'v1', 'acct_a', True, [11]), _visit(1, 'v2', 'acct_b', True, [12]),
+             _visit(50, 'v1', 'acct_a', False, [11]), _visit(51, 'v2', 'acct_b', False, [12]))
+    values = _values(evaluate(truth, _predictions(track_frames=tuple(tracks), visits=fixed)))
+    assert values['visit_link_accuracy'] == pytest.approx(1.0)
+    assert (values['tailgaters_billed'], values['visits_left_open']) == (0, 0)

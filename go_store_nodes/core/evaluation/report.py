@@ -43,6 +43,7 @@ from .metrics import (
     shelf_event_metrics,
     tracking_metric_list,
 )
+from .visits import visit_metrics
 
 REPORT_FORMAT = 1
 COUNTED_TOPICS = (TRACKS_TOPIC, SHELF_EVENTS_TOPIC, CART_EVENTS_TOPIC, VISITS_TOPIC,
@@ -140,6 +141,7 @@ def evaluate(truth: GroundTruth, predictions: Predictions,
     metrics += shelf_event_metrics(truth, predictions, config)
     metrics += association_metrics(truth, predictions, config)
     metrics += tracking_metric_list(truth, predictions, config)
+    metrics += visit_metrics(truth, predictions, config)
     metrics += review_metrics(predictions)
     metrics += latency_metrics(truth, predictions)
     metrics += structural_metrics(truth, predictions)
