@@ -339,6 +339,27 @@ def test_a_camera_slower_than_its_model_is_not_in_outage_between_frames():
     assert [(c.camera_id, c.started) for c in changes] == [('top', True)]
 
 
+def test_cameras_below_their_model_rate_still_form_one_set_per_frame_period():
+    # Two cameras modelled at 15 fps run at 5 fps (a reduced-rate bag), 150 ms apart in
+    # phase: a 15 fps window would split every period into two one-camera sets.
+    side = camera_pose(3.0, 0.3, 3.8, tilt_deg=30.0)
+    loc = locator(('top', 'side'))
+    period = 200_000_000
+    sets = []
+    for k in range(12):
+        stamp = T0 + k * period
+        sets += loc.add_depth(DepthFrame('top', stamp, render_depth(K, TOP, (), seed=k), K, TOP,
+                                         stamp))
+        late = stamp + 150_000_000
+        sets += loc.add_depth(DepthFrame('side', late, render_depth(K, side, (), seed=k), K,
+                                         side, late))
+    assert loc.health.cameras['top'].period_ns == period
+    assert loc.assembler.tolerance_ns == period - 5_000_000
+    # Once the period is measured (5 intervals), every set has both cameras.
+    assert [s.camera_ids for s in sets[-5:]] == [('side', 'top')] * 5
+    assert loc.health.cameras['top'].summary()['top.missed_frames'] == '0'
+
+
 def test_assembler_refuses_bad_settings():
     with pytest.raises(ValueError):
         FrameSetAssembler(('a',), -1, 0, 0)

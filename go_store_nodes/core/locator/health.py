@@ -1,17 +1,25 @@
 """Health of each camera: frame rate, drops, latency, clock offset, outage.
 
 Rates and latencies come from header stamps and receive times on the locator's clock
-(the node passes its clock, simulated time in a replay). Drops are stamp gaps longer
-than 1.5 nominal frame periods (the missing frames are counted) plus the frames the
-locator rejected, by reason. An outage is a camera without a frame for ``outage_ns``
+(the node passes its clock, simulated time in a replay). Each camera's frame period is
+measured (the median of its recent stamp intervals; the model's nominal period until
+``MIN_INTERVALS`` are in): a camera configured below its model's rate, or a bag recorded
+at a reduced rate, is judged by the rate it runs at. Drops are stamp gaps longer than
+1.5 frame periods (the missing frames are counted) plus the frames the locator rejected,
+by reason. An outage is a camera without a frame for ``outage_ns``
 on the receive clock (or 2.5 measured frame intervals, if longer).
 """
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass, field
+import statistics
 
 EMA_WEIGHT = 0.1
+# Stamp intervals kept per camera for its measured frame period, and how many it needs.
+INTERVALS_KEPT = 31
+MIN_INTERVALS = 5
 
 
 @dataclass
@@ -30,6 +38,14 @@ class CameraHealth:
     last_stamp_ns: int | None = None
     last_received_ns: int | None = None
     in_outage: bool = False
+    intervals_ns: deque[int] = field(default_factory=lambda: deque(maxlen=INTERVALS_KEPT))
+
+    @property
+    def period_ns(self) -> int:
+        """The camera's frame period: measured (median interval) once known, else nominal."""
+        if len(self.intervals_ns) < MIN_INTERVALS:
+            return self.nominal_period_ns
+        return int(statistics.median(self.intervals_ns))
 
     def summary(self) -> dict[str, str]:
         """Key/values for diagnostics (keys prefixed by the camera id)."""
@@ -58,6 +74,11 @@ class OutageChange:
     silent_s: float                    # seconds since its last frame (at the check)
 
 
+def _missed(gap_ns: int, period_ns: int) -> int:
+    """Return the frames missing in a stamp gap (a gap over 1.5 periods)."""
+    return int(round(gap_ns / period_ns)) - 1 if gap_ns > 1.5 * period_ns else 0
+
+
 class HealthMonitor:
     """Health of every camera of the store."""
 
@@ -73,8 +94,13 @@ class HealthMonitor:
         health = self.cameras[camera_id]
         if health.last_stamp_ns is not None and stamp_ns > health.last_stamp_ns:
             gap = stamp_ns - health.last_stamp_ns
-            if gap > 1.5 * health.nominal_period_ns:
-                health.missed_frames += int(round(gap / health.nominal_period_ns)) - 1
+            health.intervals_ns.append(gap)
+            period = health.period_ns
+            if len(health.intervals_ns) == MIN_INTERVALS:
+                # The period is known now: count the first gaps against it, not the model's.
+                health.missed_frames = sum(_missed(g, period) for g in health.intervals_ns)
+            else:
+                health.missed_frames += _missed(gap, period)
             rate = 1e9 / gap
             health.fps = rate if health.frames < 2 else (
                 (1.0 - EMA_WEIGHT) * health.fps + EMA_WEIGHT * rate)
@@ -86,6 +112,10 @@ class HealthMonitor:
                 (1.0 - EMA_WEIGHT) * health.latency_s + EMA_WEIGHT * latency)
             health.max_latency_s = max(health.max_latency_s, latency)
             health.last_received_ns = received_ns
+
+    def frame_period_ns(self) -> int:
+        """Return the cameras' frame period: the median of their measured periods."""
+        return int(statistics.median(h.period_ns for h in self.cameras.values()))
 
     def rejected(self, camera_id: str, reason: str, received_ns: int | None) -> None:
         """Record a dropped frame; it still shows the camera is alive."""
