@@ -229,7 +229,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     out = pathlib.Path(args.out) if args.out else pathlib.Path(f'replay-{bag.resolve().name}')
     rate = None if args.as_fast_as_possible else args.rate
     try:
-        options = ReplayOptions(rate=rate, tail_s=args.tail)
+        options = ReplayOptions(rate=rate, tail_s=args.tail, domain_id=args.domain_id)
     except ValueError as error:
         return _fail(str(error))
     progress = Progress(f'replay {bag.name}') if not args.quiet else None
@@ -293,6 +293,10 @@ def add_subcommands(sub: Any) -> None:
                       'the graph keeps up (default: the longest grace_period_s of the '
                       'params + 5 s, at least 2 s)')
     play.add_argument('--params', help='params file (default: the package config/go_store.yaml)')
+    play.add_argument('--domain-id', type=int,
+                      help='DDS domain of the replay, discovery on this machine only '
+                      '(default: picked from the process id, never ROS_DOMAIN_ID: a replay '
+                      'never reaches a live store graph or another replay)')
     play.add_argument('--nodes', help='comma-separated node names: start only these '
                       '(default: every project node of the graph)')
     play.add_argument('--overwrite', action='store_true',

@@ -74,6 +74,20 @@ def test_replay_drives_the_graph_clock_and_records_calibration_status(
     assert report['recorded']['/people/detections'] >= 1
     assert report['recorded']['/people/tracks'] == report['recorded']['/people/detections']
     assert 'tracking_mota' in evaluated.stdout
+    # The replay ran on a DDS domain of its own, not the environment's (a live store graph).
+    assert report['settle_timeouts'] == 0
+    assert str(report['domain_id']) != os.environ.get('ROS_DOMAIN_ID', '0')
+
+
+def test_replay_domain_is_the_one_asked_or_never_the_live_one(monkeypatch):
+    from go_store_nodes.replay.run import replay_domain_id
+    assert replay_domain_id(42) == 42
+    with pytest.raises(ValueError):
+        replay_domain_id(233)
+    for live in ('0', '7', '55'):
+        monkeypatch.setenv('ROS_DOMAIN_ID', live)
+        assert 1 <= replay_domain_id(None) <= 100
+        assert str(replay_domain_id(None)) != live
 
 
 def test_replay_refuses_an_existing_output_and_fails_min_metrics(repo, fake_bag, tmp_path):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 import json
+import os
 import pathlib
 import time
 from typing import Any, Callable, Sequence
@@ -39,6 +40,8 @@ from .recorder import Recorder
 OUTPUT_BAG = 'bag'
 LEDGER_FILE = 'ledger.sqlite'
 MIN_TAIL_S = 2.0
+DISCOVERY_RANGE = 'ROS_AUTOMATIC_DISCOVERY_RANGE'
+MAX_DOMAIN_ID = 232  # the highest DDS domain id whose ports fit (Linux)
 REPORT_FILE = 'report.json'
 _NS = 1_000_000_000
 
@@ -52,6 +55,9 @@ class ReplayOptions:
     discovery_timeout_s: float = 5.0
     settle_timeout_s: float = 10.0
     clock_hz: float = 100.0
+    # DDS domain of the replay (None: one picked from the process id). A replay talks to
+    # its own nodes only: never to a live store graph, nor to another replay.
+    domain_id: int | None = None
 
     def __post_init__(self) -> None:
         """Check the values."""
@@ -75,6 +81,21 @@ def drain(executor: SingleThreadedExecutor, timeout_s: float) -> int:
             raise handler.exception()
         ran += 1
     return ran
+
+
+def replay_domain_id(requested: int | None) -> int:
+    """Return the DDS domain of a replay: ``requested``, or one from the process id.
+
+    Picked in [1, 100] and never the environment's ROS_DOMAIN_ID (the store's own graph),
+    so replays that run at once on one machine do not receive each other's messages.
+    """
+    if requested is not None:
+        if not 0 <= requested <= MAX_DOMAIN_ID:
+            raise ValueError(f'domain_id must be in [0, {MAX_DOMAIN_ID}], got {requested}')
+        return requested
+    live = os.environ.get('ROS_DOMAIN_ID', '0')
+    domain = 1 + os.getpid() % 100
+    return domain if str(domain) != live.strip() else 1 + (domain % 100)
 
 
 def settle(executor: SingleThreadedExecutor, nodes: list[Node], timeout_s: float) -> bool:
@@ -176,7 +197,11 @@ def replay(bag: str | pathlib.Path, out_dir: str | pathlib.Path, *,
     specs = private_databases(specs, params_file, out)
     tail_s = options.tail_s if options.tail_s is not None else auto_tail_s(
         params_file, [s.name for s in specs])
-    rclpy.init()
+    domain_id = replay_domain_id(options.domain_id)
+    # Discovery stays on this machine (read by the middleware when rclpy starts).
+    saved_range = os.environ.get(DISCOVERY_RANGE)
+    os.environ[DISCOVERY_RANGE] = 'LOCALHOST'
+    rclpy.init(domain_id=domain_id)
     nodes: list[Node] = []
     recorder = None
     executor = SingleThreadedExecutor()
@@ -232,6 +257,10 @@ def replay(bag: str | pathlib.Path, out_dir: str | pathlib.Path, *,
         for node in nodes:
             node.destroy_node()
         rclpy.try_shutdown()
+        if saved_range is None:
+            os.environ.pop(DISCOVERY_RANGE, None)
+        else:
+            os.environ[DISCOVERY_RANGE] = saved_range
     report = {
         'format': 1, 'bag': str(bag), 'output_bag': str(output_bag),
         'mode': 'as_fast_as_possible' if options.rate is None else 'rate',
@@ -242,7 +271,7 @@ def replay(bag: str | pathlib.Path, out_dir: str | pathlib.Path, *,
         'tail_s': tail_s, 'tail_wall_s': tail_wall,
         # Playback steps after which the graph was not idle within settle_timeout_s: the
         # player went on without it (as fast as possible only; 0 in a sound run).
-        'settle_timeouts': settle_timeouts,
+        'settle_timeouts': settle_timeouts, 'domain_id': domain_id,
         'ledger_database': str(out / LEDGER_FILE),
         'node_clocks_ns': clocks,
         'nodes': [s.full_name for s in specs], 'output_topics': sorted(OUTPUT_TOPICS),
