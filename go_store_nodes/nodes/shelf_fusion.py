@@ -81,6 +81,9 @@ CONFIG_PARAMETERS: tuple[tuple[str, ParamSpec], ...] = (
     ('split_flatness_g', ParamSpec(
         'split_flatness_g', DOUBLE, "g, such a level's first, middle and last thirds must "
         'agree within this (the top of a slow press is not a level)', 0.0, 1000.0)),
+    ('split_fit_sigmas', ParamSpec(
+        'split_fit_sigmas', DOUBLE, 'every part of a split must be whole units of a SKU the '
+        'bin holds within this many standard deviations', 0.1, 100.0)),
     ('level_s', ParamSpec(
         'level_s', DOUBLE, 's of settled samples averaged for the level before a change',
         0.01, 30.0)),

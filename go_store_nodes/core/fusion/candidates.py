@@ -61,6 +61,19 @@ class BinContents:
         """SKUs believed to be in the bin now."""
         return set(self.planogram) | set(self.misplaced)
 
+    def fits(self, delta_g: float) -> bool:
+        """Whether whole units of one SKU the bin holds explain a change (split_fit_sigmas)."""
+        config = self.config
+        magnitude = abs(delta_g)
+        for sku in self.skus():
+            unit = self.catalog[sku]
+            unit_var = (unit.tolerance_g / config.tolerance_sigmas) ** 2
+            q = max(1, min(config.max_quantity, round(magnitude / unit.unit_weight_g)))
+            std = math.sqrt(q * unit_var + config.measurement_std_g ** 2)
+            if abs(magnitude - q * unit.unit_weight_g) <= config.split_fit_sigmas * std:
+                return True
+        return False
+
     def _sku_priors(self, returning: bool) -> dict[str, float]:
         weights = {s: 1.0 for s in self.planogram}
         for sku, units in self.misplaced.items():

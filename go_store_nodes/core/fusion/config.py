@@ -28,6 +28,8 @@ class FusionConfig:
         split it into separate events (two hands at one bin one after the other).
       split_flatness_g: g, such a level's first, middle and last thirds must agree within
         this (the top of a slow press is not a level).
+      split_fit_sigmas: and every part of a split must be whole units of a SKU the bin
+        holds within this many standard deviations (else it is joined to a neighbour).
       level_s: s of settled samples averaged for the level before a change.
       level_guard_samples: settled samples just before a departure left out of that level
         (the press of an arriving hand starts within them).
@@ -64,6 +66,7 @@ class FusionConfig:
     settle_s: float = 1.2
     split_plateau_s: float = 0.3
     split_flatness_g: float = 3.0
+    split_fit_sigmas: float = 3.0
     level_s: float = 0.5
     level_guard_samples: int = 3
     level_tau_s: float = 2.0
@@ -92,9 +95,9 @@ class FusionConfig:
         if self.median_samples < 1 or self.median_samples % 2 == 0:
             raise ValueError(f'FusionConfig.median_samples: must be odd and >= 1, got '
                              f'{self.median_samples}')
-        positive = ('stable_band_g', 'depart_g', 'settle_s', 'level_s', 'level_tau_s',
-                    'min_event_g', 'dead_cell_s', 'quantity_decay', 'tolerance_sigmas',
-                    'measurement_std_g', 'unexplained_range_g', 'max_future_s',
+        positive = ('stable_band_g', 'split_fit_sigmas', 'depart_g', 'settle_s', 'level_s',
+                    'level_tau_s', 'min_event_g', 'dead_cell_s', 'quantity_decay',
+                    'tolerance_sigmas', 'measurement_std_g', 'unexplained_range_g', 'max_future_s',
                     'misplaced_unit_prior')
         for name in positive:
             if getattr(self, name) <= 0.0:

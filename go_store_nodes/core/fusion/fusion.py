@@ -131,10 +131,10 @@ class ShelfFusion:
         self._cells: dict[str, _Cell] = {}
         for shelf_id, bin_ids in layout.shelves.items():
             for bin_id in bin_ids:
-                self._cells[bin_id] = _Cell(
-                    shelf_id, bin_id, BinSignal(config),
-                    BinContents(tuple(layout.planogram.get(bin_id, ())), layout.catalog,
-                                config))
+                contents = BinContents(tuple(layout.planogram.get(bin_id, ())),
+                                       layout.catalog, config)
+                self._cells[bin_id] = _Cell(shelf_id, bin_id,
+                                            BinSignal(config, contents.fits), contents)
         self._next_stamp_ns: dict[str, int] = {}
         self._dead_ns = int(round(config.dead_cell_s * NS_PER_S))
         self._future_ns = int(round(config.max_future_s * NS_PER_S))

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
-from typing import Deque
+from typing import Callable, Deque, Optional
 
 from .config import FusionConfig
 
@@ -89,9 +89,16 @@ class _Part:
 class BinSignal:
     """Streaming segmentation of one load cell: feed samples, get settled changes."""
 
-    def __init__(self, config: FusionConfig) -> None:
-        """Start without a level: the first still window sets it (no event)."""
+    def __init__(self, config: FusionConfig,
+                 fits: Optional[Callable[[float], bool]] = None) -> None:
+        """Start without a level: the first still window sets it (no event).
+
+        ``fits(delta_g)`` tells whether a change is a plausible event of this bin on its
+        own (e.g. whole units of a SKU it holds); a period is only split into parts that
+        all fit. None: every part fits.
+        """
         self.config = config
+        self._fits = fits
         self._settle_ns = int(round(config.settle_s * NS_PER_S))
         self._split_ns = int(round(config.split_plateau_s * NS_PER_S))
         self._level_ns = int(round(config.level_s * NS_PER_S))
@@ -204,7 +211,7 @@ class BinSignal:
         for level, held in zip(levels, [*self._plateaus, plateau], strict=True):
             parts.append(_Part(start, held.start_ns, before, level))
             before, start = level, held.last_ns
-        merged = _merge(parts, self.config.min_event_g)
+        merged = _merge(parts, self.config.min_event_g, self._fits)
         self._settled_on(plateau.samples)
         self._plateaus = []
         self._candidate = None
@@ -215,11 +222,13 @@ class BinSignal:
         return changes
 
 
-def _merge(parts: list[_Part], min_event_g: float) -> list[_Part]:
-    """Merge parts that cancel (lift and put back) and parts too small to be events.
+def _merge(parts: list[_Part], min_event_g: float,
+           fits: Optional[Callable[[float], bool]] = None) -> list[_Part]:
+    """Merge parts that cancel (lift and put back), parts too small and parts that do not fit.
 
-    Adjacent parts whose sum is below ``min_event_g`` are one touch; a part below it is
-    joined to its next neighbour (or the previous one at the end).
+    Adjacent parts whose sum is below ``min_event_g`` are one touch; a part below it, or
+    one that ``fits`` refuses (a level that was a press and a ramp cancelling), is joined
+    to its next neighbour (or the previous one at the end).
     """
     parts = list(parts)
 
@@ -239,7 +248,8 @@ def _merge(parts: list[_Part], min_event_g: float) -> list[_Part]:
         if changed:
             continue
         for i, part in enumerate(parts):
-            if abs(part.delta_g) < min_event_g:
+            if abs(part.delta_g) < min_event_g or (fits is not None
+                                                   and not fits(part.delta_g)):
                 if i + 1 < len(parts):
                     join(i, i + 1)
                 else:
