@@ -19,8 +19,8 @@ from go_store_nodes.core.fusion import (
     samples_from_flat,
     ShelfFusion,
     ShelfLayout,
-    UNKNOWN,
     UnitWeight,
+    UNKNOWN,
 )
 
 T0 = 1_700_000_000 * 10 ** 9
@@ -74,7 +74,7 @@ class Stream:
         return self
 
     def pick(self, start_s, grams, contact_s=0.9, press_g=250.0):
-        """A hand in the bin for ``contact_s`` taking ``grams`` in the middle of it."""
+        """Add a hand in the bin for ``contact_s`` taking ``grams`` in the middle of it."""
         self.press(start_s, contact_s, press_g)
         return self.ramp(start_s + contact_s * 0.25, contact_s * 0.5, -grams)
 
@@ -83,7 +83,7 @@ class Stream:
         return self.ramp(start_s + contact_s * 0.25, contact_s * 0.5, grams)
 
     def lift(self, start_s, grams, contact_s=1.6):
-        """A unit lifted and put straight back: presses at grasp and set-down only."""
+        """Lift a unit and put it straight back: presses at grasp and set-down only."""
         self.press(start_s, 0.3, 200.0)
         self.ramp(start_s + 0.15, 0.2, -grams)
         back_s = start_s + contact_s - 0.35

@@ -199,8 +199,9 @@ class ShelfFusionNode(Node):
         self.diagnostics = NodeDiagnostics(self, params['diagnostics_period_s'])
         self._publisher = self.create_publisher(ShelfEvent, 'shelves/events', EVENTS_QOS)
         self._subscriptions = [
-            self.create_subscription(LoadCellBatch, f'shelves/{shelf_id}/weights',
-                                     self.on_batch, WEIGHTS_QOS)
+            self.create_subscription(
+                LoadCellBatch, f'shelves/{shelf_id}/weights',
+                lambda msg, shelf_id=shelf_id: self.on_batch(msg, shelf_id), WEIGHTS_QOS)
             for shelf_id in layout.shelves]
         self._update_s_total = 0.0
         self._last_warning: dict[str, float] = {}
@@ -215,16 +216,21 @@ class ShelfFusionNode(Node):
             f'{sum(len(b) for b in layout.shelves.values())} bins, settle_s {config.settle_s}, '
             f'min_event_g {config.min_event_g}')
 
-    def on_batch(self, msg: LoadCellBatch) -> None:
-        """Segment one batch and publish the events that settled in it."""
+    def on_batch(self, msg: LoadCellBatch, topic_shelf_id: str = '') -> None:
+        """Segment one batch (of ``topic_shelf_id``'s topic) and publish settled events."""
         now_ns = self.get_clock().now().nanoseconds
         started = time.perf_counter()
         try:
+            if topic_shelf_id and msg.shelf_id != topic_shelf_id \
+                    and msg.shelf_id in self._frames:
+                raise FusionInputError(
+                    'wrong_topic', f'a batch of shelf {msg.shelf_id!r} on the weights topic '
+                    f'of {topic_shelf_id!r}')
             samples = samples_from_msg(msg)
             events = self.fusion.update(samples, now_ns=now_ns if now_ns > 0 else None)
         except FusionInputError as error:
-            if error.reason == 'wrong_length':  # found before the core saw the batch
-                self.fusion.count('dropped_wrong_length')
+            if error.reason in ('wrong_length', 'wrong_topic'):  # the core never saw it
+                self.fusion.count(f'dropped_{error.reason}')
             self._warn(error.reason, f'dropped a load-cell batch ({error.reason}): {error}')
             self._report()
             return
