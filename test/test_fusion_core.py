@@ -151,13 +151,13 @@ def test_a_press_without_a_pick_makes_no_event():
     stream = Stream(8.0).press(3.0, 1.2, 350.0)
     events, fusion = run({'a2': stream})
     assert events == []
-    assert fusion._cells['a2'].signal.touches == 1
+    assert fusion.counters['touches'] == 1
 
 
 def test_a_unit_lifted_and_put_back_makes_no_event():
     events, fusion = run({'a2': Stream(8.0).lift(3.0, 345.0, contact_s=1.6)})
     assert events == []
-    assert fusion._cells['a2'].signal.touches == 1
+    assert fusion.counters['touches'] == 1
 
 
 def test_a_unit_held_off_the_plate_for_long_is_a_pick_and_a_return():

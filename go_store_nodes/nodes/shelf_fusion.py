@@ -102,7 +102,11 @@ CONFIG_PARAMETERS: tuple[tuple[str, ParamSpec], ...] = (
     ('max_quantity', ParamSpec(
         'max_quantity', INTEGER, 'most units one event may explain', 1, 100)),
     ('quantity_decay', ParamSpec(
-        'quantity_decay', DOUBLE, 'prior of q units relative to q - 1', 0.001, 1.0)),
+        'quantity_decay', DOUBLE, 'prior of q units of a SKU the bin holds relative to '
+        'q - 1', 0.001, 1.0)),
+    ('foreign_quantity_decay', ParamSpec(
+        'foreign_quantity_decay', DOUBLE, 'prior of q units of a SKU the bin is not known '
+        'to hold relative to q - 1 (misplaced items come singly)', 0.001, 1.0)),
     ('tolerance_sigmas', ParamSpec(
         'tolerance_sigmas', DOUBLE, 'standard deviations of a unit weight that the catalog '
         'weight_tolerance_g spans', 0.1, 10.0)),

@@ -96,26 +96,29 @@ class BinContents:
         config = self.config
         magnitude = abs(delta_g)
         priors = self._sku_priors(returning=delta_g > 0.0)
-        norm_q = sum(config.quantity_decay ** (q - 1) for q in range(1, config.max_quantity + 1))
+        inside = self.skus()
+        quantities = range(1, config.max_quantity + 1)
         scores: list[tuple[float, str, int]] = []
         for sku, prior in priors.items():
             if prior <= 0.0:
                 continue
             unit = self.catalog[sku]
             unit_var = (unit.tolerance_g / config.tolerance_sigmas) ** 2
-            for q in range(1, config.max_quantity + 1):
+            # Several units at once are the bin's own (restocks); misplaced ones come singly.
+            decay = config.quantity_decay if sku in inside else config.foreign_quantity_decay
+            norm_q = sum(decay ** (q - 1) for q in quantities)
+            for q in quantities:
                 std = math.sqrt(q * unit_var + config.measurement_std_g ** 2)
                 z = (magnitude - q * unit.unit_weight_g) / std
                 if abs(z) > 12.0:
                     continue
                 density = math.exp(-0.5 * z * z) / (std * math.sqrt(2.0 * math.pi))
-                prior_q = config.quantity_decay ** (q - 1) / norm_q
+                prior_q = decay ** (q - 1) / norm_q
                 scores.append(((1.0 - config.unexplained_prior) * prior * prior_q * density,
                                sku, q))
         unexplained = config.unexplained_prior / config.unexplained_range_g
         total = sum(s for s, _, _ in scores) + unexplained
         scores.sort(key=lambda item: (-item[0], item[1], item[2]))
-        inside = self.skus()
         candidates = tuple(SkuCandidate(sku, q, score / total) for score, sku, q in scores
                            if score / total >= config.min_likelihood)[:config.max_candidates]
         explained = sum(s for s, _, _ in scores) / total

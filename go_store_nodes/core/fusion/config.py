@@ -39,7 +39,10 @@ class FusionConfig:
         live cell always shows noise); its samples are ignored until it changes again.
     Candidates (docs/shelf-to-cart.md):
       max_quantity: most units one event may explain.
-      quantity_decay: prior of q units relative to q - 1 (geometric).
+      quantity_decay: prior of q units of a SKU the bin holds relative to q - 1
+        (geometric; restocks bring several).
+      foreign_quantity_decay: the same for SKUs the bin is not known to hold (misplaced
+        items come singly).
       tolerance_sigmas: a catalog weight_tolerance_g spans this many standard deviations
         of a unit's weight.
       measurement_std_g: g, std of a settled change (noise, drift, ringing left over).
@@ -73,7 +76,8 @@ class FusionConfig:
     min_event_g: float = 20.0
     dead_cell_s: float = 5.0
     max_quantity: int = 8
-    quantity_decay: float = 0.3
+    quantity_decay: float = 0.5
+    foreign_quantity_decay: float = 0.2
     tolerance_sigmas: float = 2.0
     measurement_std_g: float = 1.5
     foreign_pick_prior: float = 0.01
@@ -97,6 +101,7 @@ class FusionConfig:
                              f'{self.median_samples}')
         positive = ('stable_band_g', 'split_fit_sigmas', 'depart_g', 'settle_s', 'level_s',
                     'level_tau_s', 'min_event_g', 'dead_cell_s', 'quantity_decay',
+                    'foreign_quantity_decay',
                     'tolerance_sigmas', 'measurement_std_g', 'unexplained_range_g', 'max_future_s',
                     'misplaced_unit_prior')
         for name in positive:

@@ -216,6 +216,8 @@ class ShelfFusion:
                 if ok and self._alive(cell, stamp_ns, value):
                     for change in cell.signal.add(stamp_ns, value):
                         changes.append((cell, change))
+        # Unsettled periods that came back to their level (presses, lifts put back).
+        self.counters['touches'] = sum(c.signal.touches for c in self._cells.values())
         changes.sort(key=lambda item: (item[1].end_ns, item[0].bin_id))
         events = [self._event(cell, change) for cell, change in changes]
         self.count('events', len(events))
