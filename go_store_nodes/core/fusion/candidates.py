@@ -133,12 +133,13 @@ class BinContents:
             adopt = explanation.outside_contents >= self.config.adopt_min_likelihood
             for candidate in explanation.candidates:
                 sku = candidate.sku
-                if sku in self.planogram or (sku not in inside and not adopt):
+                units = candidate.likelihood * candidate.quantity
+                if sku in self.planogram or (sku not in inside and (
+                        not adopt or units < _MIN_UNITS)):
                     continue
                 if sku not in inside:
                     adopted.append(sku)
-                self.misplaced[sku] = self.misplaced.get(sku, 0.0) \
-                    + candidate.likelihood * candidate.quantity
+                self.misplaced[sku] = self.misplaced.get(sku, 0.0) + units
         else:
             for candidate in explanation.candidates:
                 if candidate.sku in self.misplaced:
