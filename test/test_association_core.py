@@ -5,8 +5,8 @@ import pytest
 from go_store_nodes.core.association import (
     AssociationConfig,
     AssociationEngine,
-    BinSite,
     bin_sites,
+    BinSite,
     catalog_of,
     HAND_NONE,
     HAND_RIGHT,

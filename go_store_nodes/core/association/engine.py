@@ -119,6 +119,7 @@ class AssociationEngine:
         self._closed_meetings: list[_Meeting] = []
         self._streams = {name: _Stream() for name in ('tracks', 'skeletons', 'observations')}
         self._watermark_ns = 0
+        self._visit_of_track: dict[int, tuple[str, str]] = {}  # from the gate's visits
 
     # -- state ---------------------------------------------------------------------------
 
@@ -164,6 +165,18 @@ class AssociationEngine:
             self._positions.setdefault(track.track_id, deque()).append(
                 (stamp_ns, track.x_m, track.y_m))
         self._touch('tracks', stamp_ns, now_ns)
+
+    def add_visit(self, visit_id: str, account_id: str, track_ids: Iterable[int]) -> None:
+        """Link tracks to a visit (the gate's Visit), for tracks that do not carry it yet."""
+        for track_id in track_ids:
+            self._visit_of_track[track_id] = (visit_id, account_id)
+
+    def _linked(self, track: Optional[TrackIn]) -> Optional[TrackIn]:
+        """Return the track with its visit filled in from the gate's visits when it has none."""
+        if track is None or track.visit_id or track.track_id not in self._visit_of_track:
+            return track
+        visit_id, account_id = self._visit_of_track[track.track_id]
+        return TrackIn(track.track_id, track.x_m, track.y_m, track.role, visit_id, account_id)
 
     def add_skeletons(self, stamp_ns: int, skeletons: Sequence[SkeletonIn],
                       now_ns: int) -> None:
@@ -385,7 +398,7 @@ class AssociationEngine:
         if not reached:
             shoppers = [(d, t) for d, t in distances if d <= config.review_radius_m
                         and self._tracks[t].role != ROLE_ASSOCIATE
-                        and self._tracks[t].visit_id]
+                        and (self._tracks[t].visit_id or t in self._visit_of_track)]
             if shoppers:
                 return _Choice(shoppers[0][1], 0.0, 'no_person_reached_bin')
             return _Choice(None, 0.0, 'no_person_reached_bin')
@@ -452,14 +465,14 @@ class AssociationEngine:
             self._note('unexplained_events', f'shelf event {event.event_id} on '
                        f'{event.bin_id}: nobody near the bin, no visit to hold for review')
             return []
-        track = self._tracks.get(choice.track_id)
+        track = self._linked(self._tracks.get(choice.track_id))
         if track is not None and track.role == ROLE_ASSOCIATE and not choice.reason:
             self.counters['associate_events'] += 1
             return []
         if track is not None and track.role == ROLE_ASSOCIATE:
             # Ambiguous between an associate and someone else: hold the other person's.
             other = int(choice.reason.split(':', 1)[1])
-            other_track = self._tracks.get(other)
+            other_track = self._linked(self._tracks.get(other))
             if other_track is not None and other_track.role != ROLE_ASSOCIATE:
                 track, choice = other_track, _Choice(other, choice.confidence, choice.reason,
                                                      set(), choice.evidence)
@@ -543,8 +556,8 @@ class AssociationEngine:
                 self._closed_meetings.append(meeting)
 
     def _resolve_hand_off(self, meeting: _Meeting) -> list[CartEventOut]:
-        first = self._tracks.get(meeting.first)
-        second = self._tracks.get(meeting.second)
+        first = self._linked(self._tracks.get(meeting.first))
+        second = self._linked(self._tracks.get(meeting.second))
         if first is None or second is None or not first.visit_id or not second.visit_id \
                 or ROLE_ASSOCIATE in (first.role, second.role):
             self.counters['hand_offs_not_between_visits'] += 1

@@ -651,7 +651,7 @@ class Ledger:
         ``force``).
         """
         return self._read(lambda session: [
-            (visit_id, exit_ns) for visit_id, exit_ns in session.execute(
+            (visit_id, int(exit_ns or 0)) for visit_id, exit_ns in session.execute(
                 select(VisitRow.visit_id, VisitRow.exit_seen_at_ns)
                 .where(VisitRow.state == 'closing', VisitRow.exit_seen_at_ns.is_not(None))
                 .order_by(VisitRow.exit_seen_at_ns, VisitRow.visit_id))])
