@@ -18,8 +18,15 @@ import time
 from typing import Callable
 
 from diagnostic_msgs.msg import DiagnosticArray
-from go_store.msg import Receipt, ShelfEvent, Skeleton, SkeletonArray, SkuLikelihood, Track, \
-    TrackArray
+from go_store.msg import (
+    Receipt,
+    ShelfEvent,
+    Skeleton,
+    SkeletonArray,
+    SkuLikelihood,
+    Track,
+    TrackArray,
+)
 import pytest
 import rclpy
 from rclpy.executors import SingleThreadedExecutor
