@@ -347,32 +347,60 @@ class AssociationEngine:
     # -- who ----------------------------------------------------------------------------------
 
     def _choose_person(self, event: ShelfEventIn) -> _Choice:
+        """Choose by hands in the bin: the in-bin interval that matches the weight change.
+
+        Per track, the skeleton frames with a hand in the event's bin (within ``hand_pad_s``)
+        form runs; a run's score is its overlap with [start, end] over their union (the
+        picker's hand arrives when the weight starts to change and leaves before it
+        settles; a neighbour reaching into the same bin overlaps only in part).
+        """
         config = self.config
         pad = config.ns(config.hand_pad_s)
-        scores: dict[int, float] = {}
+        stamps: dict[int, list[int]] = {}
         sides: dict[int, set[str]] = {}
-        first_seen: dict[int, int] = {}
         for stamp_ns, skeleton in self._skeletons:
             if not event.start_ns - pad <= stamp_ns <= event.end_ns + pad:
                 continue
-            weight = 1.0 if event.start_ns <= stamp_ns <= event.end_ns else config.pad_weight
             for side, bin_id in (('left', skeleton.left_bin_id),
                                  ('right', skeleton.right_bin_id)):
                 if bin_id == event.bin_id:
-                    scores[skeleton.track_id] = scores.get(skeleton.track_id, 0.0) + weight
+                    stamps.setdefault(skeleton.track_id, []).append(stamp_ns)
                     sides.setdefault(skeleton.track_id, set()).add(side)
-                    first_seen.setdefault(skeleton.track_id, stamp_ns)
-        if scores:
-            ranked = sorted(scores.items(), key=lambda item: (-item[1], item[0]))
-            best, best_score = ranked[0]
-            second_score = ranked[1][1] if len(ranked) > 1 else 0.0
-            evidence = [f'skeleton:{t}@{first_seen[t]}' for t, _ in ranked[:2]]
-            confidence = best_score / (best_score + second_score)
-            if second_score >= config.ambiguous_person_ratio * best_score:
-                return _Choice(best, confidence, f'ambiguous_person:{ranked[1][0]}',
-                               sides[best], evidence)
-            return _Choice(best, confidence, '', sides[best], evidence)
-        return self._choose_by_distance(event)
+        if not stamps:
+            return self._choose_by_distance(event)
+        scores = {track_id: self._interval_score(sorted(times), event)
+                  for track_id, times in stamps.items()}
+        ranked = sorted(scores.items(), key=lambda item: (-item[1], item[0]))
+        best, best_score = ranked[0]
+        second_score = ranked[1][1] if len(ranked) > 1 else 0.0
+        evidence = [f'skeleton:{t}@{stamps[t][0]}' for t, _ in ranked[:2]]
+        confidence = best_score / (best_score + second_score) if best_score > 0 else 0.5
+        if second_score >= config.ambiguous_person_ratio * best_score:
+            return _Choice(best, confidence, f'ambiguous_person:{ranked[1][0]}',
+                           sides[best], evidence)
+        return _Choice(best, confidence, '', sides[best], evidence)
+
+    @staticmethod
+    def _interval_score(times: list[int], event: ShelfEventIn) -> float:
+        """Best overlap-over-union of a run of in-bin frames with [start, end]."""
+        # Frames further apart than this end a run (a hand that left and came back).
+        gap_ns = 300_000_000
+        # Half a frame at 15 Hz on each side: a run of one frame still has a length.
+        half_frame_ns = 33_000_000
+        best = 0.0
+        run_start = previous = times[0]
+        for stamp in [*times[1:], None]:
+            if stamp is not None and stamp - previous <= gap_ns:
+                previous = stamp
+                continue
+            low, high = run_start - half_frame_ns, previous + half_frame_ns
+            overlap = min(high, event.end_ns) - max(low, event.start_ns)
+            union = max(high, event.end_ns) - min(low, event.start_ns)
+            if union > 0:
+                best = max(best, max(overlap, 0) / union)
+            if stamp is not None:
+                run_start = previous = stamp
+        return best
 
     def _position(self, track_id: int, stamp_ns: int) -> Optional[tuple[float, float]]:
         best: Optional[tuple[int, float, float]] = None
