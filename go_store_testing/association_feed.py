@@ -61,8 +61,8 @@ from go_store_nodes.core.evaluation.metrics import (
     receipt_metrics,
     review_metrics,
 )
-from go_store_nodes.core.ledger import HeldForReview, Ledger, LedgerConfig
 from go_store_nodes.core.ledger import CartEvent as LedgerCartEvent
+from go_store_nodes.core.ledger import HeldForReview, Ledger, LedgerConfig
 from go_store_nodes.core.sim.truth import Truth
 from go_store_nodes.core.store import StoreDescription
 
