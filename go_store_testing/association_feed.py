@@ -78,6 +78,8 @@ class FeedConfig:
     observation_latency_s: float = 0.2
     observation_accuracy: float = 0.8
     observation_error_rate: float = 0.05
+    # Fusion's start/end differ from the hand contact by this (s, Gaussian sigma).
+    timing_jitter_s: float = 0.0
     step_s: float = 0.1
     receipt_check_period_s: float = 0.1
     seed: int = 0
@@ -99,7 +101,7 @@ def _bin_of(point: list[float], boxes: list[tuple[Any, Any]]) -> str:
 
 def weight_candidates(description: StoreDescription, delta_grams: float,
                       max_quantity: int = 6) -> tuple[core.SkuCandidate, ...]:
-    """The SKU x quantity explanations a scale gives for a weight change."""
+    """Return the SKU x quantity explanations a scale gives for a weight change."""
     scored = []
     for sku, product in description.catalog.items():
         for quantity in range(1, max_quantity + 1):
@@ -175,9 +177,13 @@ def build_inputs(truth: Truth, description: StoreDescription, config: FeedConfig
         number += 1
         if event.kind in ('pick', 'return', 'restock') and event.bin_id:
             kind = core.PICK if event.kind == 'pick' else core.RETURN
+            jitter = rng.normal(0.0, config.timing_jitter_s, 2) * S \
+                if config.timing_jitter_s else np.zeros(2)
+            start_ns = event.start_ns + int(jitter[0])
+            end_ns = max(start_ns, event.end_ns + int(jitter[1]))
             shelf_event = core.ShelfEventIn(
-                f'sf-{truth.scenario}-{number}', event.end_ns, event.shelf_id or '',
-                event.bin_id, kind, event.delta_grams, event.start_ns, event.end_ns,
+                f'sf-{truth.scenario}-{number}', end_ns, event.shelf_id or '',
+                event.bin_id, kind, event.delta_grams, start_ns, end_ns,
                 weight_candidates(description, event.delta_grams))
             arrivals.add(event.end_ns + round(config.fusion_latency_s * S), 'shelf',
                          shelf_event)
@@ -341,11 +347,15 @@ def main(argv: Optional[Iterable[str]] = None) -> None:
     """Simulate a scenario (no rendering), measure, print the metrics as JSON."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('scenario', help="scenario name ('easy', 'busy') or YAML path")
-    parser.add_argument('--observation-error-rate', type=float, default=0.05)
+    parser.add_argument('--observation-error-rate', type=float, default=0.05,
+                        help='share of product crops naming a wrong SKU of the category')
+    parser.add_argument('--timing-jitter', type=float, default=0.0,
+                        help='s (sigma) between the shelf event interval and the contact')
     args = parser.parse_args(None if argv is None else list(argv))
     truth, description = _truth(args.scenario)
     result = measure(truth, description, config=FeedConfig(
-        observation_error_rate=args.observation_error_rate))
+        observation_error_rate=args.observation_error_rate,
+        timing_jitter_s=args.timing_jitter))
     print(json.dumps(result, indent=1, default=str))
 
 

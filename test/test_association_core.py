@@ -372,3 +372,16 @@ def test_store_description_gives_every_bin_a_front_and_every_sku_a_category():
 def test_config_is_validated(overrides):
     with pytest.raises(ValueError):
         AssociationConfig(**overrides)
+
+
+def test_two_changes_of_one_bin_at_once_are_two_hands():
+    eng = engine()
+    # Both reach into bin a together; the first change is matched to shopper 2's reach
+    # (closer in time), so the second, overlapping one is shopper 1's.
+    eng.add_shelf_event(shelf_event('se1', 'a', 1.0, 1.5, candidates=COLA), int(1.6 * S))
+    eng.add_shelf_event(shelf_event('se2', 'a', 1.05, 1.6, candidates=COLA), int(1.7 * S))
+    events = play(eng, 0.0, 4.0, [SHOPPER_1, SHOPPER_2],
+                  lambda t: [hand_in(1, 'a' if 0.8 <= t <= 1.8 else ''),
+                             hand_in(2, 'a' if 1.0 <= t <= 1.5 else '')])
+    assert [(e.event_id, e.visit_id, e.needs_review) for e in events] == \
+        [('cart-se1', 'v2', False), ('cart-se2', 'v1', False)]

@@ -120,6 +120,8 @@ class AssociationEngine:
         self._streams = {name: _Stream() for name in ('tracks', 'skeletons', 'observations')}
         self._watermark_ns = 0
         self._visit_of_track: dict[int, tuple[str, str]] = {}  # from the gate's visits
+        # (bin, start, end, track) of resolved events: one reach explains one weight change.
+        self._reaches: deque[tuple[str, int, int, int]] = deque(maxlen=256)
 
     # -- state ---------------------------------------------------------------------------
 
@@ -370,10 +372,17 @@ class AssociationEngine:
             return self._choose_by_distance(event)
         scores = {track_id: self._interval_score(sorted(times), event)
                   for track_id, times in stamps.items()}
+        # Two weight changes of one bin at once are two hands: a track whose reach already
+        # explained an overlapping change of this bin yields to the others.
+        used = {track for bin_id, start, end, track in self._reaches
+                if bin_id == event.bin_id and start < event.end_ns and event.start_ns < end}
+        if set(scores) - used:
+            scores = {t: v for t, v in scores.items() if t not in used}
         ranked = sorted(scores.items(), key=lambda item: (-item[1], item[0]))
         best, best_score = ranked[0]
         second_score = ranked[1][1] if len(ranked) > 1 else 0.0
         evidence = [f'skeleton:{t}@{stamps[t][0]}' for t, _ in ranked[:2]]
+        self._reaches.append((event.bin_id, event.start_ns, event.end_ns, best))
         confidence = best_score / (best_score + second_score) if best_score > 0 else 0.5
         if second_score >= config.ambiguous_person_ratio * best_score:
             return _Choice(best, confidence, f'ambiguous_person:{ranked[1][0]}',
