@@ -15,11 +15,13 @@ From ``Truth`` it makes, in arrival order:
   ``quantity x unit weight`` lies within 3 tolerances of the delta, Gaussian likelihoods,
   normalised (flavours of equal weight stay ambiguous); they arrive ``fusion_latency_s``
   after settling;
-- product observations: the hand that held the item, 0.4 s after a pick ends / 0.4 s
-  before a return starts (and the receiver's hand after a hand-off), naming the true SKU
-  with ``observation_accuracy`` and the other SKUs of its category with the rest; with
-  probability ``observation_error_rate`` (seeded) the crop names a wrong SKU of the
-  category instead.
+- product observations: by default one crop of the bin per shelf event, as product ID
+  makes them (stamped with the frame before a pick / after a return, arriving 0.3-3 s
+  after the event settled), or (``bin_observations`` False) crops of the hand holding the
+  item, 0.4 s after a pick ends / before a return starts; the receiver's hand after a
+  hand-off either way. A crop names the true SKU with ``observation_accuracy`` and the
+  other SKUs of its category with the rest; with probability ``observation_error_rate``
+  (seeded) it names a wrong SKU of the category instead.
 
 ``measure`` drives ``AssociationEngine`` with them in event time (advance every 0.1 s of
 sim clock), applies its cart events to a real ``Ledger`` (SQLite in a temp dir) with the
@@ -80,6 +82,9 @@ class FeedConfig:
     observation_error_rate: float = 0.05
     # Fusion's start/end differ from the hand contact by this (s, Gaussian sigma).
     timing_jitter_s: float = 0.0
+    # True: product ID's bin crops per shelf event (its current output); False: crops of
+    # the hand holding the item (which product ID does not make yet).
+    bin_observations: bool = True
     step_s: float = 0.1
     receipt_check_period_s: float = 0.1
     seed: int = 0
@@ -187,14 +192,19 @@ def build_inputs(truth: Truth, description: StoreDescription, config: FeedConfig
                 weight_candidates(description, event.delta_grams))
             arrivals.add(event.end_ns + round(config.fusion_latency_s * S), 'shelf',
                          shelf_event)
+        bin_crop = config.bin_observations and event.kind != 'hand_off'
         holder = event.to_person_id if event.kind == 'hand_off' else event.person_id
-        if event.kind == 'pick' or event.kind == 'hand_off':
+        if bin_crop and event.kind == 'pick':
+            seen_ns = event.start_ns - round(0.15 * S)   # the frame before the hand came
+        elif bin_crop:
+            seen_ns = event.end_ns + round(0.15 * S)     # the frame after it left
+        elif event.kind in ('pick', 'hand_off'):
             seen_ns = event.end_ns + round(0.4 * S)
         elif event.kind == 'return':
             seen_ns = event.start_ns - round(0.4 * S)
         else:
             continue
-        if holder is None:
+        if holder is None and not bin_crop:
             continue
         category = description.catalog[event.sku].category
         siblings = [s for s in by_category[category] if s != event.sku]
@@ -205,17 +215,25 @@ def build_inputs(truth: Truth, description: StoreDescription, config: FeedConfig
         skus = [core.SkuCandidate(shown, 1, config.observation_accuracy)]
         skus += [core.SkuCandidate(s, 1, (1 - config.observation_accuracy) / len(rest))
                  for s in rest]
-        # The hand that was in the bin holds the item (the last frame it was there).
-        side = core.HAND_RIGHT
-        frames = [(abs(stamp - event.end_ns), hand) for stamp, hand in
-                  hand_in_bin.get((event.person_id, event.bin_id or ''), [])]
-        if frames and event.kind != 'hand_off':
-            side = min(frames)[1]
-        observation = core.ProductObservationIn(
-            f'po-{truth.scenario}-{number}', seen_ns, holder, side, '', 'camera',
-            category, 0.95, tuple(skus))
-        arrivals.add(seen_ns + round(config.observation_latency_s * S), 'observations',
-                     (seen_ns, [observation]))
+        if bin_crop:
+            # Product ID's crop of the bin: published once its after frames are in
+            # (up to its 3 s wait after the end), so often after the shelf event.
+            observation = core.ProductObservationIn(
+                f'sf-{truth.scenario}-{number}/camera', seen_ns, 0, core.HAND_NONE,
+                event.bin_id or '', 'camera', category, 0.95, tuple(skus))
+            arrive_ns = event.end_ns + round(float(rng.uniform(0.3, 3.0)) * S)
+        else:
+            # The hand that was in the bin holds the item (the last frame it was there).
+            side = core.HAND_RIGHT
+            frames = [(abs(stamp - event.end_ns), hand) for stamp, hand in
+                      hand_in_bin.get((event.person_id, event.bin_id or ''), [])]
+            if frames and event.kind != 'hand_off':
+                side = min(frames)[1]
+            observation = core.ProductObservationIn(
+                f'po-{truth.scenario}-{number}', seen_ns, holder or 0, side, '', 'camera',
+                category, 0.95, tuple(skus))
+            arrive_ns = seen_ns + round(config.observation_latency_s * S)
+        arrivals.add(arrive_ns, 'observations', (seen_ns, [observation]))
     return arrivals, visits
 
 
@@ -351,11 +369,13 @@ def main(argv: Optional[Iterable[str]] = None) -> None:
                         help='share of product crops naming a wrong SKU of the category')
     parser.add_argument('--timing-jitter', type=float, default=0.0,
                         help='s (sigma) between the shelf event interval and the contact')
+    parser.add_argument('--hand-observations', action='store_true',
+                        help='crops of the hand holding the item instead of bin crops')
     args = parser.parse_args(None if argv is None else list(argv))
     truth, description = _truth(args.scenario)
     result = measure(truth, description, config=FeedConfig(
         observation_error_rate=args.observation_error_rate,
-        timing_jitter_s=args.timing_jitter))
+        timing_jitter_s=args.timing_jitter, bin_observations=not args.hand_observations))
     print(json.dumps(result, indent=1, default=str))
 
 

@@ -197,7 +197,7 @@ def test_return_to_another_shelf_leaves_the_returners_cart():
     walker = TrackIn(1, 5.0, -0.6, visit_id='v1', account_id='acct1')
     eng.add_shelf_event(shelf_event('se2', 'c', 5.0, 5.5, kind=RETURN, delta=150.0,
                                     candidates=CHIPS_WEIGHT), int(5.6 * S))
-    events = play(eng, 4.1, 8.0, [walker, SHOPPER_2],
+    events = play(eng, 4.1, 9.5, [walker, SHOPPER_2],
                   lambda t: [hand_in(1, 'c' if 5.0 <= t <= 5.5 else '')])
     assert [(e.visit_id, e.sku, e.quantity_delta, e.needs_review) for e in events] == \
         [('v1', 'chips_paprika', -1, False)]
@@ -385,3 +385,25 @@ def test_two_changes_of_one_bin_at_once_are_two_hands():
                              hand_in(2, 'a' if 1.0 <= t <= 1.5 else '')])
     assert [(e.event_id, e.visit_id, e.needs_review) for e in events] == \
         [('cart-se1', 'v2', False), ('cart-se2', 'v1', False)]
+
+
+def test_event_waits_for_the_product_crop_of_its_bin_that_comes_after_it():
+    eng = engine()
+    eng.add_observations(0, [hand_sees('early', 2, 0.0, 'water')], 0)  # product ID is up
+    eng.add_shelf_event(shelf_event('se1', 'a', 1.0, 1.5), int(1.6 * S))
+    # A bin crop stamped before the pick (the frame before the hand came), published
+    # 2.4 s after the shelf event: the event waits for it instead of going to review.
+    crop = ProductObservationIn('se1/cam_2', int(0.85 * S), 0, HAND_NONE, 'a', 'cam_2',
+                                'soda', 0.9, (SkuCandidate('cola_zero', 1, 0.9),))
+    events = []
+    for step in range(60):
+        now = int(step * 0.1 * S)
+        eng.add_tracks(now, [SHOPPER_1], now)
+        eng.add_skeletons(now, [hand_in(1, 'a' if 1.0 <= step * 0.1 <= 1.5 else '')], now)
+        if step == 40:
+            eng.add_observations(now, [crop], now)
+        events += eng.advance(now)
+        if step < 40:
+            assert events == []
+    assert [(e.sku, e.needs_review) for e in events] == [('cola_zero', False)]
+    assert 'se1/cam_2' in events[0].evidence_ids

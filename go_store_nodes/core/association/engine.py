@@ -280,6 +280,30 @@ class AssociationEngine:
                 return False
         return True
 
+    def _products_in(self, event: ShelfEventIn) -> bool:
+        """Whether the product evidence an event needs is in (or cannot come).
+
+        Product observations are sparse (one per crop, stamped with the frame's capture
+        time, which precedes a pick), so their stream's progress says nothing: an event
+        waits for an observation of its bin or of a hand in the window, unless product ID
+        was never heard from or the weight alone is decisive (one candidate with at least
+        ``min_sku_probability``).
+        """
+        if self._streams['observations'].received_ns is None:
+            return True
+        if event.kind != UNKNOWN and event.candidates and \
+                max(c.likelihood for c in event.candidates) >= self.config.min_sku_probability:
+            return True
+        pad = self.config.ns(self.config.observation_pad_s)
+        hand_pad = self.config.ns(self.config.hand_pad_s)
+        reached = {skeleton.track_id for stamp_ns, skeleton in self._skeletons
+                   if event.start_ns - hand_pad <= stamp_ns <= event.end_ns + hand_pad
+                   and event.bin_id in (skeleton.left_bin_id, skeleton.right_bin_id)}
+        return any(event.start_ns - pad <= o.stamp_ns <= event.end_ns + pad
+                   and (o.bin_id == event.bin_id if o.hand == HAND_NONE
+                        else o.track_id in reached)
+                   for o in self._observations)
+
     def advance(self, now_ns: int) -> list[CartEventOut]:
         """Resolve every event whose inputs are in (or waited long enough), in stamp order."""
         config = self.config
@@ -294,7 +318,7 @@ class AssociationEngine:
             if isinstance(item, _Pending):
                 event = item.event
                 ready = self._covered(event.end_ns + margin, now_ns,
-                                      ('tracks', 'skeletons', 'observations'))
+                                      ('tracks', 'skeletons')) and self._products_in(event)
                 if not ready and now_ns - item.received_ns < wait:
                     break  # later events wait too: carts change in stamp order
                 if not ready:
