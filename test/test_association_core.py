@@ -167,7 +167,7 @@ def test_hand_off_inside_one_visit_moves_nothing():
     events = play(eng, 0.0, 7.0, [SHOPPER_1, partner], skeletons,
                   [hand_sees('obs1', 1, 1.8, 'cola'), hand_sees('obs2', 2, 3.8, 'cola')])
     assert [(e.visit_id, e.quantity_delta) for e in events] == [('v1', 1)]
-    assert eng.counters['hand_offs_same_visit'] == 1
+    assert eng.counters['hand_meetings_same_visit'] >= 2
 
 
 def test_put_back_is_matched_against_the_cart():

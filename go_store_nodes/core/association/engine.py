@@ -602,7 +602,8 @@ class AssociationEngine:
         for i, first in enumerate(ids):
             for second in ids[i + 1:]:
                 if any(math.dist(a, b) <= limit for a in hands[first] for b in hands[second]):
-                    together.add((first, second))
+                    if self._between_visits(first, second):
+                        together.add((first, second))
         for pair in together:
             meeting = self._open_meetings.get(pair)
             if meeting is None:
@@ -615,6 +616,24 @@ class AssociationEngine:
             if meeting.frames >= self.config.hand_off_frames:
                 meeting.closed_at_ns = now_ns
                 self._closed_meetings.append(meeting)
+
+    def _between_visits(self, first_id: int, second_id: int) -> bool:
+        """Whether an item passing between these tracks could change a cart.
+
+        Hands of a party (one visit, one cart), of associates or of tracks without a
+        visit meet all the time; they are counted, never held as meetings (a held meeting
+        holds the watermark).
+        """
+        first = self._linked(self._tracks.get(first_id))
+        second = self._linked(self._tracks.get(second_id))
+        if first is None or second is None or not first.visit_id or not second.visit_id \
+                or ROLE_ASSOCIATE in (first.role, second.role):
+            self.counters['hand_meetings_not_between_visits'] += 1
+            return False
+        if first.visit_id == second.visit_id:
+            self.counters['hand_meetings_same_visit'] += 1
+            return False
+        return True
 
     def _resolve_hand_off(self, meeting: _Meeting) -> list[CartEventOut]:
         first = self._linked(self._tracks.get(meeting.first))
