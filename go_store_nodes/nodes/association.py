@@ -2,8 +2,8 @@
 
 Subscribes:
   shelves/events          go_store/ShelfEvent (reliable, keep last 1000)
-  products/observations   go_store/ProductObservationArray (keep last 100)
-  people/skeletons        go_store/SkeletonArray (keep last 100)
+  products/observations   go_store/ProductObservationArray (best effort, keep last 100)
+  people/skeletons        go_store/SkeletonArray (best effort, keep last 100)
   people/tracks           go_store/TrackArray (reliable, keep last 100)
   visits                  go_store/Visit (reliable, transient local, keep last 100): links
                           tracks to visits when a Track does not carry its visit yet
@@ -121,6 +121,10 @@ RELIABLE_1000 = QoSProfile(depth=1000, history=HistoryPolicy.KEEP_LAST,
 RELIABLE_100 = QoSProfile(depth=100, history=HistoryPolicy.KEEP_LAST,
                           reliability=ReliabilityPolicy.RELIABLE,
                           durability=DurabilityPolicy.VOLATILE)
+# Pose and product ID streams: best effort matches a publisher of either reliability.
+SENSOR_100 = QoSProfile(depth=100, history=HistoryPolicy.KEEP_LAST,
+                        reliability=ReliabilityPolicy.BEST_EFFORT,
+                        durability=DurabilityPolicy.VOLATILE)
 VISITS_QOS = QoSProfile(depth=100, history=HistoryPolicy.KEEP_LAST,
                         reliability=ReliabilityPolicy.RELIABLE,
                         durability=DurabilityPolicy.TRANSIENT_LOCAL)
@@ -236,9 +240,9 @@ class AssociationNode(Node):
             self.create_subscription(ShelfEvent, 'shelves/events', self.on_shelf_event,
                                      RELIABLE_1000),
             self.create_subscription(ProductObservationArray, 'products/observations',
-                                     self.on_observations, RELIABLE_100),
+                                     self.on_observations, SENSOR_100),
             self.create_subscription(SkeletonArray, 'people/skeletons', self.on_skeletons,
-                                     RELIABLE_100),
+                                     SENSOR_100),
             self.create_subscription(TrackArray, 'people/tracks', self.on_tracks,
                                      RELIABLE_100),
             self.create_subscription(Visit, 'visits', self.on_visit, VISITS_QOS),
@@ -403,6 +407,8 @@ class AssociationNode(Node):
             self.outbox.count_send(sent)
             self.diagnostics.count('cart_event_sends', len(sent))
         self._publish_watermark()
+        if self.diagnostics.level != OK and self.worker.depth == 0:
+            self.diagnostics.set_status(OK, 'running')
         if self._keep_acked_ns and steady - self._last_purge > 3600.0:
             self._last_purge = steady
             self.outbox.purge_acknowledged(now_ns - self._keep_acked_ns)

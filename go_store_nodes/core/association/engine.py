@@ -234,8 +234,9 @@ class AssociationEngine:
                 or event.start_ns < 0 or not math.isfinite(event.delta_grams):
             raise InputRejectedError('malformed', f'shelf event {event.event_id}: bad type, '
                                 'interval or delta')
-        if event.stamp_ns > now_ns + config.ns(config.future_tolerance_s) or \
-                event.end_ns > now_ns + config.ns(config.future_tolerance_s):
+        future_ns = now_ns + config.ns(config.future_tolerance_s)
+        # now_ns 0: a sim-time node before its first /clock cannot judge the future.
+        if now_ns > 0 and (event.stamp_ns > future_ns or event.end_ns > future_ns):
             raise InputRejectedError('future_stamp', f'shelf event {event.event_id} stamped '
                                 f'{(event.stamp_ns - now_ns) / 1e9:.1f} s in the future')
         for candidate in event.candidates:
