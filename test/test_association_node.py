@@ -231,6 +231,7 @@ def test_killed_association_delivers_its_outbox_exactly_once_and_the_watermark_c
             lambda: [r for r in probe.receipts if r.visit_id == visit_id
                      and r.status == Receipt.ISSUED], 'the receipt', nodes)
         latency_s = (time.time_ns() - exit_ns) / S
+        print(f'exit -> receipt over DDS: {latency_s:.3f} s')
         assert latency_s < 10.0
         assert [(line.sku, line.quantity) for line in receipts[0].lines] == [(SKU, 3)]
         assert max(probe.watermarks) >= exit_ns
