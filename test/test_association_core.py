@@ -81,7 +81,7 @@ def play(eng: AssociationEngine, start_s: float, end_s: float, tracks, skeletons
 def test_single_pick_with_product_observation():
     eng = engine()
     eng.add_shelf_event(shelf_event('se1', 'a', 1.0, 1.5), int(1.6 * S))
-    events = play(eng, 0.0, 4.0, [SHOPPER_1],
+    events = play(eng, 0.0, 5.0, [SHOPPER_1],
                   lambda t: [hand_in(1, 'a' if 1.0 <= t <= 1.5 else '')],
                   [hand_sees('obs1', 1, 1.8, 'cola_zero')])
     assert len(events) == 1
@@ -104,7 +104,7 @@ def test_crossed_arms_choose_the_hand_in_the_bin_not_the_nearest_body():
     eng.add_shelf_event(shelf_event('se1', 'a', 1.0, 1.5, candidates=COLA), int(1.6 * S))
     eng.add_shelf_event(shelf_event('se2', 'b', 1.0, 1.5, candidates=CHIPS_SALT),
                         int(1.6 * S))
-    events = play(eng, 0.0, 4.0, [one, two],
+    events = play(eng, 0.0, 5.0, [one, two],
                   lambda t: [hand_in(1, 'a' if 0.9 <= t <= 1.6 else ''),
                              hand_in(2, 'b' if 0.9 <= t <= 1.6 else '')])
     by_id = {e.event_id: e for e in events}
@@ -117,14 +117,14 @@ def test_without_skeletons_the_nearest_track_within_reach_is_chosen():
     eng = engine()
     far = TrackIn(2, 0.0, -1.8, visit_id='v2', account_id='acct2')
     eng.add_shelf_event(shelf_event('se1', 'a', 1.0, 1.5, candidates=COLA), int(1.6 * S))
-    events = play(eng, 0.0, 4.0, [SHOPPER_1, far])
+    events = play(eng, 0.0, 5.0, [SHOPPER_1, far])
     assert [(e.visit_id, e.needs_review) for e in events] == [('v1', False)]
 
 
 def test_two_hands_in_one_bin_at_once_go_to_review():
     eng = engine()
     eng.add_shelf_event(shelf_event('se1', 'a', 1.0, 1.5), int(1.6 * S))
-    events = play(eng, 0.0, 4.0, [SHOPPER_1, SHOPPER_2],
+    events = play(eng, 0.0, 5.0, [SHOPPER_1, SHOPPER_2],
                   lambda t: [hand_in(1, 'a' if 1.0 <= t <= 1.5 else ''),
                              hand_in(2, 'a' if 1.0 <= t <= 1.5 else '')])
     assert len(events) == 1
@@ -190,7 +190,7 @@ def test_return_to_another_shelf_leaves_the_returners_cart():
     walker = TrackIn(1, 1.0, -0.6, visit_id='v1', account_id='acct1')
     eng.add_shelf_event(shelf_event('se1', 'b', 1.0, 1.5, candidates=CHIPS_WEIGHT),
                         int(1.6 * S))
-    play(eng, 0.0, 4.0, [walker, SHOPPER_2],
+    play(eng, 0.0, 5.0, [walker, SHOPPER_2],
          lambda t: [hand_in(1, 'b' if 1.0 <= t <= 1.5 else '')],
          [hand_sees('obs1', 1, 1.8, 'chips_paprika')])
     assert eng.cart('v1') == {'chips_paprika': 1}
@@ -208,7 +208,7 @@ def test_associate_restock_is_never_charged_and_counted():
     associate = TrackIn(3, 5.0, -0.6, role=ROLE_ASSOCIATE)
     eng.add_shelf_event(shelf_event('se1', 'c', 1.0, 1.5, kind=RETURN, delta=3000.0,
                                     candidates=(SkuCandidate('water', 6, 0.9),)), int(1.6 * S))
-    events = play(eng, 0.0, 4.0, [associate, SHOPPER_1],
+    events = play(eng, 0.0, 5.0, [associate, SHOPPER_1],
                   lambda t: [hand_in(3, 'c' if 1.0 <= t <= 1.5 else '')])
     assert events == []
     assert eng.counters['associate_events'] == 1
@@ -219,7 +219,7 @@ def test_item_nobody_reached_goes_to_review_with_its_evidence():
     eng = engine()
     nearby = TrackIn(1, 0.0, -2.0, visit_id='v1', account_id='acct1')  # 2 m away
     eng.add_shelf_event(shelf_event('se1', 'a', 1.0, 1.5), int(1.6 * S))
-    events = play(eng, 0.0, 4.0, [nearby], lambda t: [hand_in(1, '')])
+    events = play(eng, 0.0, 5.0, [nearby], lambda t: [hand_in(1, '')])
     assert len(events) == 1
     assert events[0].needs_review and events[0].review_reason == 'no_person_reached_bin'
     assert events[0].evidence_ids == ('se1',)
@@ -229,7 +229,7 @@ def test_item_nobody_reached_goes_to_review_with_its_evidence():
 def test_item_with_nobody_in_the_store_is_counted_not_charged():
     eng = engine()
     eng.add_shelf_event(shelf_event('se1', 'c', 1.0, 1.5), int(1.6 * S))
-    events = play(eng, 0.0, 4.0, [SHOPPER_1])  # 5 m away
+    events = play(eng, 0.0, 5.0, [SHOPPER_1])  # 5 m away
     assert events == []
     assert eng.counters['unexplained_events'] == 1
     assert any('se1' in line for line in eng.drain_messages())
@@ -239,7 +239,7 @@ def test_unknown_weight_change_goes_to_review_with_the_seen_sku():
     eng = engine()
     eng.add_shelf_event(shelf_event('se1', 'a', 1.0, 1.5, kind=UNKNOWN, candidates=(),
                                     delta=-77.0), int(1.6 * S))
-    events = play(eng, 0.0, 4.0, [SHOPPER_1],
+    events = play(eng, 0.0, 5.0, [SHOPPER_1],
                   lambda t: [hand_in(1, 'a' if 1.0 <= t <= 1.5 else '')],
                   [hand_sees('obs1', 1, 1.8, 'cola')])
     assert [(e.sku, e.quantity_delta, e.review_reason) for e in events] == \
@@ -249,7 +249,7 @@ def test_unknown_weight_change_goes_to_review_with_the_seen_sku():
 def test_low_sku_margin_goes_to_review():
     eng = engine()
     eng.add_shelf_event(shelf_event('se1', 'a', 1.0, 1.5), int(1.6 * S))
-    events = play(eng, 0.0, 4.0, [SHOPPER_1],
+    events = play(eng, 0.0, 5.0, [SHOPPER_1],
                   lambda t: [hand_in(1, 'a' if 1.0 <= t <= 1.5 else '')])
     assert events[0].needs_review and events[0].review_reason == 'ambiguous_sku'
 
@@ -259,7 +259,7 @@ def test_bin_observation_counts_as_evidence():
     eng.add_shelf_event(shelf_event('se1', 'a', 1.0, 1.5), int(1.6 * S))
     bin_view = ProductObservationIn('obs_bin', int(1.2 * S), 0, HAND_NONE, 'a', 'cam_1',
                                     'soda', 0.9, (SkuCandidate('cola', 1, 0.85),))
-    events = play(eng, 0.0, 4.0, [SHOPPER_1],
+    events = play(eng, 0.0, 5.0, [SHOPPER_1],
                   lambda t: [hand_in(1, 'a' if 1.0 <= t <= 1.5 else '')], [bin_view])
     assert (events[0].sku, events[0].needs_review) == ('cola', False)
 
@@ -268,7 +268,7 @@ def test_track_without_visit_is_not_charged():
     eng = engine()
     stranger = TrackIn(7, 0.0, -0.6)
     eng.add_shelf_event(shelf_event('se1', 'a', 1.0, 1.5), int(1.6 * S))
-    events = play(eng, 0.0, 4.0, [stranger],
+    events = play(eng, 0.0, 5.0, [stranger],
                   lambda t: [hand_in(7, 'a' if 1.0 <= t <= 1.5 else '')])
     assert events == [] and eng.counters['events_without_visit'] == 1
 
@@ -299,7 +299,7 @@ def test_unknown_candidate_sku_is_dropped_and_counted():
     candidates = (SkuCandidate('cola', 1, 0.6), SkuCandidate('not_sold_here', 1, 0.4))
     eng.add_shelf_event(shelf_event('se1', 'a', 1.0, 1.5, candidates=candidates),
                         int(1.6 * S))
-    events = play(eng, 0.0, 4.0, [SHOPPER_1],
+    events = play(eng, 0.0, 5.0, [SHOPPER_1],
                   lambda t: [hand_in(1, 'a' if 1.0 <= t <= 1.5 else '')])
     assert events[0].sku == 'cola' and not events[0].needs_review
     assert eng.counters['candidate_skus_not_in_catalog'] == 1
@@ -315,7 +315,7 @@ def test_event_waits_for_its_inputs_then_resolves_and_the_watermark_follows():
     eng = engine(max_input_wait_s=3.0, shelf_event_latency_s=1.0)
     eng.add_tracks(1 * S, [SHOPPER_1], 1 * S)
     eng.add_skeletons(1 * S, [hand_in(1, 'a')], 1 * S)
-    eng.add_shelf_event(shelf_event('se1', 'a', 0.8, 1.2), int(1.3 * S))
+    eng.add_shelf_event(shelf_event('se1', 'a', 0.8, 1.2, candidates=COLA), int(1.3 * S))
     # Skeletons only reached 1.0 s: not covering end + margin, so it waits.
     assert eng.advance(int(1.4 * S)) == []
     assert eng.watermark_ns < int(1.2 * S)
@@ -325,7 +325,7 @@ def test_event_waits_for_its_inputs_then_resolves_and_the_watermark_follows():
     events = eng.advance(int(1.8 * S))
     assert [e.event_id for e in events] == ['cart-se1']
     # Bounded wait: a skeleton stream alive but lagging delays the next event at most 3 s.
-    eng.add_shelf_event(shelf_event('se2', 'a', 1.9, 2.0), int(2.1 * S))
+    eng.add_shelf_event(shelf_event('se2', 'a', 1.9, 2.0, candidates=COLA), int(2.1 * S))
     assert eng.advance(int(2.2 * S)) == []
     for now_s in (3.0, 4.5):
         eng.add_skeletons(int(1.8 * S), [hand_in(1, '')], int(now_s * S))
@@ -338,10 +338,10 @@ def test_repeated_shelf_event_makes_no_second_cart_event():
     eng = engine()
     event = shelf_event('se1', 'a', 1.0, 1.5)
     assert eng.add_shelf_event(event, int(1.6 * S))
-    events = play(eng, 0.0, 4.0, [SHOPPER_1],
+    events = play(eng, 0.0, 5.0, [SHOPPER_1],
                   lambda t: [hand_in(1, 'a' if 1.0 <= t <= 1.5 else '')])
-    assert not eng.add_shelf_event(event, 4 * S)
-    assert eng.advance(5 * S) == []
+    assert not eng.add_shelf_event(event, 5 * S)
+    assert eng.advance(6 * S) == []
     assert len(events) == 1 and eng.counters['duplicate_shelf_events'] == 1
 
 
@@ -380,7 +380,7 @@ def test_two_changes_of_one_bin_at_once_are_two_hands():
     # (closer in time), so the second, overlapping one is shopper 1's.
     eng.add_shelf_event(shelf_event('se1', 'a', 1.0, 1.5, candidates=COLA), int(1.6 * S))
     eng.add_shelf_event(shelf_event('se2', 'a', 1.05, 1.6, candidates=COLA), int(1.7 * S))
-    events = play(eng, 0.0, 4.0, [SHOPPER_1, SHOPPER_2],
+    events = play(eng, 0.0, 5.0, [SHOPPER_1, SHOPPER_2],
                   lambda t: [hand_in(1, 'a' if 0.8 <= t <= 1.8 else ''),
                              hand_in(2, 'a' if 1.0 <= t <= 1.5 else '')])
     assert [(e.event_id, e.visit_id, e.needs_review) for e in events] == \
@@ -407,3 +407,13 @@ def test_event_waits_for_the_product_crop_of_its_bin_that_comes_after_it():
             assert events == []
     assert [(e.sku, e.needs_review) for e in events] == [('cola_zero', False)]
     assert 'se1/cam_2' in events[0].evidence_ids
+
+
+def test_without_product_id_a_flavour_the_weight_cannot_tell_waits_then_goes_to_review():
+    eng = engine(max_input_wait_s=3.0)
+    eng.add_shelf_event(shelf_event('se1', 'a', 1.0, 1.5), int(1.6 * S))
+    early = play(eng, 0.0, 4.5, [SHOPPER_1],
+                 lambda t: [hand_in(1, 'a' if 1.0 <= t <= 1.5 else '')])
+    assert early == [] and eng.watermark_ns < int(1.5 * S)  # held while it waits
+    late = play(eng, 4.6, 5.0, [SHOPPER_1], lambda t: [hand_in(1, '')])
+    assert [(e.needs_review, e.review_reason) for e in late] == [(True, 'ambiguous_sku')]

@@ -286,12 +286,10 @@ class AssociationEngine:
 
         Product observations are sparse (one per crop, stamped with the frame's capture
         time, which precedes a pick), so their stream's progress says nothing: an event
-        waits for an observation of its bin or of a hand in the window, unless product ID
-        was never heard from or the weight alone is decisive (one candidate with at least
-        ``min_sku_probability``).
+        waits for an observation of its bin or of a hand in the window, unless the weight
+        alone is decisive (one candidate with at least ``min_sku_probability``). Without
+        product ID it waits ``max_input_wait_s`` and goes to review (``ambiguous_sku``).
         """
-        if self._streams['observations'].received_ns is None:
-            return True
         if event.kind != UNKNOWN and event.candidates and \
                 max(c.likelihood for c in event.candidates) >= self.config.min_sku_probability:
             return True
