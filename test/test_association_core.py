@@ -7,6 +7,7 @@ from go_store_nodes.core.association import (
     AssociationEngine,
     bin_sites,
     BinSite,
+    CartEventOut,
     catalog_of,
     HAND_NONE,
     HAND_RIGHT,
@@ -417,3 +418,14 @@ def test_without_product_id_a_flavour_the_weight_cannot_tell_waits_then_goes_to_
     assert early == [] and eng.watermark_ns < int(1.5 * S)  # held while it waits
     late = play(eng, 4.6, 5.0, [SHOPPER_1], lambda t: [hand_in(1, '')])
     assert [(e.needs_review, e.review_reason) for e in late] == [(True, 'ambiguous_sku')]
+
+
+def test_an_ended_visit_is_forgotten_after_the_history():
+    eng = engine(history_s=10.0)
+    eng.add_visit('v9', 'acct9', [9])
+    eng.restore(CartEventOut('cart-x', S, 'v9', 'acct9', 9, 'cola', 1, 1.0, ('x',)))
+    eng.end_visit('v9', 2 * S)
+    eng.advance(5 * S)
+    assert eng.cart('v9') == {'cola': 1}      # late events may still come
+    eng.advance(13 * S)
+    assert eng.cart('v9') == {}

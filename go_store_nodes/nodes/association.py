@@ -346,8 +346,14 @@ class AssociationNode(Node):
                      lambda: self.engine.add_observations(stamp_ns, observations, now_ns))
 
     def on_visit(self, msg: Visit) -> None:
-        """Link the visit's tracks (STARTED) for tracks that do not carry their visit."""
-        if msg.status != Visit.STARTED or not msg.visit_id:
+        """Link the visit's tracks (STARTED); forget its cart a while after it ENDED."""
+        if not msg.visit_id:
+            return
+        if msg.status == Visit.ENDED:
+            visit_id, now_ns = msg.visit_id, self._now_ns()
+            self._submit('visit end', lambda: self.engine.end_visit(visit_id, now_ns))
+            return
+        if msg.status != Visit.STARTED:
             return
         visit_id, account_id, track_ids = msg.visit_id, msg.account_id, \
             [int(t) for t in msg.track_ids]

@@ -120,6 +120,7 @@ class AssociationEngine:
         self._streams = {name: _Stream() for name in ('tracks', 'skeletons', 'observations')}
         self._watermark_ns = 0
         self._visit_of_track: dict[int, tuple[str, str]] = {}  # from the gate's visits
+        self._ended: deque[tuple[int, str]] = deque()  # (caller clock, visit) of exits
         # (bin, start, end, track) of resolved events: one reach explains one weight change.
         self._reaches: deque[tuple[str, int, int, int]] = deque(maxlen=256)
 
@@ -172,6 +173,10 @@ class AssociationEngine:
         """Link tracks to a visit (the gate's Visit), for tracks that do not carry it yet."""
         for track_id in track_ids:
             self._visit_of_track[track_id] = (visit_id, account_id)
+
+    def end_visit(self, visit_id: str, now_ns: int) -> None:
+        """Forget a visit's cart and track links ``history_s`` after its exit (memory)."""
+        self._ended.append((now_ns, visit_id))
 
     def _linked(self, track: Optional[TrackIn]) -> Optional[TrackIn]:
         """Return the track with its visit filled in from the gate's visits when it has none."""
@@ -357,6 +362,11 @@ class AssociationEngine:
         horizon = min([now_ns, *(p.event.start_ns for p in self._pending.values()),
                        *(m.start_ns for m in self._closed_meetings)])
         cutoff = horizon - self.config.ns(self.config.history_s)
+        while self._ended and self._ended[0][0] < cutoff:
+            _, visit_id = self._ended.popleft()
+            self._carts.pop(visit_id, None)
+            for track_id in [t for t, (v, _) in self._visit_of_track.items() if v == visit_id]:
+                del self._visit_of_track[track_id]
         while self._skeletons and self._skeletons[0][0] < cutoff:
             self._skeletons.popleft()
         while self._observations and self._observations[0].stamp_ns < cutoff:
