@@ -6,6 +6,7 @@ The association resolves picks while the ledger is down (cart events wait in its
 is killed (SIGKILL), restarted with the ledger up, and every event reaches the ledger
 exactly once; the same shelf events delivered again make no new cart event. Then the
 visit's exit is recorded with a 60 s bounded wait and the receipt follows the watermark.
+A killed ledger likewise gets, after its restart, each event re-sent to it exactly once.
 """
 
 from __future__ import annotations
@@ -236,6 +237,45 @@ def test_killed_association_delivers_its_outbox_exactly_once_and_the_watermark_c
         assert [(line.sku, line.quantity) for line in receipts[0].lines] == [(SKU, 3)]
         assert max(probe.watermarks) >= exit_ns
         assert stored_events(url) == events
+    finally:
+        nodes.stop()
+        probe.close()
+        ledger.close()
+
+
+def test_killed_ledger_gets_every_event_once_after_its_restart(repo, tmp_path):
+    url = f'sqlite:///{tmp_path / "ledger.sqlite"}'
+    description = load_store_description(repo / 'config' / 'store.yaml')
+    prices = {sku: p.price_cents for sku, p in description.catalog.items()}
+    ledger = Ledger(url, LedgerConfig(grace_period_ns=60 * S), prices)
+    ledger.register_account('acct-2', time.time_ns())
+    visit_id = ledger.open_visit('acct-2', ['1'], time.time_ns())
+    site = bin_sites(description)[BIN]
+    nodes = Nodes(repo, tmp_path, url)
+    probe = Probe((site.front_x_m, site.front_y_m), visit_id, 'acct-2')
+    try:
+        nodes.start('cart_ledger')
+        nodes.start('association')
+        probe.spin_until(lambda: probe.shelf_pub.get_subscription_count() > 0
+                         and probe.node.count_publishers('receipts') > 0,
+                         'both nodes', nodes)
+        probe.pick('se-a')
+        probe.spin_until(lambda: len(stored_events(url)) == 1, 'the first event', nodes)
+        nodes.kill('cart_ledger')
+        for name in ('se-b', 'se-c'):
+            probe.pick(name)
+        probe.spin_until(lambda: probe.counter('cart_events') >= 3
+                         and probe.counter('cart_event_sends') >= 5,
+                         'the events re-sent to nobody', nodes)
+        assert len(stored_events(url)) == 1
+        nodes.start('cart_ledger')
+        probe.spin_until(lambda: len(stored_events(url)) == 3, 'the ledger to catch up', nodes)
+        probe.spin_until(
+            lambda: probe.diagnostics.get('/association', {}).get('unacknowledged') == '0',
+            'the acknowledgements', nodes)
+        assert stored_events(url) == [(f'cart-se-{n}', 'applied', 1) for n in 'abc']
+        cart = ledger.get_cart(visit_id)
+        assert [(item.sku, item.quantity) for item in cart.items] == [(SKU, 3)]
     finally:
         nodes.stop()
         probe.close()
