@@ -55,7 +55,7 @@ def test_nodes_run_under_the_specs_names_remappings_and_params(
         assert '/calibration/status_remapped' in topics
         assert '/calibration/status' not in topics
         # Values come from the params file's section of each node's name.
-        assert by_name['/cart_ledger'].get_parameter('grace_period_s').value == 120.0
+        assert by_name['/cart_ledger'].get_parameter('grace_period_s').value == 30.0
         assert by_name['/gate'].get_parameter('database_url').value.endswith('ledger.sqlite')
         assert by_name['/gate'].get_parameter('use_sim_time').value is False
 

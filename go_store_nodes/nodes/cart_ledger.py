@@ -3,6 +3,8 @@
 Subscribes:
   cart/events             go_store/CartEvent (reliable, keep last 1000): applied once per
                           event_id; unknown SKU kept as a rejected event, unknown visit dropped
+  association/watermark   std_msgs/Header (reliable, transient local, keep last 1): stamp =
+                          event time up to which association has delivered every cart event
 Publishes:
   cart/event_acks         diagnostic_msgs/KeyValue (reliable, keep last 1000): key the
                           event_id, value the outcome, once the event is committed (also for
@@ -14,9 +16,13 @@ Services:
   ledger/get_cart         go_store/GetCart
   ledger/list_reviews     go_store/ListReviews
   ledger/resolve_review   go_store/ResolveReview (who and why are logged and stored)
-Every ``receipt_check_period_s`` the node issues the receipts of visits whose grace period
-is over, settles pending charges (LedgerPaymentProvider) and, once a day, purges evidence
-older than ``retention_days``. ``now`` is the node clock (sim time with use_sim_time).
+Every ``receipt_check_period_s`` the node issues the receipts of exited visits once the
+association watermark has passed their exit stamp (every cart event up to the exit is then
+applied), or, for a stalled or absent association, once ``grace_period_s`` has passed both
+on the node clock since the exit and in steady time since this node first saw the exit
+(counted: ``watermark_waits_expired``); it settles pending charges (LedgerPaymentProvider)
+and, once a day, purges evidence older than ``retention_days``. ``now`` is the node clock
+(sim time with use_sim_time).
 A visit ends only from the gate's record in the ledger database (``mark_exit``), never
 from a ``Visit`` message: anyone on the bus can publish one. No receipt is issued during
 ``receipt_holdoff_s`` (steady time) after the database connected, so that upstream can
@@ -45,6 +51,7 @@ from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from std_msgs.msg import Header
 
 from ..core import ledger as core
 from ..core.gate import account_ref
@@ -81,7 +88,9 @@ PARAMETERS = (
     STORE_DESCRIPTION,
     DATABASE_URL,
     ParamSpec('grace_period_s', Parameter.Type.DOUBLE,
-              's after the exit during which late cart events still count', 0.0, 86_400.0),
+              's an exited visit waits at most for the association watermark (node clock '
+              'from the exit and steady time since seen); the receipt goes out as soon as '
+              'the watermark passes the exit stamp', 0.0, 86_400.0),
     ParamSpec('receipt_check_period_s', Parameter.Type.DOUBLE,
               's between checks for due receipts and pending charges', 0.05, 3600.0),
     ParamSpec('retention_days', Parameter.Type.INTEGER,
@@ -114,6 +123,10 @@ EVENTS_QOS = QoSProfile(depth=1000, history=HistoryPolicy.KEEP_LAST,
                         reliability=ReliabilityPolicy.RELIABLE,
                         durability=DurabilityPolicy.VOLATILE)
 ACKS_QOS = EVENTS_QOS
+# The latest watermark only; a (re)started ledger gets it at once.
+WATERMARK_QOS = QoSProfile(depth=1, history=HistoryPolicy.KEEP_LAST,
+                           reliability=ReliabilityPolicy.RELIABLE,
+                           durability=DurabilityPolicy.TRANSIENT_LOCAL)
 
 _EVENT_LOG = {
     core.EventOutcome.CONFLICT: 'event id reused with different content; ignored',
@@ -161,6 +174,12 @@ class CartLedgerNode(Node):
         self._held: dict[str, tuple[str, ...]] = {}
         self._last_purge_ns: Optional[int] = None
         self._check_queued = threading.Event()
+        self._grace_s = params['grace_period_s']
+        # Association watermark (ns, event time): written by the executor, read by the
+        # worker; an int assignment is atomic. 0: none received since start.
+        self._watermark_ns = 0
+        self._exit_seen_steady: dict[str, float] = {}  # visit -> time.monotonic() first seen
+        self._wait_expired: set[str] = set()
         self._receipt_publisher = self.create_publisher(Receipt, 'receipts', DURABLE_QOS)
         self._ack_publisher = self.create_publisher(KeyValue, 'cart/event_acks', ACKS_QOS)
         self.worker = SerialWorker(
@@ -170,6 +189,8 @@ class CartLedgerNode(Node):
         self.worker.submit('connect', self._connect)
         self._event_subscription = self.create_subscription(
             CartEvent, 'cart/events', self.on_cart_event, EVENTS_QOS)
+        self._watermark_subscription = self.create_subscription(
+            Header, 'association/watermark', self.on_watermark, WATERMARK_QOS)
         self._ledger_services = [
             self.create_service(GetCart, 'ledger/get_cart', self.get_cart),
             self.create_service(ListReviews, 'ledger/list_reviews', self.list_reviews),
@@ -184,7 +205,8 @@ class CartLedgerNode(Node):
         self.diagnostics.values.update(store_description=path, database=printable_url(url))
         self.get_logger().info(
             f'cart ledger started: {len(self._catalog)} SKUs, ledger {printable_url(url)}, '
-            f'grace {params["grace_period_s"]} s, receipts after {self._holdoff_s} s')
+            f'receipts when the association watermark passes the exit, at most '
+            f'{params["grace_period_s"]} s after it; none before {self._holdoff_s} s')
 
     def _connect(self) -> None:
         """Open (and migrate) the ledger; any failure makes the worker retry with backoff."""
@@ -294,6 +316,14 @@ class CartLedgerNode(Node):
         if self.diagnostics.level != OK and self.worker.depth == 0:
             self.diagnostics.set_status(OK, 'running')
 
+    def on_watermark(self, msg: Header) -> None:
+        """Keep the association watermark (never moves back: a restarted association)."""
+        stamp_ns = msg.stamp.sec * NS_PER_SECOND + msg.stamp.nanosec
+        self.diagnostics.count('watermarks_received')
+        if stamp_ns > self._watermark_ns:
+            self._watermark_ns = stamp_ns
+            self.diagnostics.values['watermark_ns'] = str(stamp_ns)
+
     # -- receipts -------------------------------------------------------------------------
 
     def _queue_receipt_check(self) -> None:
@@ -314,7 +344,7 @@ class CartLedgerNode(Node):
         if time.monotonic() - self._connected_at < self._holdoff_s:
             return  # upstream re-sends what a restart lost before any bill closes
         self.diagnostics.count('receipt_checks')
-        for visit_id in self.ledger.due_receipts(now_ns):
+        for visit_id in self._due(now_ns):
             try:
                 self._issue(visit_id, now_ns)
             except Exception as error:  # noqa: BLE001 - one visit must not stop the rest
@@ -333,10 +363,40 @@ class CartLedgerNode(Node):
         if self.diagnostics.level == ERROR:
             self.diagnostics.set_status(OK, 'recovered')
 
+    def _due(self, now_ns: int) -> list[str]:
+        """Return the exited visits whose receipt may go out (watermark past exit, or waited)."""
+        assert self.ledger is not None
+        watermark_ns = self._watermark_ns
+        steady_now = time.monotonic()
+        grace_ns = round(self._grace_s * NS_PER_SECOND)
+        due = []
+        closing = self.ledger.closing_visits()
+        for visit_id, exit_ns in closing:
+            seen = self._exit_seen_steady.setdefault(visit_id, steady_now)
+            if watermark_ns >= exit_ns:
+                due.append(visit_id)
+            elif now_ns >= exit_ns + grace_ns and steady_now - seen >= self._grace_s:
+                if visit_id not in self._wait_expired:
+                    self._wait_expired.add(visit_id)
+                    self.diagnostics.count('watermark_waits_expired')
+                    self.get_logger().warning(
+                        f'visit {visit_id}: association watermark '
+                        f'{watermark_ns / NS_PER_SECOND:.3f} s still before the exit '
+                        f'{exit_ns / NS_PER_SECOND:.3f} s after {self._grace_s} s; '
+                        'receipt issued without it')
+                due.append(visit_id)
+        still_closing = {visit_id for visit_id, _ in closing}
+        for forgotten in set(self._exit_seen_steady) - still_closing:
+            del self._exit_seen_steady[forgotten]
+            self._wait_expired.discard(forgotten)
+        return due
+
     def _issue(self, visit_id: str, now_ns: int) -> None:
         """Issue one visit's receipt, or announce (once) that it is held for review."""
         assert self.ledger is not None
-        result = self.ledger.issue_receipt(visit_id, now_ns)
+        # The receipt rule (watermark or bounded wait) is decided by _due, not the core's
+        # fixed grace period.
+        result = self.ledger.issue_receipt(visit_id, now_ns, force=True)
         if isinstance(result, core.HeldForReview):
             if self._held.get(visit_id) == result.review_ids:
                 return

@@ -39,6 +39,7 @@ from .recorder import Recorder
 
 OUTPUT_BAG = 'bag'
 LEDGER_FILE = 'ledger.sqlite'
+OUTBOX_FILE = 'association_outbox.sqlite'
 MIN_TAIL_S = 2.0
 DISCOVERY_RANGE = 'ROS_AUTOMATIC_DISCOVERY_RANGE'
 MAX_DOMAIN_ID = 232  # the highest DDS domain id whose ports fit (Linux)
@@ -152,12 +153,19 @@ def private_databases(specs: Sequence[NodeSpec], params_file: str,
     database = folder / LEDGER_FILE
     if database.exists():
         database.unlink()
+    # The association's outbox too: an earlier run's event ids would read as repeats.
+    outbox = folder / OUTBOX_FILE
+    for stale in folder.glob(f'{OUTBOX_FILE}*'):
+        stale.unlink()
     result = []
     for spec in specs:
         values = (params.get(spec.name) or {}).get('ros__parameters') or {}
         if 'database_url' in values:
             spec = dataclasses.replace(spec, parameters={
                 **spec.parameters, 'database_url': f'sqlite:///{database.resolve()}'})
+        if 'outbox_path' in values:
+            spec = dataclasses.replace(spec, parameters={
+                **spec.parameters, 'outbox_path': str(outbox.resolve())})
         result.append(spec)
     return result
 

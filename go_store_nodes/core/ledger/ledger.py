@@ -658,6 +658,19 @@ class Ledger:
             .where(VisitRow.state == 'closing', VisitRow.exit_seen_at_ns <= deadline)
             .order_by(VisitRow.exit_seen_at_ns, VisitRow.visit_id))))
 
+    def closing_visits(self) -> list[tuple[str, int]]:
+        """Return (visit id, exit stamp) of every exited visit without a receipt, by exit.
+
+        For a receipt rule that is not a fixed grace period (cart_ledger waits for the
+        association watermark to pass the exit stamp, then calls ``issue_receipt`` with
+        ``force``).
+        """
+        return self._read(lambda session: [
+            (visit_id, int(exit_ns or 0)) for visit_id, exit_ns in session.execute(
+                select(VisitRow.visit_id, VisitRow.exit_seen_at_ns)
+                .where(VisitRow.state == 'closing', VisitRow.exit_seen_at_ns.is_not(None))
+                .order_by(VisitRow.exit_seen_at_ns, VisitRow.visit_id))])
+
     def issue_receipt(self, visit_id: str, now_ns: int, force: bool = False
                       ) -> Union[Receipt, HeldForReview]:
         """Write the receipt of an exited visit, then charge it (both idempotent).

@@ -48,7 +48,9 @@ class DatabaseUnavailableError(ConnectionError):
 class LedgerConfig:
     """Policy knobs of the ledger."""
 
-    grace_period_ns: int = 120 * NS_PER_SECOND
+    # Longest wait after an exit for the association watermark (cart_ledger: the receipt
+    # is issued once the watermark passes the exit stamp, at the latest after this).
+    grace_period_ns: int = 30 * NS_PER_SECOND
     currency: str = 'EUR'
     evidence_retention_days: int = 30
     # A visit not closed this many days after it opened is abandoned (its exit was never
