@@ -32,8 +32,6 @@ from .health import HealthMonitor, OutageChange
 from .sync import FrameSet, FrameSetAssembler
 
 COLOR_FRAMES_KEPT = 4
-# A frame set spans one frame period less this, so a camera's next frame starts the next set.
-SYNC_PERIOD_MARGIN_NS = 5_000_000
 
 
 class PersonLocator:
@@ -85,20 +83,7 @@ class PersonLocator:
             self.health.rejected(frame.camera_id, rejection.reason, frame.received_ns)
             raise
         self.health.frame(frame.camera_id, frame.stamp_ns, frame.received_ns)
-        self._fit_sync_window()
         return [self._locate(s) for s in sets]
-
-    def _fit_sync_window(self) -> None:
-        """Make a frame set span the cameras' frame period, at least ``sync_tolerance_s``.
-
-        Unsynchronised cameras capture at any phase within a period: a shorter window splits
-        every frame period into several partial sets (each person seen by some cameras
-        only, in turns), so the window follows the measured period (cameras running below
-        their model's rate, a reduced-rate bag), never shorter than the configured one.
-        """
-        period_ns = self.health.frame_period_ns()
-        self.assembler.tolerance_ns = max(self.config.ns('sync_tolerance_s'),
-                                          period_ns - SYNC_PERIOD_MARGIN_NS)
 
     def reject(self, camera_id: str, reason: str, received_ns: int | None) -> None:
         """Count a frame dropped before it reached the locator (e.g. no transform yet)."""
@@ -138,7 +123,7 @@ class PersonLocator:
         if not frames:
             return None
         best = min(frames, key=lambda f: abs(f.stamp_ns - stamp_ns))
-        limit = self.assembler.tolerance_ns + self.health.cameras[camera_id].period_ns
+        limit = self.config.ns('sync_tolerance_s') + self.health.cameras[camera_id].period_ns
         return best if abs(best.stamp_ns - stamp_ns) <= limit else None
 
     def _locate(self, frame_set: FrameSet[CameraObservation]) -> LocatedSet:
