@@ -69,3 +69,20 @@ def test_process_and_in_process_nodes_get_the_same_arguments(store_path):
     assert ['-r', '__ns:=/ns'] == args[3:5]
     assert args[args.index('--params-file') + 1] == '/p.yaml'
     assert args[-2:] == ['-r', 'a:=b'] and 'use_sim_time:=true' in args
+
+
+def test_every_node_follows_sim_time(repo, store_path, tmp_path):
+    # A node that replaces rclpy's own bookkeeping (e.g. assigns self._subscriptions) loses
+    # its /clock subscription: under replay its clock stays at 0 and it never acts.
+    params_file = str(repo / 'config' / 'go_store.yaml')
+    specs = _specs(store_path, tmp_path)
+    for spec in specs:
+        if 'outbox_path' in spec.parameters or spec.name == 'association':
+            spec_params = {**spec.parameters,
+                           'outbox_path': str(tmp_path / 'association_outbox.sqlite')}
+            specs[specs.index(spec)] = dataclasses.replace(spec, parameters=spec_params)
+    with graph_in_process(specs, params_file, use_sim_time=True) as nodes:
+        missing = [node.get_name() for node in nodes
+                   if '/clock' not in {s.topic_name for s in node.subscriptions}]
+        assert missing == []
+        assert all(node.get_parameter('use_sim_time').value for node in nodes)

@@ -236,7 +236,7 @@ class AssociationNode(Node):
                                    on_retry=self._on_retry, on_error=self._on_job_error)
         self.diagnostics.set_status(WARN, 'opening the outbox')
         self.worker.submit('open outbox', self._open)
-        self._subscriptions = [
+        self._input_subscriptions = [
             self.create_subscription(ShelfEvent, 'shelves/events', self.on_shelf_event,
                                      RELIABLE_1000),
             self.create_subscription(ProductObservationArray, 'products/observations',

@@ -202,7 +202,7 @@ class ShelfFusionNode(Node):
         self._frames = {s.shelf_id: s.frame_id for s in self.description.shelves}
         self.diagnostics = NodeDiagnostics(self, params['diagnostics_period_s'])
         self._publisher = self.create_publisher(ShelfEvent, 'shelves/events', EVENTS_QOS)
-        self._subscriptions = [
+        self._weight_subscriptions = [
             self.create_subscription(
                 LoadCellBatch, f'shelves/{shelf_id}/weights',
                 lambda msg, shelf_id=shelf_id: self.on_batch(msg, shelf_id), WEIGHTS_QOS)
