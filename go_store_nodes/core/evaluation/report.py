@@ -41,6 +41,7 @@ from .metrics import (
     receipt_metrics,
     review_metrics,
     shelf_event_metrics,
+    tracking_hota_metric_list,
     tracking_metric_list,
 )
 
@@ -140,6 +141,7 @@ def evaluate(truth: GroundTruth, predictions: Predictions,
     metrics += shelf_event_metrics(truth, predictions, config)
     metrics += association_metrics(truth, predictions, config)
     metrics += tracking_metric_list(truth, predictions, config)
+    metrics += tracking_hota_metric_list(truth, predictions, config)
     metrics += review_metrics(predictions)
     metrics += latency_metrics(truth, predictions)
     metrics += structural_metrics(truth, predictions)
