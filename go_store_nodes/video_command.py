@@ -33,6 +33,8 @@ from .core.video import (
     hsv_signature,
     MotRow,
     non_max_suppression,
+    parse_mot,
+    rows_by_frame,
     video_tracker_config,
     VideoLinker,
 )
@@ -252,16 +254,23 @@ def run(args: argparse.Namespace) -> int:
     total = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
     if args.frames:
         total = min(total, args.frames) if total > 0 else args.frames
+    loaded: Optional[dict[int, list[MotRow]]] = None
     try:
-        detector = make_detector(args.detector, args)
+        if args.load_detections:
+            loaded = rows_by_frame(parse_mot(pathlib.Path(args.load_detections).read_text(),
+                                             args.load_detections))
+            detector: Detector = lambda frame: []  # noqa: E731 (replaced by the file)
+        else:
+            detector = make_detector(args.detector, args)
         linker = VideoLinker(fps, video_tracker_config(args.person_height), width, height)
-    except (DetectorUnavailableError, ValueError) as error:
+    except (DetectorUnavailableError, ValueError, OSError) as error:
         print(f'go-store track-video: {error}', file=sys.stderr)
         return 2
     wanted = set(strip_frames(total, args.strip_count, args.strip_step)) if args.strip \
         else set()
     tiles: list[np.ndarray] = []
     rows: list[MotRow] = []
+    saved: list[MotRow] = []
     detect_s = link_s = 0.0
     detections_total = 0
     started = time.perf_counter()
@@ -271,7 +280,14 @@ def run(args: argparse.Namespace) -> int:
         if not ok:
             break
         t0 = time.perf_counter()
-        detections = non_max_suppression(detector(frame), args.nms_overlap)
+        if loaded is not None:
+            detections = [BoxDetection(*r.corners, score=min(1.0, max(0.0, r.conf)))
+                          for r in loaded.get(index + 1, [])]
+        else:
+            detections = non_max_suppression(detector(frame), args.nms_overlap)
+        if args.save_detections:
+            saved += [MotRow(index + 1, -1, d.x_min, d.y_min, d.x_max - d.x_min,
+                             d.y_max - d.y_min, round(d.score, 4)) for d in detections]
         detections = with_signatures(frame, detections)
         t1 = time.perf_counter()
         frame_rows = linker.update(index, detections)
@@ -291,8 +307,11 @@ def run(args: argparse.Namespace) -> int:
     out = pathlib.Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(format_mot(rows))
+    if args.save_detections:
+        pathlib.Path(args.save_detections).write_text(format_mot(saved))
     ids = {r.track_id for r in rows}
-    print(f'{index} frames ({width}x{height}, {fps:g} fps), {args.detector}: '
+    source = args.load_detections or args.detector
+    print(f'{index} frames ({width}x{height}, {fps:g} fps), {source}: '
           f'{detections_total} detections, {len(ids)} tracks, {len(rows)} boxes -> {out}')
     print(f'speed: {index / wall_s:.2f} frames/s overall; detection '
           f'{1000 * detect_s / index:.1f} ms/frame, linking {1000 * link_s / index:.2f} '
@@ -335,6 +354,12 @@ def add_subcommand(sub: Any) -> None:
     parser.add_argument('--nms-overlap', type=float, default=0.6,
                         help="drop a box covering more than this share of a better one's "
                         'or its own area (default %(default)s)')
+    parser.add_argument('--save-detections', metavar='FILE',
+                        help='also write the detections linked (MOT det format: '
+                        'frame,-1,x,y,w,h,score,-1,-1,-1), e.g. for another tracker')
+    parser.add_argument('--load-detections', metavar='FILE',
+                        help='link the detections of this MOT det file instead of '
+                        'running a detector (the video still gives the colours)')
     parser.add_argument('--strip', help='write a PNG of a few frames with boxes and ids')
     parser.add_argument('--strip-count', type=int, default=6, help='frames in the strip')
     parser.add_argument('--strip-step', type=int, default=0,

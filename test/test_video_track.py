@@ -75,6 +75,17 @@ def test_motion_detector_on_the_first_60_frames(vtest, tmp_path, capsys):
     assert image.shape == (2 * HEIGHT // 2, 3 * WIDTH // 2, 3)
 
 
+def test_saved_detections_link_to_the_same_tracks(vtest, tmp_path):
+    first, again, dets = tmp_path / 'a.txt', tmp_path / 'b.txt', tmp_path / 'det.txt'
+    assert main(['track-video', str(vtest), '--out', str(first), '--detector', 'motion',
+                 '--frames', '30', '--save-detections', str(dets)]) == 0
+    detections = parse_mot(dets.read_text())
+    assert detections and all(r.track_id == -1 and r.frame <= 30 for r in detections)
+    assert main(['track-video', str(vtest), '--out', str(again), '--frames', '30',
+                 '--load-detections', str(dets)]) == 0
+    assert again.read_text() == first.read_text()
+
+
 @pytest.mark.skipif(not _has_hog(), reason='this OpenCV build has no HOGDescriptor '
                     '(OpenCV 5 moved it out of the main modules)')
 def test_hog_detector_on_the_first_frames(vtest, tmp_path):
