@@ -128,24 +128,47 @@ def yolo_checkpoint() -> pathlib.Path:
     return path
 
 
-def yolo_detector(image_size: int = 960, min_score: float = 0.25) -> Detector:
-    """YOLO11n-pose person boxes (ultralytics, CPU, offline)."""
+def yolo_detector(image_size: int = 960, min_score: float = 0.25,
+                  max_overlap: float = 0.45, threads: int = 0) -> Detector:
+    """YOLO11n-pose person boxes (ultralytics, CPU, offline; keypoints unused).
+
+    The network runs without ultralytics' predictor: that imports torchvision for its
+    warm-up, and the only torchvision for the CPU torch 2.13.0 wheel (0.28.0) is built
+    for CUDA and fails on import. Letterbox, forward pass, ultralytics' own NMS (its
+    torch fallback when torchvision is not loaded) and box rescaling are the
+    predictor's steps. ``threads`` > 0 sets torch's CPU threads: on cores shared with
+    other work, one thread costs a tenth of the CPU time of two spinning OpenMP threads.
+    """
     os.environ.setdefault('YOLO_OFFLINE', '1')
     os.environ.setdefault('YOLO_AUTOINSTALL', '0')
     try:
+        import torch
         from ultralytics import YOLO
+        from ultralytics.data.augment import LetterBox
+        from ultralytics.utils.nms import non_max_suppression as yolo_nms
+        from ultralytics.utils.ops import scale_boxes
     except ImportError as error:
         raise DetectorUnavailableError(f'ultralytics is not installed (make rgb): {error}') \
             from None
-    model = YOLO(str(yolo_checkpoint()), task='pose')
+    if threads > 0:
+        torch.set_num_threads(threads)
+    network = YOLO(str(yolo_checkpoint()), task='pose').model
+    network.float().eval()
+    stride = int(max(network.stride))
+    letterbox = LetterBox((image_size, image_size), auto=True, stride=stride)
 
     def detect(frame: np.ndarray) -> list[BoxDetection]:
-        result = model.predict(frame, imgsz=image_size, conf=min_score, classes=[0],
-                               device='cpu', verbose=False)[0]
-        boxes = result.boxes
+        image = letterbox(image=frame)
+        tensor = torch.from_numpy(np.ascontiguousarray(
+            image[..., ::-1].transpose(2, 0, 1)))[None].float() / 255.0  # BGR -> RGB
+        with torch.inference_mode():
+            output = network(tensor)
+        prediction = output[0] if isinstance(output, (tuple, list)) else output
+        kept = yolo_nms(prediction, min_score, max_overlap, classes=[0],
+                        nc=len(network.names))[0]
+        boxes = scale_boxes(tensor.shape[2:], kept[:, :4].clone(), frame.shape[:2])
         found = []
-        for (x0, y0, x1, y1), score in zip(boxes.xyxy.cpu().numpy(),
-                                           boxes.conf.cpu().numpy(), strict=True):
+        for (x0, y0, x1, y1), score in zip(boxes.numpy(), kept[:, 4].numpy(), strict=True):
             box = _clip_box(float(x0), float(y0), float(x1), float(y1), frame.shape[1],
                             frame.shape[0])
             if box is not None:
@@ -161,18 +184,22 @@ def make_detector(name: str, args: argparse.Namespace) -> Detector:
     if name == 'motion':
         return motion_detector(0.4 * args.person_height)
     if name == 'yolo':
-        return yolo_detector()
+        return yolo_detector(args.yolo_size, threads=args.threads)
     raise ValueError(f'unknown detector {name!r}; one of {DETECTORS}')
 
 
 def with_signatures(frame: np.ndarray, detections: list[BoxDetection]) -> list[BoxDetection]:
-    """Add the colour signature of each box's torso (middle half wide, 20-60 % down)."""
+    """Add the colour signature of each box's upper body (middle 40 %, 20-50 % down).
+
+    Narrow enough that a HOG box (a person in its middle half) or a tight YOLO box
+    gives mostly clothing, not the ground beside the person.
+    """
     import cv2
     result = []
     for d in detections:
         w, h = d.x_max - d.x_min, d.y_max - d.y_min
-        x0, x1 = int(d.x_min + 0.25 * w), int(math.ceil(d.x_max - 0.25 * w))
-        y0, y1 = int(d.y_min + 0.2 * h), int(math.ceil(d.y_min + 0.6 * h))
+        x0, x1 = int(d.x_min + 0.3 * w), int(math.ceil(d.x_max - 0.3 * w))
+        y0, y1 = int(d.y_min + 0.2 * h), int(math.ceil(d.y_min + 0.5 * h))
         crop = frame[max(y0, 0):max(y1, 0), max(x0, 0):max(x1, 0)]
         signature = hsv_signature(cv2.cvtColor(crop, cv2.COLOR_BGR2HSV)) if crop.size else ()
         result.append(BoxDetection(d.x_min, d.y_min, d.x_max, d.y_max, d.score, signature))
@@ -274,6 +301,7 @@ def run(args: argparse.Namespace) -> int:
     detect_s = link_s = 0.0
     detections_total = 0
     started = time.perf_counter()
+    started_cpu = time.process_time()
     index = 0
     while not args.frames or index < args.frames:
         ok, frame = capture.read()
@@ -301,6 +329,7 @@ def run(args: argparse.Namespace) -> int:
         index += 1
     capture.release()
     wall_s = time.perf_counter() - started
+    cpu_s = time.process_time() - started_cpu  # all threads: above wall time when parallel
     if index == 0:
         print(f'go-store track-video: {video}: no frame read', file=sys.stderr)
         return 2
@@ -313,9 +342,9 @@ def run(args: argparse.Namespace) -> int:
     source = args.load_detections or args.detector
     print(f'{index} frames ({width}x{height}, {fps:g} fps), {source}: '
           f'{detections_total} detections, {len(ids)} tracks, {len(rows)} boxes -> {out}')
-    print(f'speed: {index / wall_s:.2f} frames/s overall; detection '
-          f'{1000 * detect_s / index:.1f} ms/frame, linking {1000 * link_s / index:.2f} '
-          f'ms/frame')
+    print(f'speed: {index / wall_s:.2f} frames/s overall ({1000 * cpu_s / index:.0f} ms CPU '
+          f'per frame); detection {1000 * detect_s / index:.1f} ms/frame, linking '
+          f'{1000 * link_s / index:.2f} ms/frame (wall clock)')
     if args.strip and tiles:
         strip = compose_strip(tiles, args.strip_columns, args.strip_scale)
         path = pathlib.Path(args.strip)
@@ -351,6 +380,12 @@ def add_subcommand(sub: Any) -> None:
                         'about 100 px tall (default %(default)s)')
     parser.add_argument('--hog-min-margin', type=float, default=0.5,
                         help='hog: least SVM margin of a detection (default %(default)s)')
+    parser.add_argument('--yolo-size', type=int, default=960,
+                        help='yolo: network input size in px (default %(default)s: people '
+                        'under ~60 px tall need more than 640)')
+    parser.add_argument('--threads', type=int, default=0,
+                        help='yolo: torch CPU threads (0: torch default; 1 on cores '
+                        'shared with other work)')
     parser.add_argument('--nms-overlap', type=float, default=0.6,
                         help="drop a box covering more than this share of a better one's "
                         'or its own area (default %(default)s)')

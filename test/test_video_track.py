@@ -161,6 +161,31 @@ def test_two_walkers_crossing_keep_their_ids_through_misses():
     assert len(seen['a']) > 40 and len(seen['b']) > 40
 
 
+def _leave_and_enter(linker: VideoLinker) -> dict[str, set[int]]:
+    """a walks out at the right edge (frame 20); b walks in there 1.5 s later, same colour."""
+    ids: dict[str, set[int]] = {'a': set(), 'b': set()}
+    for frame in range(50):
+        detections = []
+        if frame <= 20 or frame >= 35:
+            c = WIDTH - 20 - 8 * abs(20 - frame if frame <= 20 else frame - 35)
+            detections.append(BoxDetection(c - 25, 200, min(c + 25, WIDTH), 300, 0.8, RED))
+        for row in linker.update(frame, detections):
+            ids['a' if frame <= 20 else 'b'].add(row.track_id)
+    return ids
+
+
+def test_a_person_entering_where_another_left_gets_a_new_id():
+    # b comes within max_lost_s (2 s) of a leaving, but past exit_lost_s (0.5 s) at the
+    # image edge: a new track.
+    linker = VideoLinker(10.0, video_tracker_config(100.0), WIDTH, HEIGHT)
+    ids = _leave_and_enter(linker)
+    assert len(ids['a']) == 1 and len(ids['b']) == 1 and ids['a'] != ids['b']
+    assert linker.tracker.counters['ended_exit'] == 1
+    # Without the image size there are no edges: b takes over a's coasting track.
+    ids = _leave_and_enter(VideoLinker(10.0, video_tracker_config(100.0)))
+    assert ids['a'] == ids['b']
+
+
 def test_linker_checks_its_inputs():
     with pytest.raises(ValueError, match='fps'):
         VideoLinker(0.0)

@@ -34,8 +34,9 @@ def main() -> None:
                         help='frames in the video (0: the last frame with a detection)')
     args = parser.parse_args()
 
+    from importlib.metadata import version
+
     import supervision as sv
-    import trackers
     from trackers import ByteTrackTracker
 
     frames = rows_by_frame(parse_mot(pathlib.Path(args.detections).read_text()))
@@ -59,7 +60,7 @@ def main() -> None:
                                    round(float(y0), 3), round(float(x1 - x0), 3),
                                    round(float(y1 - y0), 3)))
     pathlib.Path(args.out).write_text(format_mot(rows))
-    print(f'trackers {trackers.__version__} ByteTrack: {last} frames, '
+    print(f'trackers {version("trackers")} ByteTrack: {last} frames, '
           f'{len({r.track_id for r in rows})} tracks, {len(rows)} boxes -> {args.out}; '
           f'{1000 * spent_s / last:.2f} ms per update')
 

@@ -15,7 +15,7 @@ from typing import Optional, Sequence
 import numpy as np
 from numpy.typing import NDArray
 
-from ..tracker import Detection, Tracker, TrackerConfig
+from ..tracker import Detection, Tracker, TrackerConfig, Zone
 from .mot import MotRow, tracks_to_rows
 
 NS_PER_SECOND = 1_000_000_000
@@ -25,7 +25,9 @@ NS_PER_SECOND = 1_000_000_000
 HUE_BINS = 8
 GREY_BINS = 4
 SIGNATURE_LENGTH = 2 * HUE_BINS + GREY_BINS
-MIN_SATURATION = 40
+# Grey road, walls and shadows reach a saturation of 40-60 in ordinary video: below this
+# a pixel counts as grey, so clothing colour is not drowned by a bluish background.
+MIN_SATURATION = 70
 MIN_VALUE = 30
 
 
@@ -76,10 +78,11 @@ def video_tracker_config(person_height_px: float = 120.0, **overrides: float
     """Tracker settings for pedestrians in video whose boxes are about this tall (px).
 
     Distances and noise scale with the person height: a walker covers about 0.8 of
-    their height per second, HOG and YOLO boxes jitter by about 5 % of it. No zones:
-    in a street view people appear and leave anywhere, so a detection stream becomes a
-    track after 3 hits in 0.3 s (``confidence_anywhere``), and a track unseen for 2 s
-    ends (a person behind a post for longer is a new track).
+    their height per second, HOG and YOLO boxes jitter by about 5 % of it. No entry
+    zones: in a street view people appear anywhere (from behind others, doors, posts),
+    so a detection stream becomes a track after 3 hits in 0.3 s (``confidence_anywhere``);
+    a track unseen for 2 s ends (a person hidden longer comes back as a new track), one
+    last seen at an image edge after 0.5 s (``VideoLinker``'s exit zones).
     """
     if not person_height_px > 0.0:
         raise ValueError(f'person_height_px must be > 0, got {person_height_px}')
@@ -96,12 +99,35 @@ def video_tracker_config(person_height_px: float = 120.0, **overrides: float
     return TrackerConfig(**values)  # type: ignore[arg-type]
 
 
+def border_zones(width: float, height: float, band_px: float) -> tuple[Zone, ...]:
+    """Exit zones along the four image edges, ``band_px`` deep (box centres, px).
+
+    A track last seen there and unseen for ``exit_lost_s`` has left the view: it ends
+    instead of coasting for ``max_lost_s`` and taking over the next person to come in
+    at the same edge.
+    """
+    if not (width > 0.0 and height > 0.0 and band_px > 0.0):
+        raise ValueError(f'image size and band must be > 0, got {width} x {height}, '
+                         f'{band_px}')
+    band_x, band_y = min(band_px, width / 2.0), min(band_px, height / 2.0)
+    return (Zone('left', 'exit', (0.0, 0.0), (band_x, height)),
+            Zone('right', 'exit', (width - band_x, 0.0), (width, height)),
+            Zone('top', 'exit', (0.0, 0.0), (width, band_y)),
+            Zone('bottom', 'exit', (0.0, height - band_y), (width, height)))
+
+
 class VideoLinker:
     """Links per-frame person boxes into tracks; one call per video frame, in order."""
 
     def __init__(self, fps: float, config: Optional[TrackerConfig] = None,
-                 width: Optional[float] = None, height: Optional[float] = None) -> None:
-        """Keep the frame rate (frames/s) and the image size (px, to clip boxes)."""
+                 width: Optional[float] = None, height: Optional[float] = None,
+                 border_px: Optional[float] = None) -> None:
+        """Keep the frame rate (frames/s) and the image size (px, to clip boxes).
+
+        With the image size, bands of ``border_px`` (default: the tracker's
+        ``separate_m``, about a third of a person's height) along the edges are exit
+        zones (``border_zones``).
+        """
         if not (math.isfinite(fps) and fps > 0.0):
             raise ValueError(f'fps must be > 0, got {fps}')
         self.config = config or video_tracker_config()
@@ -109,7 +135,10 @@ class VideoLinker:
             raise ValueError(f'the video linker needs mode image_box, got {self.config.mode}')
         self.fps = fps
         self.width, self.height = width, height
-        self.tracker = Tracker(self.config)
+        zones: tuple[Zone, ...] = ()
+        if width is not None and height is not None:
+            zones = border_zones(width, height, border_px or self.config.separate_m)
+        self.tracker = Tracker(self.config, zones)
 
     def stamp_ns(self, frame_index: int) -> int:
         """Time of a 0-based frame index (ns from the first frame)."""
