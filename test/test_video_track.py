@@ -162,7 +162,7 @@ def test_two_walkers_crossing_keep_their_ids_through_misses():
 
 
 def _leave_and_enter(linker: VideoLinker) -> dict[str, set[int]]:
-    """a walks out at the right edge (frame 20); b walks in there 1.5 s later, same colour."""
+    """Walk a out at the right edge (frame 20) and b in there 1.5 s later, in one colour."""
     ids: dict[str, set[int]] = {'a': set(), 'b': set()}
     for frame in range(50):
         detections = []
