@@ -128,7 +128,7 @@ def yolo_checkpoint() -> pathlib.Path:
     return path
 
 
-def yolo_detector(image_size: int = 960, min_score: float = 0.25,
+def yolo_detector(image_size: int = 1280, min_score: float = 0.25,
                   max_overlap: float = 0.45, threads: int = 0) -> Detector:
     """YOLO11n-pose person boxes (ultralytics, CPU, offline; keypoints unused).
 
@@ -380,9 +380,9 @@ def add_subcommand(sub: Any) -> None:
                         'about 100 px tall (default %(default)s)')
     parser.add_argument('--hog-min-margin', type=float, default=0.5,
                         help='hog: least SVM margin of a detection (default %(default)s)')
-    parser.add_argument('--yolo-size', type=int, default=960,
-                        help='yolo: network input size in px (default %(default)s: people '
-                        'under ~60 px tall need more than 640)')
+    parser.add_argument('--yolo-size', type=int, default=1280,
+                        help='yolo: network input size in px (default %(default)s: the pose '
+                        'model finds people under ~100 px at its input poorly)')
     parser.add_argument('--threads', type=int, default=0,
                         help='yolo: torch CPU threads (0: torch default; 1 on cores '
                         'shared with other work)')
