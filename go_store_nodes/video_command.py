@@ -345,6 +345,10 @@ def run(args: argparse.Namespace) -> int:
     print(f'speed: {index / wall_s:.2f} frames/s overall ({1000 * cpu_s / index:.0f} ms CPU '
           f'per frame); detection {1000 * detect_s / index:.1f} ms/frame, linking '
           f'{1000 * link_s / index:.2f} ms/frame (wall clock)')
+    if args.truth:
+        status = _print_scores(pathlib.Path(args.truth), rows)
+        if status:
+            return status
     if args.strip and tiles:
         strip = compose_strip(tiles, args.strip_columns, args.strip_scale)
         path = pathlib.Path(args.strip)
@@ -354,6 +358,25 @@ def run(args: argparse.Namespace) -> int:
             return 2
         print(f'strip: frames {", ".join(str(i + 1) for i in sorted(wanted))} -> {path} '
               f'({path.stat().st_size // 1024} kB)')
+    return 0
+
+
+def _print_scores(truth_path: pathlib.Path, rows: list[MotRow]) -> int:
+    """Print MOTA, IDF1 and HOTA of the tracks against a MOT ground-truth file."""
+    from .core.evaluation.video import score_mot
+    try:
+        truth = parse_mot(truth_path.read_text(), str(truth_path))
+    except (OSError, ValueError) as error:
+        print(f'go-store track-video: {error}', file=sys.stderr)
+        return 2
+    scores = score_mot(truth, rows)
+    if scores is None:
+        print('go-store track-video: scoring needs motmetrics', file=sys.stderr)
+        return 2
+    print(f'against {truth_path}: MOTA {scores.mota:.3f}, IDF1 {scores.idf1:.3f}, HOTA '
+          f'{scores.hota:.3f} (DetA {scores.deta:.3f}, AssA {scores.assa:.3f}), '
+          f'{scores.id_switches} ID switches, {scores.false_positives} false positives, '
+          f'{scores.misses} misses of {scores.truth_boxes}')
     return 0
 
 
@@ -395,6 +418,9 @@ def add_subcommand(sub: Any) -> None:
     parser.add_argument('--load-detections', metavar='FILE',
                         help='link the detections of this MOT det file instead of '
                         'running a detector (the video still gives the colours)')
+    parser.add_argument('--truth', metavar='GT',
+                        help='MOT ground truth of the video (gt.txt): print MOTA, IDF1 and '
+                        'HOTA of the tracks against it (IoU >= 0.5)')
     parser.add_argument('--strip', help='write a PNG of a few frames with boxes and ids')
     parser.add_argument('--strip-count', type=int, default=6, help='frames in the strip')
     parser.add_argument('--strip-step', type=int, default=0,

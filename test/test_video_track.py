@@ -75,7 +75,7 @@ def test_motion_detector_on_the_first_60_frames(vtest, tmp_path, capsys):
     assert image.shape == (2 * HEIGHT // 2, 3 * WIDTH // 2, 3)
 
 
-def test_saved_detections_link_to_the_same_tracks(vtest, tmp_path):
+def test_saved_detections_link_to_the_same_tracks(vtest, tmp_path, capsys):
     first, again, dets = tmp_path / 'a.txt', tmp_path / 'b.txt', tmp_path / 'det.txt'
     assert main(['track-video', str(vtest), '--out', str(first), '--detector', 'motion',
                  '--frames', '30', '--save-detections', str(dets)]) == 0
@@ -84,6 +84,10 @@ def test_saved_detections_link_to_the_same_tracks(vtest, tmp_path):
     assert main(['track-video', str(vtest), '--out', str(again), '--frames', '30',
                  '--load-detections', str(dets)]) == 0
     assert again.read_text() == first.read_text()
+    # Scored against themselves the tracks are perfect; the scores are printed.
+    assert main(['track-video', str(vtest), '--out', str(again), '--frames', '30',
+                 '--load-detections', str(dets), '--truth', str(first)]) == 0
+    assert 'MOTA 1.000, IDF1 1.000, HOTA 1.000' in capsys.readouterr().out
 
 
 @pytest.mark.skipif(not _has_hog(), reason='this OpenCV build has no HOGDescriptor '
