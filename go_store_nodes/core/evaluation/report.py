@@ -41,6 +41,7 @@ from .metrics import (
     receipt_metrics,
     review_metrics,
     shelf_event_metrics,
+    tracking_hota_metric_list,
     tracking_metric_list,
 )
 from .visits import visit_metrics
@@ -141,6 +142,7 @@ def evaluate(truth: GroundTruth, predictions: Predictions,
     metrics += shelf_event_metrics(truth, predictions, config)
     metrics += association_metrics(truth, predictions, config)
     metrics += tracking_metric_list(truth, predictions, config)
+    metrics += tracking_hota_metric_list(truth, predictions, config)
     metrics += visit_metrics(truth, predictions, config)
     metrics += review_metrics(predictions)
     metrics += latency_metrics(truth, predictions)
