@@ -12,6 +12,7 @@ outside every camera's view (under a gap between views) are joined (``segment_pe
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 import itertools
 import math
@@ -219,7 +220,9 @@ def segment_people(heights: NDArray[np.float32], level: NDArray[np.float32], gri
     # Parts that are not a person by themselves join the touching part with the highest top
     # (above their own; clipped ones: any touching part, preferring unclipped ones).
     merged_into = list(range(len(parts)))
+    same_head: set[int] = set()       # parts merged as one head seen twice
     kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (3, 3))
+    level_flat = level.reshape(-1)   # not closed: a valley between heads stays
     for k in sorted(range(len(parts)), key=lambda i: parts[i].top_m):
         # Neighbours: labels on the one-cell ring around the part (in its bounding box).
         part_rows, part_cols = np.divmod(parts[k].cells, grid.nx)
@@ -240,6 +243,22 @@ def segment_people(heights: NDArray[np.float32], level: NDArray[np.float32], gri
                                      parts[i].head_xy_m[1] - hy) < reach]
             if higher and not clipped[k]:
                 merged_into[k] = max(higher, key=lambda i: parts[i].top_m)
+                continue
+            # One head seen twice: tilted cameras on either side each place a head a few
+            # cm towards themselves, so its top can show two maxima. Two people have a
+            # valley between their heads (shoulders, or a gap) deeper than a head; one
+            # head has none along the border between the two parts.
+            # Only into a higher part (ties by index), so merges never form a cycle.
+            twin = [i for i in neighbours if parts[i].is_person and not clipped[i]
+                    and (parts[i].top_m, i) > (parts[k].top_m, k)
+                    and abs(parts[i].top_m - parts[k].top_m) < config.head_depth_m
+                    and math.hypot(parts[i].head_xy_m[0] - hx,
+                                   parts[i].head_xy_m[1] - hy) < 2.0 * config.head_separation_m
+                    and _saddle(window, k + 1, i + 1, level_flat, r0, c0, grid)
+                    >= min(parts[i].top_m, parts[k].top_m) - config.head_depth_m]
+            if twin and not clipped[k]:
+                merged_into[k] = max(twin, key=lambda i: parts[i].top_m)
+                same_head.update((k, merged_into[k]))
             continue
         if clipped[k]:
             targets = [i for i in neighbours if merged_into[i] == i]
@@ -261,6 +280,10 @@ def segment_people(heights: NDArray[np.float32], level: NDArray[np.float32], gri
         if len(members) > 1:
             cells = np.concatenate([parts[m].cells for m in members])
             base = _joined(base, cells, heads, grid, config)
+            twins = [parts[m].head_xy_m for m in members if m in same_head]
+            if len(twins) > 1 and not heads:   # the head lies between its two views
+                base = dataclasses.replace(base, head_xy_m=(
+                    float(np.mean([t[0] for t in twins])), float(np.mean([t[1] for t in twins]))))
         candidates.append((base, heads))
     # Clipped tops of one person under a gap, in one blob or two: join those closer than
     # 2.5 head separations (two people side by side at a view's edge are farther apart).
@@ -284,6 +307,24 @@ def segment_people(heights: NDArray[np.float32], level: NDArray[np.float32], gri
             segments.append(segment)
             labels.reshape(-1)[segment.cells] = len(segments)
     return segments, labels
+
+
+def _saddle(window: NDArray[np.int64], a: int, b: int, heights: NDArray[np.float32], r0: int,
+            c0: int, grid: FloorGrid) -> float:
+    """Return the highest point on the border between parts ``a`` and ``b`` (labels), m.
+
+    ``window`` is the label image cut at (r0, c0); the border is the cells of each part
+    with a cell of the other among their 8 neighbours.
+    """
+    kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (3, 3))
+    in_a = (window == a).astype(np.uint8)
+    in_b = (window == b).astype(np.uint8)
+    border = (cv2.dilate(in_a, kernel).astype(bool) & in_b.astype(bool)) | \
+        (cv2.dilate(in_b, kernel).astype(bool) & in_a.astype(bool))
+    rows, cols = np.nonzero(border)
+    if rows.size == 0:
+        return -math.inf
+    return float(heights[(rows + r0) * grid.nx + cols + c0].max())
 
 
 def _joined(base: Segment, cells: NDArray[np.int64], clipped_heads: list[tuple[float, float]],
