@@ -15,8 +15,7 @@ import numpy as np
 from go_store_nodes.core.store import Bin, Shelf
 from go_store_nodes.core.transforms import rotation_from_rpy, Transform
 
-# One shelf facing -y (front edge at y = SHELF_Y, x along the front to the shopper's right
-# for a shopper facing +y is map -x ... so the shelf frame is turned: see shelf()).
+# One shelf whose front edge runs along y = SHELF_Y; shoppers stand at y < SHELF_Y.
 SHELF_X = 2.0
 SHELF_Y = 3.0
 SHELF_WIDTH = 2.0
@@ -27,7 +26,7 @@ ARM_RADIUS = 0.045
 
 
 def shelf() -> Shelf:
-    """A 2 m shelf whose front faces the aisle at y < SHELF_Y; bins as in a store.
+    """Return a 2 m shelf whose front faces the aisle at y < SHELF_Y; bins as in a store.
 
     Shelf frame: origin at the middle of the front edge, x to the right of a shopper
     facing it (map +x), y into the shelf (map +y), z up.
@@ -42,7 +41,7 @@ def shelf() -> Shelf:
 
 
 def shelf_boxes():
-    """The shelf carcass as boxes (map)."""
+    """Return the shelf carcass as boxes (map)."""
     x0, x1 = SHELF_X - SHELF_WIDTH / 2, SHELF_X + SHELF_WIDTH / 2
     y0, y1 = SHELF_Y, SHELF_Y + SHELF_DEPTH
     boxes = [Box((x0, y1 - 0.02, 0.0), (x1, y1, SHELF_HEIGHT)),
@@ -55,7 +54,7 @@ def shelf_boxes():
 
 
 def bin_point(bin_: Bin, depth=0.12, above_floor=0.12):
-    """A map point inside a bin: ``depth`` behind its front, ``above_floor`` over its floor."""
+    """Return a map point in a bin: ``depth`` behind its front, ``above_floor`` up."""
     x = 0.5 * (bin_.min_m[0] + bin_.max_m[0])
     return np.array([SHELF_X + x, SHELF_Y + bin_.min_m[1] + depth,
                      bin_.min_m[2] + above_floor])
@@ -69,7 +68,7 @@ def _chain(a, b, radius=ARM_RADIUS, step=0.03):
 
 def reaching_person(x, y, height=1.75, left_target=None, right_target=None,
                     shoulder_half=0.21):
-    """A person at (x, y) facing +y (the shelf); each target given puts that hand there.
+    """Return a person at (x, y) facing +y (the shelf), each hand given at its target.
 
     Facing +y, the person's left is map -x. A hand without a target hangs by the side.
     Returns (shapes, {'left': hand point or None, 'right': ...}).
@@ -92,13 +91,13 @@ def reaching_person(x, y, height=1.75, left_target=None, right_target=None,
 
 
 def cameras(width=212, height=120):
-    """Two ceiling cameras in the aisle, tilted towards the shelf, and their intrinsics."""
+    """Return two ceiling cameras in the aisle, tilted towards the shelf, and their intrinsics."""
     k = intrinsics(width, height)
     return {'cam_a': (k, camera_pose(SHELF_X - 0.8, SHELF_Y - 0.6, 3.5, tilt_deg=10.0)),
             'cam_b': (k, camera_pose(SHELF_X + 0.8, SHELF_Y - 0.6, 3.5, tilt_deg=10.0))}
 
 
 def render(camera, shapes, seed=0):
-    """Depth (m) of the shelf and the shapes as one camera sees it."""
+    """Return the depth (m) of the shelf and the shapes as one camera sees it."""
     k, pose = camera
     return render_depth(k, pose, shelf_boxes() + tuple(shapes), seed=seed)

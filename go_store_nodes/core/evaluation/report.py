@@ -29,6 +29,7 @@ from .data import (
     TruthDerivedOutputError,
     VISITS_TOPIC,
 )
+from .hands import hand_in_bin_metrics
 from .metrics import (
     association_metrics,
     cart_event_line_metrics,
@@ -140,6 +141,7 @@ def evaluate(truth: GroundTruth, predictions: Predictions,
     metrics += shelf_event_metrics(truth, predictions, config)
     metrics += association_metrics(truth, predictions, config)
     metrics += tracking_metric_list(truth, predictions, config)
+    metrics += hand_in_bin_metrics(truth, predictions, config)
     metrics += review_metrics(predictions)
     metrics += latency_metrics(truth, predictions)
     metrics += structural_metrics(truth, predictions)

@@ -29,6 +29,7 @@ SIDES = ('left', 'right')
 NECK_BETWEEN = (0.855 - 0.818) / (1.0 - 0.818)
 PELVIS_OF_TOP = 0.53
 MIN_SLICE_POINTS = 6
+TOP_PERCENTILE = 90.0
 
 FloatArray = NDArray[np.float64]
 
@@ -80,7 +81,9 @@ def stick_figure(points: FloatArray, track_xy: tuple[float, float],
     near = np.hypot(a, b) <= config.head_search_m
     if not np.any(near):
         return empty_figure()
-    top = float(z[near].max())
+    # The highest of many noisy points is biased up by a few RMS depth errors; a high
+    # percentile of the points near the head axis is not (most of them are the head).
+    top = float(np.percentile(z[near], TOP_PERCENTILE))
     crown = near & (z >= top - config.head_radius_m)
     head_a, head_b = float(a[crown].mean()), float(b[crown].mean())
     a, b = a - head_a, b - head_b
