@@ -53,7 +53,7 @@ def shelf_boxes():
     return tuple(boxes)
 
 
-def bin_point(bin_: Bin, depth=0.12, above_floor=0.12):
+def bin_point(bin_: Bin, depth=0.25, above_floor=0.15):
     """Return a map point in a bin: ``depth`` behind its front, ``above_floor`` up."""
     x = 0.5 * (bin_.min_m[0] + bin_.max_m[0])
     return np.array([SHELF_X + x, SHELF_Y + bin_.min_m[1] + depth,
@@ -90,11 +90,11 @@ def reaching_person(x, y, height=1.75, left_target=None, right_target=None,
     return tuple(shapes), hands
 
 
-def cameras(width=212, height=120):
+def cameras(width=424, height=240):
     """Return two ceiling cameras in the aisle, tilted towards the shelf, and their intrinsics."""
     k = intrinsics(width, height)
-    return {'cam_a': (k, camera_pose(SHELF_X - 0.8, SHELF_Y - 0.6, 3.5, tilt_deg=10.0)),
-            'cam_b': (k, camera_pose(SHELF_X + 0.8, SHELF_Y - 0.6, 3.5, tilt_deg=10.0))}
+    return {'cam_a': (k, camera_pose(SHELF_X - 1.0, SHELF_Y - 1.6, 3.2, tilt_deg=35.0)),
+            'cam_b': (k, camera_pose(SHELF_X + 1.0, SHELF_Y - 1.6, 3.2, tilt_deg=35.0))}
 
 
 def render(camera, shapes, seed=0):

@@ -158,7 +158,8 @@ def hand_in_bin_metrics(truth: GroundTruth, predictions: Predictions,
             missed_kinds['person_right_bin_wrong'] += 1
         else:
             missed_kinds['no_hand_in_bin'] += 1
-    precision, recall, _ = prf(right, len(intervals), len(contacts))
+    precision, _, _ = prf(right, len(intervals), len(contacts))
+    _, recall, _ = prf(len(found), len(intervals), len(contacts))
     detail = {'predicted_intervals': len(intervals), 'right_intervals': right,
               'contacts': len(contacts), 'contacts_found': len(found),
               'false_intervals': dict(false_kinds), 'missed_contacts': dict(missed_kinds),

@@ -64,14 +64,22 @@ class PoseConfig:
     bin_tolerance_m: float = _setting(
         0.08, 0.0, 0.5, 'm, a bin box is grown by this on every side for the hand test')
     bin_front_tolerance_m: float = _setting(
-        0.12, 0.0, 0.6, 'm, and by this in front (the hand inside a bin is often hidden by '
-        'the board above; the arm is seen up to the front edge)')
-    hidden_front_m: float = _setting(
-        0.05, 0.0, 0.5, 'm, an arm seen ending within this behind the shelf front (or up to '
-        'bin_front_tolerance_m before it) was cut off by the board above the bin ...')
-    hidden_reach_m: float = _setting(
-        0.08, 0.0, 0.5, 'm, ... and its hand is taken this far further along the forearm '
-        '(horizontally)')
+        0.12, 0.0, 0.6, 'm, and by this in front for a hand placed at the front edge (a '
+        'hand of a leaning person; an arm seen reaching must be seen inside the bin)')
+    lean_front_m: float = _setting(
+        0.25, 0.0, 1.0, 'm, a person whose head is within this of a shelf front leans in: '
+        'a hand hidden under the body is sought at the front ahead of the head ...')
+    lean_ahead_m: float = _setting(
+        0.05, 0.0, 0.5, 'm, ... among points at least this far ahead of the head ...')
+    lean_below_top_m: float = _setting(
+        0.25, 0.0, 1.0, 'm, ... and this far below the top of the head ...')
+    min_lean_points: float = _setting(
+        3, 1, 1000, '... when at least this many are seen ...')
+    lean_low_share: float = _setting(
+        0.3, 0.01, 1.0, '... the hand at the height of their lowest share')
+    confirm_frames: float = _setting(
+        2, 1, 100, 'frame sets in a row a hand must be in the same bin before it is reported '
+                   '(its entry stamp is the first of them)')
     hold_s: float = _setting(
         0.3, 0.0, 5.0, 's, a hand back in the same bin within this keeps its entry stamp')
     track_wait_s: float = _setting(
@@ -94,7 +102,7 @@ class PoseConfig:
             if not info.minimum <= value <= info.maximum:
                 raise ValueError(f'{info.name} must be in [{info.minimum}, {info.maximum}] '
                                  f'({info.description}), got {value}')
-        for name in ('min_arm_points', 'max_queued_sets'):
+        for name in ('min_arm_points', 'max_queued_sets', 'min_lean_points', 'confirm_frames'):
             if float(getattr(self, name)) != int(getattr(self, name)):
                 raise ValueError(f'{name} must be a whole number, got {getattr(self, name)}')
         if self.head_search_m >= self.body_radius_m:

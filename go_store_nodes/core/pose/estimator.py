@@ -90,6 +90,14 @@ class _HandState:
     bin_id: str
     since_ns: int
     last_ns: int
+    frames: int = 1                    # frame sets seen in this bin since since_ns
+
+
+def _side_of(point: np.ndarray, head: tuple[float, float, float],
+             facing: tuple[float, float]) -> str:
+    """Return 'left' or 'right': the side of the head axis a map point lies on."""
+    dx, dy = float(point[0]) - head[0], float(point[1]) - head[1]
+    return 'left' if facing[0] * dy - facing[1] * dx >= 0.0 else 'right'
 
 
 class PoseEstimator:
@@ -243,22 +251,25 @@ class PoseEstimator:
             if shelf is None:
                 continue
             facing = shelf.inward_xy()
-            figure = stick_figure(points[owner == k], (track.x_m, track.y_m), facing, cfg)
+            own = points[owner == k]
+            figure = stick_figure(own, (track.x_m, track.y_m), facing, cfg)
             hands = {}
             joints = list(figure.joints)
+            head = figure.joint('head')
+            leaning = shelf.leaning_hand(own, head.position, cfg) \
+                if head.confidence > 0.0 else None
             for side in SIDES:
+                # An arm seen reaching counts once its hand is seen inside a bin's box; else
+                # the hand of a person leaning in, on the side of the head it lies.
                 hand = figure.hands.get(side)
-                bin_ = None
-                if hand is not None:
+                bin_ = shelf.bin_of(hand, cfg, 0.0) if hand is not None else None
+                if bin_ is None and leaning is not None and \
+                        side == _side_of(leaning, head.position, facing):
+                    bin_ = shelf.bin_of(leaning, cfg, cfg.bin_front_tolerance_m)
                     index = JOINTS.index(f'{side}_hand')
-                    elbow = joints[JOINTS.index(f'{side}_elbow')].position
-                    hidden = shelf.hidden_hand(hand, elbow, cfg)
-                    if hidden is not None:
-                        hand = hidden
-                        joints[index] = Joint(joints[index].name, (
-                            float(hand[0]), float(hand[1]), float(hand[2])),
-                            0.5 * joints[index].confidence)
-                    bin_ = shelf.bin_of(hand, cfg)
+                    joints[index] = Joint(joints[index].name, (
+                        float(leaning[0]), float(leaning[1]), float(leaning[2])),
+                        cfg.inferred_confidence)
                 state = self._hand_state(track.track_id, side,
                                          bin_.bin_id if bin_ is not None else '',
                                          frame_set.stamp_ns)
@@ -270,7 +281,7 @@ class PoseEstimator:
 
     def _hand_state(self, track_id: int, side: str, bin_id: str,
                     stamp_ns: int) -> _HandState | None:
-        """Update the entry stamp of one hand; return its state while in a bin."""
+        """Update the entry stamp of one hand; return its state once confirmed in a bin."""
         key = (track_id, side)
         if not bin_id:
             return None
@@ -279,8 +290,10 @@ class PoseEstimator:
                 stamp_ns - state.last_ns > self.config.ns('hold_s'):
             state = _HandState(bin_id, stamp_ns, stamp_ns)
             self._hands[key] = state
+        elif stamp_ns > state.last_ns:
+            state.frames += 1
         state.last_ns = stamp_ns
-        return state
+        return state if state.frames >= self.config.confirm_frames else None
 
     def _forget(self, stamp_ns: int) -> None:
         """Drop entry stamps of hands unseen in a bin for a long time."""
@@ -290,5 +303,6 @@ class PoseEstimator:
             del self._hands[key]
 
     def hands_in_bins(self) -> dict[tuple[int, str], tuple[str, int]]:
-        """Every hand last seen in a bin: (track id, side) -> (bin id, since_ns)."""
-        return {k: (s.bin_id, s.since_ns) for k, s in self._hands.items()}
+        """Every hand confirmed in a bin: (track id, side) -> (bin id, since_ns)."""
+        return {k: (s.bin_id, s.since_ns) for k, s in self._hands.items()
+                if s.frames >= self.config.confirm_frames}

@@ -227,37 +227,49 @@ class ShelfFront:
             return None
         return float(-p[1])
 
-    def hidden_hand(self, hand: ArrayLike, elbow: ArrayLike, config: PoseConfig
-                    ) -> FloatArray | None:
-        """Where a hand whose seen arm stops at the shelf front probably is (map), or None.
+    def leaning_hand(self, points: FloatArray, head: ArrayLike, config: PoseConfig
+                     ) -> FloatArray | None:
+        """Where the hand of a person leaning into the shelf probably is (map), or None.
 
-        From above, the board over a bin hides the hand in it: the arm is seen up to the
-        front edge. The hand then lies about ``hidden_reach_m`` further along the forearm
-        (elbow -> seen end, its slope kept within [-2, 1]). None when the seen end is not
-        at the front (the arm ends in the aisle, or is seen inside the bin already).
+        A person whose head is within ``lean_front_m`` of the front leans in to reach:
+        from above, the arm is then under the head and shoulders, and only the forearm
+        shows ahead of the head, low, at the front. The hand is the mean of the points
+        ahead of the head (towards the shelf) and at least ``lean_below_top_m`` below
+        the top, on the side of the head of the one farthest in: across and up at their
+        lowest ``lean_low_share`` (the forearm goes
+        down into the bin), in depth at the farthest of them or the front edge; None
+        when the head is farther or fewer than ``min_lean_points`` such points are seen.
         """
-        h, e = self.to_shelf(hand), self.to_shelf(elbow)
-        if not -config.bin_front_tolerance_m <= h[1] <= config.hidden_front_m:
+        h = self.to_shelf(head)
+        if -h[1] > config.lean_front_m or len(points) == 0:
             return None
-        direction = h - e
-        horizontal = float(np.hypot(direction[0], direction[1]))
-        if horizontal < 1e-3 or direction[1] <= 0.0:
+        top = float(h[2]) + config.head_radius_m
+        p = (self.t_shelf_map[:3, :3] @ np.asarray(points, dtype=np.float64).T).T + \
+            self.t_shelf_map[:3, 3]
+        ahead = (p[:, 1] >= h[1] + config.lean_ahead_m) & \
+            (p[:, 2] <= top - config.lean_below_top_m) & (p[:, 2] >= config.min_arm_height_m)
+        if np.count_nonzero(ahead) < config.min_lean_points:
             return None
-        slope = float(np.clip(direction[2] / horizontal, -2.0, 1.0))
-        step = config.hidden_reach_m
-        inside = h + np.array([direction[0] / horizontal * step,
-                               direction[1] / horizontal * step, slope * step])
+        front = p[ahead]
+        # The reaching arm is on the side of the head (shelf x: to the shopper's right) of
+        # the point farthest in; the other hand may hang near the front too.
+        right = front[:, 0] >= h[0]
+        front = front[right] if right[int(np.argmax(front[:, 1]))] else front[~right]
+        low = front[:, 2] <= np.quantile(front[:, 2], config.lean_low_share)
+        hand = np.array([float(np.median(front[low, 0])), max(0.0, float(front[:, 1].max())),
+                         float(front[low, 2].mean())])
         rotation = self.t_shelf_map[:3, :3]
-        return np.asarray(rotation.T @ (inside - self.t_shelf_map[:3, 3]), dtype=np.float64)
+        return np.asarray(rotation.T @ (hand - self.t_shelf_map[:3, 3]), dtype=np.float64)
 
-    def bin_of(self, point: ArrayLike, config: PoseConfig) -> Bin | None:
+    def bin_of(self, point: ArrayLike, config: PoseConfig, front_m: float) -> Bin | None:
         """Return the bin whose box (grown by the tolerances) holds a map point, or None.
 
-        Of several, the one whose own box is nearest.
+        The box grows by ``bin_tolerance_m`` across and up and down, by ``front_m`` at
+        its front. Of several, the one whose own box is nearest.
         """
         p = self.to_shelf(point)
         best: tuple[float, Bin] | None = None
-        tol, front = config.bin_tolerance_m, config.bin_front_tolerance_m
+        tol, front = config.bin_tolerance_m, front_m
         for bin_ in self.bins:
             low, high = np.asarray(bin_.min_m), np.asarray(bin_.max_m)
             grown_low = low - np.array([tol, front, tol])
