@@ -72,11 +72,11 @@ class PoseConfig:
     lean_ahead_m: float = _setting(
         0.05, 0.0, 0.5, 'm, ... among points at least this far ahead of the head ...')
     lean_below_top_m: float = _setting(
-        0.25, 0.0, 1.0, 'm, ... and this far below the top of the head ...')
+        0.10, 0.0, 1.0, 'm, ... and this far below the top of the head ...')
     min_lean_points: float = _setting(
         3, 1, 1000, '... when at least this many are seen ...')
     lean_low_share: float = _setting(
-        0.3, 0.01, 1.0, '... the hand at the height of their lowest share')
+        0.1, 0.01, 1.0, '... the hand at the height of their lowest share')
     confirm_frames: float = _setting(
         2, 1, 100, 'frame sets in a row a hand must be in the same bin before it is reported '
                    '(its entry stamp is the first of them)')
