@@ -130,9 +130,11 @@ def speed(args: argparse.Namespace) -> None:
                 elapsed = time.perf_counter() - start
                 if tick >= EMPTY_TICKS:
                     per_frame.append(elapsed)
-                skeletons += sum(len(r.skeletons) for r in results if tick >= EMPTY_TICKS)
+                skeletons += sum(len(r.skeletons) for r in results)
                 hands += sum(len(s.hands) for r in results for s in r.skeletons)
-            estimator.add_tracks(tracks, stamp + 1)
+            results = estimator.add_tracks(tracks, stamp + 1)
+            skeletons += sum(len(r.skeletons) for r in results)
+            hands += sum(len(s.hands) for r in results for s in r.skeletons)
         ms = sorted(1000.0 * t for t in per_frame)
         figure_ms = sorted(1000.0 * t for t in figure_s[EMPTY_TICKS:])
         k = next(iter(intrinsics.values()))
