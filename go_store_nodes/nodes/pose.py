@@ -220,7 +220,7 @@ class PoseNode(Node):
         if now_ns is not None:
             self._publish(self.estimator.flush(now_ns))
 
-    # Helpers -------------------------------------------------------------------------------
+    # Internals -----------------------------------------------------------------------------
 
     def _now_ns(self) -> int | None:
         now = self.get_clock().now().nanoseconds
