@@ -8,6 +8,7 @@ from ..core.evaluation.data import (
     PredictedCartEvent,
     PredictedReceipt,
     PredictedShelfEvent,
+    PredictedSkeletonFrame,
     PredictedTrackFrame,
     PredictedVisit,
     Predictions,
@@ -22,6 +23,7 @@ from .topics import (
     OUTPUT_TOPICS,
     RECEIPTS_TOPIC,
     SHELF_EVENTS_TOPIC,
+    SKELETONS_TOPIC,
     TRACKS_TOPIC,
     VISITS_TOPIC,
 )
@@ -31,10 +33,22 @@ SHELF_KINDS = {1: 'pick', 2: 'return', 3: 'unknown'}
 VISIT_STARTED = 1
 
 
+def skeleton_frame(stamp_ns: int, msg: object) -> PredictedSkeletonFrame:
+    """Return the hands in bins of one go_store/SkeletonArray."""
+    hands = []
+    for skeleton in msg.skeletons:  # type: ignore[attr-defined]
+        for side, bin_id in (('left', skeleton.left_hand_bin_id),
+                             ('right', skeleton.right_hand_bin_id)):
+            if bin_id:
+                hands.append((int(skeleton.track_id), side, str(bin_id)))
+    return PredictedSkeletonFrame(stamp_ns, tuple(hands))
+
+
 def load_predictions(bag: str | pathlib.Path) -> Predictions:
     """Read every output topic of a replay's bag into ``Predictions``."""
     counts = {topic: summary.count for topic, summary in summarize(bag).items()}
     receipts, cart_events, shelf_events, track_frames, visits = [], [], [], [], []
+    skeleton_frames = []
     accepted = refused = 0
     for topic, received_ns, msg in messages(bag, OUTPUT_TOPICS):
         m = msg  # rosbags message objects are dynamically typed
@@ -58,6 +72,8 @@ def load_predictions(bag: str | pathlib.Path) -> Predictions:
             track_frames.append(PredictedTrackFrame(stamp, tuple(
                 (int(t.track_id), float(t.position.x), float(t.position.y))
                 for t in m.tracks)))
+        elif topic == SKELETONS_TOPIC:
+            skeleton_frames.append(skeleton_frame(stamp, m))
         elif topic == VISITS_TOPIC:
             visits.append(PredictedVisit(received_ns, stamp, m.visit_id, m.account_id,
                                          m.status == VISIT_STARTED,
@@ -74,4 +90,5 @@ def load_predictions(bag: str | pathlib.Path) -> Predictions:
         shelf_events=tuple(shelf_events), track_frames=tuple(track_frames),
         visits=tuple(visits), check_ins_accepted=accepted, check_ins_refused=refused,
         real_time_factor=float(rtf) if rtf else None,
-        extra={'source_bag': custom.get(CUSTOM_SOURCE_BAG, '')})
+        extra={'source_bag': custom.get(CUSTOM_SOURCE_BAG, '')},
+        skeleton_frames=tuple(skeleton_frames))

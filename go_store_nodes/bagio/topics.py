@@ -11,6 +11,7 @@ from ..core.topics import (  # noqa: F401 - re-exported for the recorder
     DETECTIONS_TOPIC,
     RECEIPTS_TOPIC,
     SHELF_EVENTS_TOPIC,
+    SKELETONS_TOPIC,
     TRACKS_TOPIC,
     VISITS_TOPIC,
 )
@@ -32,6 +33,7 @@ CUSTOM_SOURCE_BAG = 'go_store.replay.source_bag'
 OUTPUT_TOPICS: dict[str, str] = {
     DETECTIONS_TOPIC: 'go_store/msg/PersonDetectionArray',
     TRACKS_TOPIC: 'go_store/msg/TrackArray',
+    SKELETONS_TOPIC: 'go_store/msg/SkeletonArray',
     SHELF_EVENTS_TOPIC: 'go_store/msg/ShelfEvent',
     CART_EVENTS_TOPIC: 'go_store/msg/CartEvent',
     VISITS_TOPIC: 'go_store/msg/Visit',

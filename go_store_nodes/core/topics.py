@@ -6,6 +6,7 @@ they are written once, here.
 
 DETECTIONS_TOPIC = '/people/detections'
 TRACKS_TOPIC = '/people/tracks'
+SKELETONS_TOPIC = '/people/skeletons'
 SHELF_EVENTS_TOPIC = '/shelves/events'
 CART_EVENTS_TOPIC = '/cart/events'
 ASSOCIATION_WATERMARK_TOPIC = '/association/watermark'

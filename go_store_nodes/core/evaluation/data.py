@@ -18,6 +18,7 @@ from ..topics import (  # noqa: F401 - output topics the metrics read, re-export
     CHECK_IN_RESULT_TOPIC,
     RECEIPTS_TOPIC,
     SHELF_EVENTS_TOPIC,
+    SKELETONS_TOPIC,
     TRACKS_TOPIC,
     VISITS_TOPIC,
 )
@@ -81,6 +82,7 @@ class TruthTouch:
     bin_id: str
     start_ns: int
     end_ns: int
+    person_id: int = 0
 
 
 @dataclass(frozen=True)
@@ -171,6 +173,14 @@ class PredictedTrackFrame:
 
 
 @dataclass(frozen=True)
+class PredictedSkeletonFrame:
+    """A go_store/SkeletonArray: (track_id, side, bin_id) of every hand in a bin."""
+
+    stamp_ns: int
+    hands: tuple[tuple[int, str, str], ...]
+
+
+@dataclass(frozen=True)
 class PredictedVisit:
     """A go_store/Visit; ``started`` false means ended."""
 
@@ -196,6 +206,7 @@ class Predictions:
     check_ins_refused: int = 0
     real_time_factor: float | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
+    skeleton_frames: tuple[PredictedSkeletonFrame, ...] = ()
 
     def count(self, topic: str) -> int:
         """Messages recorded on ``topic`` (0 when none)."""
@@ -228,7 +239,7 @@ def ground_truth(truth: Truth) -> GroundTruth:
         e.event_id, e.kind, e.stamp_ns, e.start_ns, e.end_ns, e.person_id,
         e.account_id or '', e.sku, e.quantity, e.bin_id or '', e.shelf_id or '')
         for e in truth.events)
-    touches = tuple(TruthTouch(t.touch_id, t.bin_id, t.start_ns, t.end_ns)
+    touches = tuple(TruthTouch(t.touch_id, t.bin_id, t.start_ns, t.end_ns, t.person_id)
                     for t in truth.touches)
     receipts: dict[str, dict[str, int]] = {}
     for receipt in truth.receipts:

@@ -29,6 +29,7 @@ from .data import (
     TruthDerivedOutputError,
     VISITS_TOPIC,
 )
+from .hands import hand_in_bin_metrics
 from .metrics import (
     association_metrics,
     cart_event_line_metrics,
@@ -144,6 +145,7 @@ def evaluate(truth: GroundTruth, predictions: Predictions,
     metrics += tracking_metric_list(truth, predictions, config)
     metrics += tracking_hota_metric_list(truth, predictions, config)
     metrics += visit_metrics(truth, predictions, config)
+    metrics += hand_in_bin_metrics(truth, predictions, config)
     metrics += review_metrics(predictions)
     metrics += latency_metrics(truth, predictions)
     metrics += structural_metrics(truth, predictions)

@@ -1,0 +1,19 @@
+"""Pose: top-down stick figures of people near shelves, and which bin each hand is in.
+
+See docs/people.md (Pose).
+"""
+
+from .config import PoseConfig
+from .estimator import (
+    HandInBin,
+    PoseEstimator,
+    PoseInputError,
+    Skeleton,
+    SkeletonSet,
+    TrackState,
+)
+from .figure import Figure, Joint, JOINTS, ShelfFront, SIDES, stick_figure
+
+__all__ = ['Figure', 'HandInBin', 'Joint', 'JOINTS', 'PoseConfig', 'PoseEstimator',
+           'PoseInputError', 'ShelfFront', 'SIDES', 'Skeleton', 'SkeletonSet', 'stick_figure',
+           'TrackState']

@@ -1,0 +1,308 @@
+"""The pose estimator: depth frames of every camera and tracks in, stick figures out.
+
+The depth pipeline is the person locator's (``core/locator``): per camera a
+``CameraFrameLocator`` (background, foreground, map points) and one
+``FrameSetAssembler`` for approximate-time frame sets. A completed frame set waits for
+the tracks of its own capture time (the tracker stamps its tracks with the frame set's
+stamp, computed from the same frames), at most ``track_wait_s``; then every track within
+``near_shelf_m`` of a shelf front gets a stick figure from the foreground points nearer
+to it than to any other track (``figure.stick_figure``), each hand its bin and the stamp
+since which it has been in it. Points of tracked people are protected from the
+background, as the locator does for the people it finds.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from ..locator.camera import CameraFrameLocator, FloorGrid
+from ..locator.config import LocatorConfig
+from ..locator.frames import CameraObservation, DepthFrame, FrameRejectedError
+from ..locator.sync import FrameSet, FrameSetAssembler
+from ..store import Shelf
+from .config import PoseConfig
+from .figure import Joint, JOINTS, nearest_shelf, ShelfFront, SIDES, stick_figure
+
+TRACK_FRAMES_KEPT = 32
+FORGET_HANDS_AFTER_NS = 10 * 1_000_000_000
+
+
+class PoseInputError(ValueError):
+    """Tracks the estimator drops; ``reason`` is a short counter key, e.g. 'out_of_order'."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        """Keep the reason key beside the message."""
+        super().__init__(message)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class TrackState:
+    """One tracked person at the stamp of its track array (map frame)."""
+
+    track_id: int
+    x_m: float                         # floor point below the head
+    y_m: float
+    vx_mps: float = 0.0
+    vy_mps: float = 0.0
+
+
+@dataclass(frozen=True)
+class HandInBin:
+    """A hand in a bin, and since when (capture stamp of the first frame set it was)."""
+
+    bin_id: str
+    shelf_id: str
+    since_ns: int
+
+
+@dataclass(frozen=True)
+class Skeleton:
+    """The stick figure of one track near a shelf, and which bin each hand is in."""
+
+    track_id: int
+    shelf_id: str                      # the shelf whose front the person is near
+    joints: tuple[Joint, ...]          # figure.JOINTS order; confidence 0 = not seen
+    hands: Mapping[str, HandInBin]     # 'left' / 'right' -> bin; absent: in no bin
+
+    def hand_bin(self, side: str) -> str:
+        """Return the bin id a hand is in, '' if none."""
+        hand = self.hands.get(side)
+        return hand.bin_id if hand is not None else ''
+
+
+@dataclass(frozen=True)
+class SkeletonSet:
+    """The stick figures of one frame set."""
+
+    stamp_ns: int                      # capture time of the frame set (mean of its frames)
+    camera_ids: tuple[str, ...]
+    skeletons: tuple[Skeleton, ...]
+    tracks_stamp_ns: int | None        # stamp of the track array used; None: no tracks
+
+
+@dataclass
+class _HandState:
+    bin_id: str
+    since_ns: int
+    last_ns: int
+    frames: int = 1                    # frame sets seen in this bin since since_ns
+
+
+def _side_of(point: np.ndarray, head: tuple[float, float, float],
+             facing: tuple[float, float]) -> str:
+    """Return 'left' or 'right': the side of the head axis a map point lies on."""
+    dx, dy = float(point[0]) - head[0], float(point[1]) - head[1]
+    return 'left' if facing[0] * dy - facing[1] * dx >= 0.0 else 'right'
+
+
+class PoseEstimator:
+    """Stick figures of tracked people near shelves from many unsynchronised cameras."""
+
+    def __init__(self, config: PoseConfig, locator_config: LocatorConfig,
+                 camera_fps: Mapping[str, float], floor_min_xy_m: tuple[float, float],
+                 floor_max_xy_m: tuple[float, float], shelves: Sequence[Shelf]) -> None:
+        """Prepare for the cameras named (id -> nominal fps) over the floor rectangle."""
+        if not camera_fps:
+            raise ValueError('the pose estimator needs at least one camera')
+        for camera_id, fps in camera_fps.items():
+            if not fps > 0.0:
+                raise ValueError(f'camera {camera_id!r}: nominal fps must be > 0, got {fps}')
+        self.config = config
+        self.locator_config = locator_config
+        self.grid = FloorGrid.covering(floor_min_xy_m, floor_max_xy_m, locator_config.cell_m)
+        self.cameras = {c: CameraFrameLocator(c, self.grid, locator_config) for c in camera_fps}
+        self.assembler: FrameSetAssembler[CameraObservation] = FrameSetAssembler(
+            camera_fps, locator_config.ns('sync_tolerance_s'), locator_config.ns('max_wait_s'),
+            locator_config.ns('outage_after_s'))
+        self.shelves = [ShelfFront.of(s) for s in shelves]
+        self._last_depth_ns: dict[str, int] = {}
+        self._tracks: deque[tuple[int, tuple[TrackState, ...]]] = deque(
+            maxlen=TRACK_FRAMES_KEPT)
+        self._waiting: deque[FrameSet[CameraObservation]] = deque()
+        self._hands: dict[tuple[int, str], _HandState] = {}
+        self.dropped: dict[str, int] = {}
+        self.frame_sets = 0
+
+    def set_shelf_pose(self, shelf: Shelf) -> None:
+        """Replace a shelf's pose (e.g. from TF) by the one given."""
+        self.shelves = [ShelfFront.of(shelf) if s.shelf_id == shelf.shelf_id else s
+                        for s in self.shelves]
+
+    # Inputs --------------------------------------------------------------------------------
+
+    def add_tracks(self, tracks: Sequence[TrackState], stamp_ns: int,
+                   received_ns: int | None = None) -> list[SkeletonSet]:
+        """Take one track array; return the frame sets it lets through.
+
+        Raises PoseInputError ('out_of_order': not after the previous array;
+        'future_stamp': more than the locator's ``max_future_s`` after its receive time).
+        """
+        if self._tracks and stamp_ns <= self._tracks[-1][0]:
+            raise PoseInputError('out_of_order', f'tracks stamped {stamp_ns} are not after the '
+                                 f'previous array ({self._tracks[-1][0]})')
+        if received_ns is not None and \
+                stamp_ns - received_ns > self.locator_config.ns('max_future_s'):
+            raise PoseInputError('future_stamp', f'tracks stamped '
+                                 f'{(stamp_ns - received_ns) / 1e9:.3f} s after their receive '
+                                 'time')
+        for track in tracks:
+            if not all(np.isfinite((track.x_m, track.y_m, track.vx_mps, track.vy_mps))):
+                raise PoseInputError('non_finite', f'track {track.track_id} has a non-finite '
+                                     'position or velocity')
+        self._tracks.append((stamp_ns, tuple(tracks)))
+        return self._drain(None)
+
+    def add_depth(self, frame: DepthFrame) -> list[SkeletonSet]:
+        """Take one depth frame; return the frame sets that are ready, with figures.
+
+        Raises FrameRejectedError (unknown_camera, future_stamp, out_of_order, late,
+        no_depth, wrong_size) for a frame it drops.
+        """
+        camera = self.cameras.get(frame.camera_id)
+        if camera is None:
+            raise FrameRejectedError('unknown_camera', f'camera {frame.camera_id!r} is not in the '
+                                     'store description')
+        if frame.received_ns is not None and \
+                frame.stamp_ns - frame.received_ns > self.locator_config.ns('max_future_s'):
+            raise FrameRejectedError(
+                'future_stamp', f'stamp is {(frame.stamp_ns - frame.received_ns) / 1e9:.3f} s '
+                'after its receive time')
+        last = self._last_depth_ns.get(frame.camera_id)
+        if last is not None and frame.stamp_ns <= last:
+            raise FrameRejectedError('out_of_order', f'stamp {frame.stamp_ns} is not after the '
+                                     f'previous frame ({last})')
+        observation = camera.process(frame)
+        self._waiting.extend(self.assembler.add(observation))
+        self._last_depth_ns[frame.camera_id] = frame.stamp_ns
+        return self._drain(None)
+
+    def flush(self, now_ns: int) -> list[SkeletonSet]:
+        """Emit frame sets whose wait (for cameras, then for tracks) is over at ``now_ns``."""
+        self._waiting.extend(self.assembler.flush(now_ns))
+        return self._drain(now_ns)
+
+    # Frame sets ----------------------------------------------------------------------------
+
+    def _drain(self, now_ns: int | None) -> list[SkeletonSet]:
+        done = []
+        limit = int(self.config.max_queued_sets)
+        while len(self._waiting) > limit:
+            self._waiting.popleft()
+            self.dropped['queue_full'] = self.dropped.get('queue_full', 0) + 1
+        newest_tracks = self._tracks[-1][0] if self._tracks else None
+        newest_depth = max(self._last_depth_ns.values(), default=None)
+        wait = self.config.ns('track_wait_s')
+        while self._waiting:
+            frame_set = self._waiting[0]
+            ready = newest_tracks is not None and newest_tracks >= frame_set.stamp_ns
+            clock = max(v for v in (now_ns, newest_depth) if v is not None) \
+                if (now_ns is not None or newest_depth is not None) else frame_set.stamp_ns
+            if not ready and clock - frame_set.stamp_ns <= wait:
+                break
+            self._waiting.popleft()
+            done.append(self._estimate(frame_set))
+        return done
+
+    def _tracks_at(self, stamp_ns: int) -> tuple[int | None, tuple[TrackState, ...]]:
+        """Return the track array nearest ``stamp_ns`` (within max_track_age_s), moved to it."""
+        if not self._tracks:
+            return None, ()
+        stamp, tracks = min(self._tracks, key=lambda item: abs(item[0] - stamp_ns))
+        age_s = (stamp_ns - stamp) * 1e-9
+        if abs(age_s) > self.config.max_track_age_s:
+            return None, ()
+        return stamp, tuple(TrackState(t.track_id, t.x_m + t.vx_mps * age_s,
+                                       t.y_m + t.vy_mps * age_s, t.vx_mps, t.vy_mps)
+                            for t in tracks)
+
+    def _estimate(self, frame_set: FrameSet[CameraObservation]) -> SkeletonSet:
+        cfg = self.config
+        self.frame_sets += 1
+        observations = frame_set.members
+        tracks_stamp, tracks = self._tracks_at(frame_set.stamp_ns)
+        camera_ids = tuple(o.camera_id for o in observations)
+        if not tracks:
+            return SkeletonSet(frame_set.stamp_ns, camera_ids, (), tracks_stamp)
+        points = np.concatenate([o.points for o in observations]).astype(np.float64)
+        centres = np.array([(t.x_m, t.y_m) for t in tracks])
+        owner = np.full(len(points), -1, np.int64)
+        if len(points):
+            distance = np.hypot(points[:, 0, None] - centres[None, :, 0],
+                                points[:, 1, None] - centres[None, :, 1])
+            nearest = np.argmin(distance, axis=1)
+            owner = np.where(distance[np.arange(len(points)), nearest] <= cfg.body_radius_m,
+                             nearest, -1)
+        # Tracked people stay foreground however long they stand still (as in the locator).
+        start = 0
+        for observation in observations:
+            count = len(observation.points)
+            mine = owner[start:start + count] >= 0
+            self.cameras[observation.camera_id].protect(observation.pixels[mine],
+                                                        observation.stamp_ns)
+            start += count
+        skeletons = []
+        for k, track in enumerate(tracks):
+            shelf = nearest_shelf(track.x_m, track.y_m, self.shelves, cfg.near_shelf_m)
+            if shelf is None:
+                continue
+            facing = shelf.inward_xy()
+            own = points[owner == k]
+            figure = stick_figure(own, (track.x_m, track.y_m), facing, cfg)
+            hands = {}
+            joints = list(figure.joints)
+            head = figure.joint('head')
+            leaning = shelf.leaning_hand(own, head.position, cfg) \
+                if head.confidence > 0.0 else None
+            for side in SIDES:
+                # An arm seen reaching counts once its hand is seen inside a bin's box; else
+                # the hand of a person leaning in, on the side of the head it lies.
+                hand = figure.hands.get(side)
+                bin_ = shelf.bin_of(hand, cfg, 0.0) if hand is not None else None
+                if bin_ is None and leaning is not None and \
+                        side == _side_of(leaning, head.position, facing):
+                    bin_ = shelf.bin_of(leaning, cfg, cfg.bin_front_tolerance_m)
+                    index = JOINTS.index(f'{side}_hand')
+                    joints[index] = Joint(joints[index].name, (
+                        float(leaning[0]), float(leaning[1]), float(leaning[2])),
+                        cfg.inferred_confidence)
+                state = self._hand_state(track.track_id, side,
+                                         bin_.bin_id if bin_ is not None else '',
+                                         frame_set.stamp_ns)
+                if bin_ is not None and state is not None:
+                    hands[side] = HandInBin(bin_.bin_id, shelf.shelf_id, state.since_ns)
+            skeletons.append(Skeleton(track.track_id, shelf.shelf_id, tuple(joints), hands))
+        self._forget(frame_set.stamp_ns)
+        return SkeletonSet(frame_set.stamp_ns, camera_ids, tuple(skeletons), tracks_stamp)
+
+    def _hand_state(self, track_id: int, side: str, bin_id: str,
+                    stamp_ns: int) -> _HandState | None:
+        """Update the entry stamp of one hand; return its state once confirmed in a bin."""
+        key = (track_id, side)
+        if not bin_id:
+            return None
+        state = self._hands.get(key)
+        if state is None or state.bin_id != bin_id or \
+                stamp_ns - state.last_ns > self.config.ns('hold_s'):
+            state = _HandState(bin_id, stamp_ns, stamp_ns)
+            self._hands[key] = state
+        elif stamp_ns > state.last_ns:
+            state.frames += 1
+        state.last_ns = stamp_ns
+        return state if state.frames >= self.config.confirm_frames else None
+
+    def _forget(self, stamp_ns: int) -> None:
+        """Drop entry stamps of hands unseen in a bin for a long time."""
+        stale = [k for k, s in self._hands.items()
+                 if stamp_ns - s.last_ns > FORGET_HANDS_AFTER_NS]
+        for key in stale:
+            del self._hands[key]
+
+    def hands_in_bins(self) -> dict[tuple[int, str], tuple[str, int]]:
+        """Every hand confirmed in a bin: (track id, side) -> (bin id, since_ns)."""
+        return {k: (s.bin_id, s.since_ns) for k, s in self._hands.items()
+                if s.frames >= self.config.confirm_frames}
