@@ -167,6 +167,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     from . import sim_commands
     sim_commands.add_subcommands(sub)
+
+    from . import catalog_images_command
+    catalog_images_command.add_subcommand(sub)
     return parser
 
 
