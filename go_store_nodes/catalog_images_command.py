@@ -67,7 +67,7 @@ def _look_at(position: np.ndarray, target: np.ndarray, roll_rad: float) -> Trans
 
 def _booth(store: StoreDescription, product: Product,
            views: Sequence[tuple[float, float, float, float]]) -> StoreDescription:
-    """A store of one shelf, one bin of ``product`` and one camera per view."""
+    """Return a store of one shelf, one bin of ``product`` and one camera per view."""
     width, depth, height = product.appearance.size_m
     bin_w, bin_d = width + 0.06, depth + 0.03
     bin_h = max(0.4, height + 0.05)
@@ -101,13 +101,16 @@ def _views(seed: int, sku: str) -> list[tuple[float, float, float, float]]:
             for d in DISTANCES_M for e in ELEVATIONS_DEG for a in AZIMUTHS_DEG]
 
 
-def render_product_views(store: StoreDescription, sku: str, seed: int = 0
-                         ) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Render every view of one SKU: (RGB crop, item mask) pairs, empty views left out."""
+def render_product_views(store: StoreDescription, sku: str, seed: int = 0,
+                         every: int = 1) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Render the views of one SKU: (RGB crop, item mask) pairs, empty views left out.
+
+    ``every`` > 1 renders only every so many views (quicker, for tests).
+    """
     from .core.sim.render import Renderer
 
     product = store.product(sku)
-    views = _views(seed, sku)
+    views = _views(seed, sku)[::every]
     booth = _booth(store, product, views)
     renderer = Renderer(booth, image_scale=1.0, seed=seed, walls=False)
     rng = np.random.default_rng([seed, 7, sum(sku.encode())])

@@ -43,9 +43,15 @@ class ProductIdConfig:
         0.1, 0.0, 5.0, 's, the after frame is the first one at least this long after end')
     max_wait_s: float = _setting(
         3.0, 0.0, 60.0, 's of node clock after the event end to wait for after frames')
+    frame_candidates: int = _setting(
+        4, 1, 30, 'frames on each side of the event tried; the pair that differs least '
+        '(a person moved least) is used')
     # Bin region and changed pixels.
     bin_margin_m: float = _setting(
         0.03, 0.0, 0.5, 'm, the bin box grows by this much before it is projected')
+    min_visible_share: float = _setting(
+        0.3, 0.0, 1.0, "share of a bin's front units a camera must see (through the bin's "
+        'opening, past other shelves) to be used')
     min_window_px: int = _setting(
         4, 1, 1000, 'px, smallest width and height of a projected bin region worth a look')
     change_threshold_dn: float = _setting(

@@ -8,11 +8,14 @@ bin region is grown by a margin, which covers the few pixels a RealSense colour 
 
 from __future__ import annotations
 
+from typing import Sequence
+
 import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-from ..store import Bin, Intrinsics
+from ..coverage import blocked_by_shelves, visible
+from ..store import Bin, Intrinsics, Shelf
 from ..transforms import Transform
 
 NEAR_M = 0.05          # corners closer to the camera than this (or behind it): no window
@@ -72,3 +75,39 @@ def changed_mask(before: NDArray[np.uint8], after: NDArray[np.uint8],
     keep = np.zeros(count, dtype=bool)
     keep[1:] = stats[1:, cv2.CC_STAT_AREA] >= MIN_COMPONENT_PX
     return keep[labels]
+
+
+INSIDE_M = 0.03        # sample plane this far behind the bin's front: the front units
+SAMPLE_STEP_M = 0.05   # grid of sample points on that plane
+
+
+def visible_share(bin_: Bin, shelf: Shelf, t_map_color: Transform, intrinsics: Intrinsics,
+                  others: Sequence[Shelf]) -> float:
+    """Share of a bin's front units a camera sees (0..1).
+
+    Points on a plane INSIDE_M behind the bin's front (where the front units stand) count
+    when they project into the image, the ray to them enters the shelf through the bin's
+    opening (the front face of the bin box: not through the board above or below it),
+    and no other shelf (a solid box) is in the way.
+    """
+    low, high = np.asarray(bin_.min_m, float), np.asarray(bin_.max_m, float)
+    nx = max(1, int(np.ceil((high[0] - low[0]) / SAMPLE_STEP_M)))
+    nz = max(1, int(np.ceil((high[2] - low[2]) / SAMPLE_STEP_M)))
+    xs = low[0] + (np.arange(nx) + 0.5) * (high[0] - low[0]) / nx
+    zs = low[2] + (np.arange(nz) + 0.5) * (high[2] - low[2]) / nz
+    gx, gz = np.meshgrid(xs, zs)
+    local = np.column_stack([gx.ravel(), np.full(gx.size, low[1] + INSIDE_M), gz.ravel()])
+    points = shelf.t_map_shelf.apply(local)
+    seen = visible(t_map_color, intrinsics, points)
+    camera = shelf.t_map_shelf.inverse().apply(
+        np.asarray(t_map_color.translation, float)[None])[0]
+    direction = local - camera
+    with np.errstate(divide='ignore', invalid='ignore'):
+        t = (low[1] - camera[1]) / direction[:, 1]        # where the ray meets the front
+    hit = camera + t[:, None] * direction
+    seen &= (t > 0) & (t < 1) & (hit[:, 0] >= low[0]) & (hit[:, 0] <= high[0]) \
+        & (hit[:, 2] >= low[2]) & (hit[:, 2] <= high[2])
+    if seen.any() and others:
+        index = np.flatnonzero(seen)
+        seen[index] = ~blocked_by_shelves(t_map_color.translation, points[index], others)
+    return float(seen.mean())

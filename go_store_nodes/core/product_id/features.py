@@ -29,7 +29,7 @@ LUMA_LOG2_RANGE = (3.0, 8.0)
 # Relative weights of the parts of the feature vector.
 CHROMA_WEIGHT = 1.0
 LAYOUT_WEIGHT = 0.6
-LUMA_WEIGHT = 0.4
+LUMA_WEIGHT = 0.3
 MIN_SUM_DN = 12.0             # pixels darker than this (R + G + B) carry no chromaticity
 FEATURE_LENGTH = CHROMA_BINS ** 2 + 2 * LAYOUT_BINS ** 2 + LUMA_BINS
 
@@ -88,9 +88,14 @@ def item_feature(rgb: NDArray[np.uint8], mask: NDArray[np.bool_]) -> NDArray[np.
               for part in (upper, ~upper)]
     luma = pixels @ np.array([0.299, 0.587, 0.114])
     log_luma = np.log2(np.maximum(luma, 1.0))
-    luma_histogram = _normalised_root(np.histogram(
-        np.clip(log_luma, *LUMA_LOG2_RANGE), bins=LUMA_BINS, range=LUMA_LOG2_RANGE)[0]
-        .astype(np.float64))
+    # Linear votes between bin centres: a dimmer light shifts mass, it does not jump.
+    lo, hi = LUMA_LOG2_RANGE
+    position = np.clip((log_luma - lo) / (hi - lo) * LUMA_BINS - 0.5, 0.0, LUMA_BINS - 1.0)
+    below = np.minimum(np.floor(position).astype(int), LUMA_BINS - 2)
+    upper_share = position - below
+    luma_votes = np.bincount(below, 1.0 - upper_share, LUMA_BINS) + np.bincount(
+        below + 1, upper_share, LUMA_BINS)
+    luma_histogram = _normalised_root(luma_votes)
     return np.concatenate([CHROMA_WEIGHT * chroma, LAYOUT_WEIGHT * halves[0],
                            LAYOUT_WEIGHT * halves[1], LUMA_WEIGHT * luma_histogram])
 

@@ -27,7 +27,7 @@ from ..store import Bin, Intrinsics, StoreDescription
 from ..transforms import Transform
 from .classifier import Classification, ProductClassifier
 from .config import ProductIdConfig
-from .crops import bin_window, changed_mask, sees_bin_front
+from .crops import bin_window, changed_mask, sees_bin_front, visible_share
 
 KINDS = ('pick', 'return')
 NS_PER_S = 1_000_000_000
@@ -77,6 +77,14 @@ class Observation:
     classification: Classification
     window: tuple[int, int, int, int]    # bin region (col0, row0, width, height) px
     changed_px: int
+    # The classified crop (the bin region of the frame classified) and its changed pixels,
+    # kept for inspection and visualisation.
+    crop: NDArray[np.uint8] = field(repr=False, compare=False,
+                                    default_factory=lambda: np.zeros((0, 0, 3), np.uint8))
+    mask: NDArray[np.bool_] = field(repr=False, compare=False,
+                                    default_factory=lambda: np.zeros((0, 0), bool))
+    other: NDArray[np.uint8] = field(repr=False, compare=False,
+                                     default_factory=lambda: np.zeros((0, 0, 3), np.uint8))
 
 
 @dataclass
@@ -95,6 +103,7 @@ class ProductIdentifier:
         self.config = config
         self.classifier = classifier
         self._bins: dict[str, Bin] = store.bins()
+        self._shelves = {s.shelf_id: s for s in store.shelves}
         self._shelf_pose = {s.shelf_id: s.t_map_shelf for s in store.shelves}
         self._frames: dict[str, deque[_Frame]] = {}
         self._views: dict[str, _View] = {}
@@ -166,12 +175,15 @@ class ProductIdentifier:
     def cameras_seeing(self, bin_id: str) -> tuple[str, ...]:
         """Cameras (with a known view) in front of the bin whose image shows its region."""
         bin_ = self._bins[bin_id]
-        pose = self._shelf_pose[bin_.shelf_id]
+        shelf = self._shelves[bin_.shelf_id]
+        others = [s for s in self._shelves.values() if s.shelf_id != shelf.shelf_id]
         seeing = []
         for camera_id, view in sorted(self._views.items()):
-            if sees_bin_front(bin_, pose, view.t_map_color) and bin_window(
-                    bin_, pose, view.t_map_color, view.intrinsics, self.config.bin_margin_m,
-                    self.config.min_window_px) is not None:
+            if sees_bin_front(bin_, shelf.t_map_shelf, view.t_map_color) and bin_window(
+                    bin_, shelf.t_map_shelf, view.t_map_color, view.intrinsics,
+                    self.config.bin_margin_m, self.config.min_window_px) is not None \
+                    and visible_share(bin_, shelf, view.t_map_color, view.intrinsics,
+                                      others) >= self.config.min_visible_share:
                 seeing.append(camera_id)
         return tuple(seeing)
 
@@ -188,7 +200,8 @@ class ProductIdentifier:
         wait_ns = int(self.config.max_wait_s * NS_PER_S)
         for pending in self._pending:
             after_ns = pending.event.end_ns + int(self.config.after_margin_s * NS_PER_S)
-            ready = all(self._after(c, after_ns) is not None for c in pending.cameras)
+            ready = all(len(self._afters(c, after_ns)) >= self.config.frame_candidates
+                        for c in pending.cameras)
             timed_out = now_ns is not None and now_ns >= pending.event.end_ns + wait_ns
             if not (ready or timed_out):
                 still.append(pending)
@@ -219,50 +232,59 @@ class ProductIdentifier:
 
     # Helpers -------------------------------------------------------------------------------
 
-    def _before(self, camera_id: str, before_ns: int) -> _Frame | None:
-        ring = self._frames.get(camera_id, ())
-        found = None
-        for frame in ring:
-            if frame.stamp_ns > before_ns:
-                break
-            found = frame
-        return found
+    def _befores(self, camera_id: str, before_ns: int) -> list[_Frame]:
+        """Return the last frames (``frame_candidates``) up to ``before_ns``, latest first."""
+        found = [f for f in self._frames.get(camera_id, ()) if f.stamp_ns <= before_ns]
+        return found[::-1][:self.config.frame_candidates]
 
-    def _after(self, camera_id: str, after_ns: int) -> _Frame | None:
-        for frame in self._frames.get(camera_id, ()):
-            if frame.stamp_ns >= after_ns:
-                return frame
-        return None
+    def _afters(self, camera_id: str, after_ns: int) -> list[_Frame]:
+        """Return the first frames (``frame_candidates``) from ``after_ns`` on, earliest first."""
+        found = [f for f in self._frames.get(camera_id, ()) if f.stamp_ns >= after_ns]
+        return found[:self.config.frame_candidates]
 
     def _observe(self, event: ShelfEventData, camera_id: str) -> Observation | None:
         config = self.config
-        before = self._before(camera_id, event.start_ns - int(config.before_margin_s * NS_PER_S))
-        after = self._after(camera_id, event.end_ns + int(config.after_margin_s * NS_PER_S))
-        if before is None:
+        befores = self._befores(camera_id,
+                                event.start_ns - int(config.before_margin_s * NS_PER_S))
+        afters = self._afters(camera_id, event.end_ns + int(config.after_margin_s * NS_PER_S))
+        if not befores:
             ring = self._frames.get(camera_id)
             self.count('no_before_frame_evicted' if ring and len(ring) >= config.ring_frames
                        else 'no_before_frame')
             return None
-        if after is None:
+        if not afters:
             self.count('no_after_frame')
             return None
         view = self._views[camera_id]
         bin_ = self._bins[event.bin_id]
         window = bin_window(bin_, self._shelf_pose[bin_.shelf_id], view.t_map_color,
                             view.intrinsics, config.bin_margin_m, config.min_window_px)
-        if window is None or before.rgb.shape != after.rgb.shape:
+        if window is None:
             self.count('no_window')
             return None
         col0, row0, width, height = window
         rows, cols = slice(row0, row0 + height), slice(col0, col0 + width)
-        crop_before, crop_after = before.rgb[rows, cols], after.rgb[rows, cols]
-        mask = changed_mask(crop_before, crop_after, config.change_threshold_dn)
-        changed = int(mask.sum())
-        if changed < config.min_changed_px:
+        # A person near the bin moves between frames; the item's change stays. The pair
+        # with the fewest changed pixels (but enough for an item) shows the item best.
+        best: tuple[int, _Frame, _Frame, NDArray[np.bool_]] | None = None
+        for before in befores:
+            for after in afters:
+                if before.rgb.shape != after.rgb.shape:
+                    continue
+                mask = changed_mask(before.rgb[rows, cols], after.rgb[rows, cols],
+                                    config.change_threshold_dn)
+                changed = int(mask.sum())
+                if changed >= config.min_changed_px and (best is None or changed < best[0]):
+                    best = (changed, before, after, mask)
+        if best is None:
             self.count('no_change')
             return None
+        changed, before, after, mask = best
+        crop_before, crop_after = before.rgb[rows, cols], after.rgb[rows, cols]
         item, frame = (crop_before, before) if event.kind == 'pick' else (crop_after, after)
         classification = self.classifier.classify(item, mask)
         self.count('observations')
+        other = crop_after if event.kind == 'pick' else crop_before
         return Observation(f'{event.event_id}/{camera_id}', event.event_id, event.bin_id,
-                           camera_id, frame.stamp_ns, classification, window, changed)
+                           camera_id, frame.stamp_ns, classification, window, changed,
+                           item, mask, other)
