@@ -48,6 +48,7 @@ LIGHT_GAIN = (0.75, 1.25)        # brightness of the booth light per view
 LIGHT_CAST = 0.05                # +- per channel colour cast
 MASK_THRESHOLD_DN = 10.0         # unit vs empty bin: the renderer's noise is 2 DN RMS
 CROP_MARGIN_PX = 2
+STOCKED_BIN_M = (0.5, 0.46)      # width, depth of the shelf-like bin of the stocked views
 BOOTH_XY_M = (5.0, 5.0)          # shelf front centre on the booth floor (map)
 BIN_FLOOR_M = 0.8                # bin bottom above the floor
 STAMP_NS = 1_700_000_000 * 10**9
@@ -66,11 +67,17 @@ def _look_at(position: np.ndarray, target: np.ndarray, roll_rad: float) -> Trans
 
 
 def _booth(store: StoreDescription, product: Product,
-           views: Sequence[tuple[float, float, float, float]]) -> StoreDescription:
-    """Return a store of one shelf, one bin of ``product`` and one camera per view."""
+           views: Sequence[tuple[float, float, float, float]],
+           stocked: bool = False) -> StoreDescription:
+    """Return a store of one shelf, one bin of ``product`` and one camera per view.
+
+    The bin holds one unit (``stocked`` False) or is a shelf-sized bin of many units.
+    """
     width, depth, height = product.appearance.size_m
     bin_w, bin_d = width + 0.06, depth + 0.03
     bin_h = max(0.4, height + 0.05)
+    if stocked:
+        bin_w, bin_d = max(bin_w, STOCKED_BIN_M[0]), max(bin_d, STOCKED_BIN_M[1])
     low = (-bin_w / 2.0, 0.02, BIN_FLOOR_M)
     high = (bin_w / 2.0, 0.02 + bin_d, BIN_FLOOR_M + bin_h)
     shelf_pose = Transform(np.eye(3), np.array([BOOTH_XY_M[0], BOOTH_XY_M[1], 0.0]))
@@ -78,6 +85,9 @@ def _booth(store: StoreDescription, product: Product,
     shelf = Shelf('booth', shelf_pose, (bin_w + 0.04, bin_d + 0.04, high[2] + 0.025), (bin_,))
     target = shelf_pose.apply(np.array([[0.0, 0.02 + bin_d - depth / 2.0 - 0.01,
                                          BIN_FLOOR_M + min(height, bin_h) / 2.0]]))[0]
+    if stocked:       # the front units, which a shopper takes first
+        target = shelf_pose.apply(np.array([[0.0, 0.02 + depth / 2.0,
+                                             BIN_FLOOR_M + bin_h / 2.0]]))[0]
     model = store.cameras[0].model
     cameras = []
     for index, (distance, elevation, azimuth, roll) in enumerate(views):
@@ -102,23 +112,30 @@ def _views(seed: int, sku: str) -> list[tuple[float, float, float, float]]:
 
 
 def render_product_views(store: StoreDescription, sku: str, seed: int = 0,
-                         every: int = 1) -> list[tuple[np.ndarray, np.ndarray]]:
+                         every: int = 1, stocked: bool = False
+                         ) -> list[tuple[np.ndarray, np.ndarray]]:
     """Render the views of one SKU: (RGB crop, item mask) pairs, empty views left out.
 
-    ``every`` > 1 renders only every so many views (quicker, for tests).
+    ``stocked`` False: one unit alone in a bin, the mask is the whole unit. True: a full
+    shelf-like bin before and after the first unit a shopper takes (front, top) is gone,
+    the mask is the pixels that change, as product ID sees a pick. ``every`` > 1 renders
+    only every so many views (quicker, for tests).
     """
     from .core.sim.render import Renderer
+    from .core.sim.render_scene import bin_slot_count
 
     product = store.product(sku)
-    views = _views(seed, sku)[::every]
-    booth = _booth(store, product, views)
+    views = _views(seed + (1000 if stocked else 0), sku)[::every]
+    booth = _booth(store, product, views, stocked)
     renderer = Renderer(booth, image_scale=1.0, seed=seed, walls=False)
-    rng = np.random.default_rng([seed, 7, sum(sku.encode())])
+    rng = np.random.default_rng([seed, 7 + stocked, sum(sku.encode())])
     ids = [c.camera_id for c in booth.cameras]
+    bin_ = booth.shelves[0].bins[0]
+    full = bin_slot_count(bin_.min_m, bin_.max_m, 1, product.appearance) if stocked else 1
     with_unit = [c for _, c in renderer.render_frames(ids, [], STAMP_NS,
-                                                      stock={'booth_bin': {sku: 1}})]
+                                                      stock={'booth_bin': {sku: full}})]
     without = [c for _, c in renderer.render_frames(ids, [], STAMP_NS,
-                                                    stock={'booth_bin': {sku: 0}})]
+                                                    stock={'booth_bin': {sku: full - 1}})]
     found = []
     for full, empty in zip(with_unit, without, strict=True):
         mask = changed_mask(full, empty, MASK_THRESHOLD_DN)
@@ -134,8 +151,13 @@ def render_product_views(store: StoreDescription, sku: str, seed: int = 0,
 
 
 def write_catalog_images(store: StoreDescription, out: pathlib.Path, seed: int = 0,
-                         skus: Sequence[str] | None = None) -> dict[str, int]:
-    """Render and write the reference images of ``skus`` (default: the catalog)."""
+                         skus: Sequence[str] | None = None,
+                         with_stocked: bool = True) -> dict[str, int]:
+    """Render and write the reference images of ``skus`` (default: the catalog).
+
+    ``view_NN.png``: one unit alone; ``shelf_NN.png`` (``with_stocked``): the change a
+    pick makes in a full bin.
+    """
     counts = {}
     for sku in skus if skus is not None else sorted(store.catalog):
         folder = out / sku
@@ -144,7 +166,10 @@ def write_catalog_images(store: StoreDescription, out: pathlib.Path, seed: int =
         views = render_product_views(store, sku, seed)
         for index, (crop, mask) in enumerate(views):
             write_reference_image(folder / f'view_{index:02d}.png', crop, mask)
-        counts[sku] = len(views)
+        stocked = render_product_views(store, sku, seed, stocked=True) if with_stocked else []
+        for index, (crop, mask) in enumerate(stocked):
+            write_reference_image(folder / f'shelf_{index:02d}.png', crop, mask)
+        counts[sku] = len(views) + len(stocked)
     return counts
 
 

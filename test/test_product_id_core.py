@@ -21,6 +21,7 @@ from go_store_nodes.core.product_id import (
     ProductIdentifier,
     sees_bin_front,
     ShelfEventData,
+    visible_share,
     write_reference_image,
 )
 from go_store_nodes.core.product_id.features import CHROMA_BINS, LAYOUT_BINS
@@ -137,10 +138,12 @@ def _pick_scene(store, bin_id, sku, seed=3):
     full = {k: bin_slot_count(bin_.min_m, bin_.max_m, len(bin_.skus),
                               store.catalog[k].appearance) for k in bin_.skus}
     taken = dict(full, **{sku: full[sku] - 1})
+    others = [s for s in store.shelves if s is not shelf]
     cameras = [c for c in store.cameras
                if sees_bin_front(bin_, shelf.t_map_shelf, c.t_map_color)
                and bin_window(bin_, shelf.t_map_shelf, c.t_map_color,
-                              renderer.intrinsics(c.camera_id)[1], 0.03, 4) is not None]
+                              renderer.intrinsics(c.camera_id)[1], 0.03, 4) is not None
+               and visible_share(bin_, shelf, c.t_map_color, c.model.color, others) >= 0.3]
     ids = [c.camera_id for c in cameras]
     before = renderer.render_frames(ids, [], T0, stock={bin_id: full})
     after = renderer.render_frames(ids, [], T0 + 2 * 10**9, stock={bin_id: taken})
@@ -226,3 +229,29 @@ def test_changed_mask_drops_specks_and_needs_equal_shapes():
     assert mask.sum() == 49 and not mask[20, 20]
     with pytest.raises(ValueError):
         changed_mask(before, after[:10], 18.0)
+
+
+def test_visible_share_needs_a_view_through_the_bin_opening_past_other_shelves():
+    from go_store_nodes.core.store import Bin, Intrinsics, Shelf
+    from go_store_nodes.core.transforms import Transform
+
+    k = Intrinsics(424, 240, 300.0, 300.0, 211.5, 119.5, 'plumb_bob', (0.0,) * 5)
+    bin_ = Bin('b', 's', 'lc', (-0.5, 0.02, 0.9), (0.5, 0.48, 1.3), ('x',))
+    shelf = Shelf('s', Transform.identity(), (1.2, 0.5, 1.9), (bin_,))
+
+    def camera_at(position, target=(0.0, 0.05, 1.1)):
+        z = np.asarray(target, float) - position
+        z /= np.linalg.norm(z)
+        x = np.cross(z, [0.0, 0.0, 1.0]) if abs(z[2]) < 0.999 else np.array([1.0, 0, 0])
+        x /= np.linalg.norm(x)
+        return Transform(np.column_stack([x, np.cross(z, x), z]), np.asarray(position, float))
+
+    in_front = camera_at(np.array([0.0, -2.0, 2.5]))
+    assert sees_bin_front(bin_, shelf.t_map_shelf, in_front)
+    assert visible_share(bin_, shelf, in_front, k, []) > 0.8
+    overhead = camera_at(np.array([0.0, -0.05, 3.5]))          # over the front edge
+    assert visible_share(bin_, shelf, overhead, k, []) < 0.1
+    wall = Shelf('w', Transform(np.eye(3), np.array([0.0, -1.0, 0.0])), (2.0, 0.4, 2.4), ())
+    assert visible_share(bin_, shelf, in_front, k, [wall]) < 0.1
+    behind = camera_at(np.array([0.0, 2.0, 2.5]))
+    assert not sees_bin_front(bin_, shelf.t_map_shelf, behind)

@@ -13,7 +13,7 @@ from rclpy.time import Time
 from sensor_msgs.msg import CameraInfo, Image
 
 from go_store_nodes.core.graph import NodeSpec
-from go_store_nodes.core.product_id import bin_window, sees_bin_front
+from go_store_nodes.core.product_id import bin_window, sees_bin_front, visible_share
 from go_store_nodes.core.sim.render import Renderer
 from go_store_nodes.core.sim.render_scene import bin_slot_count
 from go_store_nodes.core.store import load_store_description
@@ -86,9 +86,11 @@ def test_node_publishes_one_observation_per_camera_and_drops_bad_input(node, sto
     bin_ = store.bins()[BIN]
     shelf = store.shelf(bin_.shelf_id)
     renderer = Renderer(store, image_scale=1.0, seed=3)
+    others = [s for s in store.shelves if s is not shelf]
     cameras = [c for c in store.cameras
                if sees_bin_front(bin_, shelf.t_map_shelf, c.t_map_color)
-               and bin_window(bin_, shelf.t_map_shelf, c.t_map_color, c.model.color, 0.03, 4)]
+               and bin_window(bin_, shelf.t_map_shelf, c.t_map_color, c.model.color, 0.03, 4)
+               and visible_share(bin_, shelf, c.t_map_color, c.model.color, others) >= 0.3]
     assert len(cameras) >= 2
     full = {k: bin_slot_count(bin_.min_m, bin_.max_m, len(bin_.skus),
                               store.catalog[k].appearance) for k in bin_.skus}

@@ -8,7 +8,7 @@ events in, ``Observation``s out). docs/shelf-to-cart.md, section Product ID.
 
 from .classifier import Classification, ProductClassifier
 from .config import ProductIdConfig, SettingInfo
-from .crops import bin_window, changed_mask, sees_bin_front
+from .crops import bin_window, changed_mask, sees_bin_front, visible_share
 from .features import item_feature, LocalFeatures, LocalMatch, OrbMatcher
 from .identifier import (
     EventRejectedError,
@@ -29,5 +29,5 @@ __all__ = [
     'load_reference_folder', 'LocalFeatures', 'LocalMatch', 'Observation', 'OrbMatcher',
     'ProductClassifier', 'ProductIdConfig', 'ProductIdentifier', 'read_reference_image',
     'ReferenceImage', 'ReferenceProblem', 'sees_bin_front', 'SettingInfo', 'ShelfEventData',
-    'write_reference_image',
+    'visible_share', 'write_reference_image',
 ]

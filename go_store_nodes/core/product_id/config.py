@@ -56,6 +56,9 @@ class ProductIdConfig:
         4, 1, 1000, 'px, smallest width and height of a projected bin region worth a look')
     change_threshold_dn: float = _setting(
         18.0, 1.0, 255.0, 'DN, a pixel changed when its largest channel difference exceeds this')
+    mask_grow_px: int = _setting(
+        0, 0, 20, 'px the changed pixels are grown by before classification (the rest of '
+        'the item beside the edges that changed)')
     min_changed_px: int = _setting(
         6, 1, 100000, 'changed pixels in the bin region below which nothing is classified')
     # Classifier.

@@ -19,6 +19,7 @@ import bisect
 from collections import deque
 from dataclasses import dataclass, field
 
+import cv2
 import numpy as np
 from numpy.typing import NDArray
 
@@ -280,6 +281,9 @@ class ProductIdentifier:
             self.count('no_change')
             return None
         changed, before, after, mask = best
+        if config.mask_grow_px > 0:
+            size = 2 * config.mask_grow_px + 1
+            mask = cv2.dilate(mask.astype(np.uint8), np.ones((size, size), np.uint8)) > 0
         crop_before, crop_after = before.rgb[rows, cols], after.rgb[rows, cols]
         item, frame = (crop_before, before) if event.kind == 'pick' else (crop_after, after)
         classification = self.classifier.classify(item, mask)
