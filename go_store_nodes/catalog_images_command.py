@@ -152,7 +152,7 @@ def render_product_views(store: StoreDescription, sku: str, seed: int = 0,
 
 def write_catalog_images(store: StoreDescription, out: pathlib.Path, seed: int = 0,
                          skus: Sequence[str] | None = None,
-                         with_stocked: bool = True) -> dict[str, int]:
+                         with_stocked: bool = False) -> dict[str, int]:
     """Render and write the reference images of ``skus`` (default: the catalog).
 
     ``view_NN.png``: one unit alone; ``shelf_NN.png`` (``with_stocked``): the change a
@@ -191,7 +191,7 @@ def cmd_catalog_images(args: argparse.Namespace) -> int:
     if unknown:
         print(f'go-store: not in the catalog: {", ".join(unknown)}', file=sys.stderr)
         return EXIT_BAD_INPUT
-    counts = write_catalog_images(store, out, args.seed, skus)
+    counts = write_catalog_images(store, out, args.seed, skus, args.shelf_views)
     print(f'wrote {sum(counts.values())} reference images of {len(counts)} SKUs to {out}')
     empty = [s for s, n in counts.items() if n == 0]
     if empty:
@@ -209,4 +209,7 @@ def add_subcommand(sub: argparse._SubParsersAction) -> None:
                         help="folder to write (default: the store's product_images folder)")
     parser.add_argument('--seed', type=int, default=0, help='renderer seed (default 0)')
     parser.add_argument('--skus', default='', help='comma-separated SKUs (default: all)')
+    parser.add_argument('--shelf-views', action='store_true',
+                        help='also write shelf_NN.png: the change a pick makes in a full bin '
+                        '(about 3 times the rendering time)')
     parser.set_defaults(func=cmd_catalog_images)

@@ -84,6 +84,32 @@ class ProductClassifier:
 
     def classify(self, rgb: NDArray[np.uint8], mask: NDArray[np.bool_]) -> Classification:
         """Classify the masked pixels of an RGB crop (ValueError on an empty mask)."""
+        return self.classify_views([(rgb, mask, 1.0)])
+
+    def classify_views(self, views: Sequence[tuple[NDArray[np.uint8], NDArray[np.bool_], float]]
+                       ) -> Classification:
+        """Classify one item seen in several crops: (rgb, mask, weight) each.
+
+        The category and SKU likelihoods of the crops are averaged with the weights (a
+        mixture: one crop that shows the item well is not vetoed by one that does not).
+        """
+        total = sum(weight for _, _, weight in views)
+        if not views or total <= 0.0:
+            raise ValueError('classify_views needs at least one crop with a positive weight')
+        p_category = np.zeros(len(self.categories))
+        likelihoods: dict[str, float] = {}
+        for rgb, mask, weight in views:
+            p_cat, p_sku = self._likelihoods(rgb, mask)
+            p_category += weight / total * p_cat
+            for sku, p in p_sku.items():
+                likelihoods[sku] = likelihoods.get(sku, 0.0) + weight / total * p
+        ranked = sorted(likelihoods.items(), key=lambda item: -item[1])[:self.config.max_skus]
+        best = int(np.argmax(p_category))
+        return Classification(self.categories[best], float(p_category[best]), tuple(ranked))
+
+    def _likelihoods(self, rgb: NDArray[np.uint8], mask: NDArray[np.bool_]
+                     ) -> tuple[NDArray[np.float64], dict[str, float]]:
+        """Return P(category) (in self.categories order) and P(SKU) of one crop."""
         query = item_feature(rgb, mask)
         distances = np.linalg.norm(self._features - query, axis=1)
         sku_distance = np.array([self._label_distance(distances, self._labels == i)
@@ -105,9 +131,7 @@ class ProductClassifier:
                                + orb_bonus.get(self.skus[i], 0.0) for i in indices])
             for i, p in zip(indices, _softmax(scores), strict=True):
                 likelihoods[self.skus[i]] = float(p_category[c] * p)
-        ranked = sorted(likelihoods.items(), key=lambda item: -item[1])[:self.config.max_skus]
-        best = int(np.argmax(p_category))
-        return Classification(self.categories[best], float(p_category[best]), tuple(ranked))
+        return p_category, likelihoods
 
     def _orb_bonus(self, rgb: NDArray[np.uint8], mask: NDArray[np.bool_]) -> dict[str, float]:
         """Return a log-likelihood bonus per SKU from ORB local features.

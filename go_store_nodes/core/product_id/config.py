@@ -46,6 +46,10 @@ class ProductIdConfig:
     frame_candidates: int = _setting(
         4, 1, 30, 'frames on each side of the event tried; the pair that differs least '
         '(a person moved least) is used')
+    hand_side_weight: float = _setting(
+        0.5, 0.0, 1.0, 'weight of the changed pixels of the other frame (pick: after, '
+        'return: before), where the item is in the hand beside the bin; the rest goes to '
+        'the frame where it is on the shelf')
     # Bin region and changed pixels.
     bin_margin_m: float = _setting(
         0.03, 0.0, 0.5, 'm, the bin box grows by this much before it is projected')

@@ -95,7 +95,7 @@ def item_feature(rgb: NDArray[np.uint8], mask: NDArray[np.bool_]) -> NDArray[np.
     upper_share = position - below
     luma_votes = np.bincount(below, 1.0 - upper_share, LUMA_BINS) + np.bincount(
         below + 1, upper_share, LUMA_BINS)
-    luma_histogram = _normalised_root(luma_votes)
+    luma_histogram = _normalised_root(np.asarray(luma_votes, dtype=np.float64))
     return np.concatenate([CHROMA_WEIGHT * chroma, LAYOUT_WEIGHT * halves[0],
                            LAYOUT_WEIGHT * halves[1], LUMA_WEIGHT * luma_histogram])
 

@@ -286,7 +286,15 @@ class ProductIdentifier:
             mask = cv2.dilate(mask.astype(np.uint8), np.ones((size, size), np.uint8)) > 0
         crop_before, crop_after = before.rgb[rows, cols], after.rgb[rows, cols]
         item, frame = (crop_before, before) if event.kind == 'pick' else (crop_after, after)
-        classification = self.classifier.classify(item, mask)
+        other_crop = crop_after if event.kind == 'pick' else crop_before
+        views = [(item, mask, 1.0 - config.hand_side_weight)]
+        if config.hand_side_weight > 0.0:
+            # The same item in the shopper's hand: after a pick it is often still beside
+            # the bin, before a return already there; where the shelf's boards hide the
+            # units from a ceiling camera, this is the better view of it.
+            views.append((other_crop, mask, config.hand_side_weight))
+        classification = self.classifier.classify_views(
+            [view for view in views if view[2] > 0.0])
         self.count('observations')
         other = crop_after if event.kind == 'pick' else crop_before
         return Observation(f'{event.event_id}/{camera_id}', event.event_id, event.bin_id,
