@@ -255,3 +255,17 @@ def test_visible_share_needs_a_view_through_the_bin_opening_past_other_shelves()
     assert visible_share(bin_, shelf, in_front, k, [wall]) < 0.1
     behind = camera_at(np.array([0.0, 2.0, 2.5]))
     assert not sees_bin_front(bin_, shelf.t_map_shelf, behind)
+
+
+def test_views_of_one_item_are_mixed_by_weight(store, classifier):
+    (crop_a, mask_a), = render_product_views(store, 'fizz_cola_330ml', seed=1, every=27)
+    (crop_b, mask_b), = render_product_views(store, 'crispo_salted_150g', seed=1, every=27)
+    a = dict(classifier.classify(crop_a, mask_a).skus)
+    mixed = classifier.classify_views([(crop_a, mask_a, 0.5), (crop_b, mask_b, 0.5)])
+    only_a = classifier.classify_views([(crop_a, mask_a, 1.0), (crop_b, mask_b, 0.0)])
+    assert dict(only_a.skus) == pytest.approx(a)
+    both = dict(mixed.skus)
+    assert both['fizz_cola_330ml'] == pytest.approx(0.5 * a['fizz_cola_330ml'], abs=0.05)
+    assert 'crispo_salted_150g' in both
+    with pytest.raises(ValueError):
+        classifier.classify_views([])

@@ -21,6 +21,7 @@ import pathlib
 import sys
 
 import numpy as np
+import yaml
 
 from go_store_nodes.bagio.reader import messages
 from go_store_nodes.bagio.topics import camera_topics
@@ -56,13 +57,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--refs', default='', help="reference folder (default: the store's)")
     parser.add_argument('--settle-s', type=float, default=0.7)
     parser.add_argument('--dump', default='', help='write each observation crop here (PNG)')
+    parser.add_argument('--params', default='config/go_store.yaml',
+                        help='settings: the product_id section of this params file')
+    parser.add_argument('--set', action='append', default=[], metavar='NAME=VALUE',
+                        help='override one setting (repeatable)')
     args = parser.parse_args(argv)
     store = load_store_description(args.store)
     refs = args.refs or store.product_images
     images, problems = load_reference_folder(refs, store.catalog)
     for problem in problems:
         print(f'reference problem ({problem.reason}): {problem.message}', file=sys.stderr)
-    config = ProductIdConfig()
+    section = yaml.safe_load(pathlib.Path(args.params).read_text())['product_id']
+    values = {info.name: section['ros__parameters'][info.name]
+              for info in ProductIdConfig.fields()}
+    for item in args.set:
+        name, _, value = item.partition('=')
+        values[name] = type(values[name])(yaml.safe_load(value))
+    config = ProductIdConfig(**values)
+    print(f'settings: {values}')
     classifier = ProductClassifier(images, {s: p.category for s, p in store.catalog.items()},
                                    config)
     identifier = ProductIdentifier(store, classifier, config)
