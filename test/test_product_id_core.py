@@ -269,3 +269,15 @@ def test_views_of_one_item_are_mixed_by_weight(store, classifier):
     assert 'crispo_salted_150g' in both
     with pytest.raises(ValueError):
         classifier.classify_views([])
+
+
+def test_background_weights_play_down_the_shelf_colours():
+    from go_store_nodes.core.product_id.features import background_weights
+
+    crop = np.full((20, 20, 3), (120, 124, 134), np.uint8)     # grey shelf
+    crop[5:10, 5:10] = (200, 30, 30)                            # a red item
+    mask = np.zeros((20, 20), bool)
+    mask[4:11, 4:11] = True                                     # item and a grey rim
+    weights = background_weights(crop, mask, 0.3)
+    assert weights[7, 7] > 0.9 and weights[4, 4] < 0.1
+    assert np.all(background_weights(crop, mask, 0.0) == 1.0)

@@ -87,19 +87,22 @@ class ProductClassifier:
         return self.classify_views([(rgb, mask, 1.0)])
 
     def classify_views(self, views: Sequence[tuple[NDArray[np.uint8], NDArray[np.bool_], float]]
-                       ) -> Classification:
+                       | Sequence[tuple[NDArray[np.uint8], NDArray[np.bool_], float,
+                                        NDArray[np.float64] | None]]) -> Classification:
         """Classify one item seen in several crops: (rgb, mask, weight) each.
 
         The category and SKU likelihoods of the crops are averaged with the weights (a
         mixture: one crop that shows the item well is not vetoed by one that does not).
         """
-        total = sum(weight for _, _, weight in views)
+        total = sum(view[2] for view in views)
         if not views or total <= 0.0:
             raise ValueError('classify_views needs at least one crop with a positive weight')
         p_category = np.zeros(len(self.categories))
         likelihoods: dict[str, float] = {}
-        for rgb, mask, weight in views:
-            p_cat, p_sku = self._likelihoods(rgb, mask)
+        for view in views:
+            rgb, mask, weight = view[0], view[1], view[2]
+            pixel_weights = view[3] if len(view) > 3 else None
+            p_cat, p_sku = self._likelihoods(rgb, mask, pixel_weights)
             p_category += weight / total * p_cat
             for sku, p in p_sku.items():
                 likelihoods[sku] = likelihoods.get(sku, 0.0) + weight / total * p
@@ -107,10 +110,11 @@ class ProductClassifier:
         best = int(np.argmax(p_category))
         return Classification(self.categories[best], float(p_category[best]), tuple(ranked))
 
-    def _likelihoods(self, rgb: NDArray[np.uint8], mask: NDArray[np.bool_]
+    def _likelihoods(self, rgb: NDArray[np.uint8], mask: NDArray[np.bool_],
+                     pixel_weights: NDArray[np.float64] | None = None
                      ) -> tuple[NDArray[np.float64], dict[str, float]]:
         """Return P(category) (in self.categories order) and P(SKU) of one crop."""
-        query = item_feature(rgb, mask)
+        query = item_feature(rgb, mask, pixel_weights)
         distances = np.linalg.norm(self._features - query, axis=1)
         sku_distance = np.array([self._label_distance(distances, self._labels == i)
                                  for i in range(len(self.skus))])

@@ -63,6 +63,9 @@ class ProductIdConfig:
     mask_grow_px: int = _setting(
         0, 0, 20, 'px the changed pixels are grown by before classification (the rest of '
         'the item beside the edges that changed)')
+    background_suppression: float = _setting(
+        0.0, 0.0, 10.0, 'changed pixels in colours common in the unchanged part of the bin '
+        'region (the shelf) count exp(-this x relative density) (0: all count fully)')
     min_changed_px: int = _setting(
         6, 1, 100000, 'changed pixels in the bin region below which nothing is classified')
     # Classifier.

@@ -35,7 +35,8 @@ FEATURE_LENGTH = CHROMA_BINS ** 2 + 2 * LAYOUT_BINS ** 2 + LUMA_BINS
 
 
 def _soft_histogram_2d(u: NDArray[np.float64], v: NDArray[np.float64], bins: int,
-                       low: float, high: float) -> NDArray[np.float64]:
+                       low: float, high: float,
+                       weights: NDArray[np.float64] | None = None) -> NDArray[np.float64]:
     """Return a bilinear-vote 2-D histogram of points in [low, high]^2.
 
     A shift of light or print that moves colours across a bin edge so changes the
@@ -50,9 +51,10 @@ def _soft_histogram_2d(u: NDArray[np.float64], v: NDArray[np.float64], bins: int
     x0 = np.minimum(np.floor(x).astype(int), bins - 2) if bins > 1 else np.zeros_like(x, int)
     y0 = np.minimum(np.floor(y).astype(int), bins - 2) if bins > 1 else np.zeros_like(y, int)
     fx, fy = x - x0, y - y0
+    w = np.ones_like(u) if weights is None else weights
     for dx, wx in ((0, 1.0 - fx), (1, fx)):
         for dy, wy in ((0, 1.0 - fy), (1, fy)):
-            np.add.at(histogram, (x0 + dx, y0 + dy), wx * wy)
+            np.add.at(histogram, (x0 + dx, y0 + dy), wx * wy * w)
     return histogram.ravel()
 
 
@@ -61,11 +63,38 @@ def _normalised_root(histogram: NDArray[np.float64]) -> NDArray[np.float64]:
     return np.sqrt(histogram / total) if total > 0 else histogram
 
 
-def item_feature(rgb: NDArray[np.uint8], mask: NDArray[np.bool_]) -> NDArray[np.float64]:
+def background_weights(rgb: NDArray[np.uint8], mask: NDArray[np.bool_],
+                       strength: float) -> NDArray[np.float64]:
+    """Return per-pixel weights (HxW, 0..1) that play down colours of the background.
+
+    The background is the unmasked pixels of the same crop (shelf, other units). A pixel
+    whose chromaticity is d times as common there as a uniform spread would make it gets
+    exp(-strength x d): changed pixels in the shelf's own colours are mostly edges and
+    shading that moved, not the item.
+    """
+    weights = np.ones(mask.shape)
+    background = ~np.asarray(mask, dtype=bool)
+    if strength <= 0.0 or not background.any():
+        return weights
+    pixels = np.asarray(rgb, dtype=np.float64)
+    total = np.maximum(pixels.sum(axis=2), 1.0)
+    r, g = pixels[:, :, 0] / total, pixels[:, :, 1] / total
+    low, high = CHROMA_RANGE
+    histogram = _soft_histogram_2d(r[background], g[background], CHROMA_BINS, low, high)
+    density = histogram.reshape(CHROMA_BINS, CHROMA_BINS) / histogram.sum() * CHROMA_BINS ** 2
+    scale = CHROMA_BINS / (high - low)
+    ix = np.clip(((r - low) * scale).astype(int), 0, CHROMA_BINS - 1)
+    iy = np.clip(((g - low) * scale).astype(int), 0, CHROMA_BINS - 1)
+    return np.exp(-strength * density[ix, iy])
+
+
+def item_feature(rgb: NDArray[np.uint8], mask: NDArray[np.bool_],
+                 weights: NDArray[np.float64] | None = None) -> NDArray[np.float64]:
     """Return the appearance feature (length FEATURE_LENGTH) of the masked pixels.
 
-    ``rgb`` is HxWx3 uint8 in RGB order, ``mask`` HxW bool (the item's pixels). Raises
-    ValueError when shapes disagree or the mask is empty.
+    ``rgb`` is HxWx3 uint8 in RGB order, ``mask`` HxW bool (the item's pixels),
+    ``weights`` optional HxW votes per pixel (default 1). Raises ValueError when shapes
+    disagree or the mask is empty.
     """
     rgb = np.asarray(rgb)
     mask = np.asarray(mask, dtype=bool)
@@ -75,16 +104,19 @@ def item_feature(rgb: NDArray[np.uint8], mask: NDArray[np.bool_]) -> NDArray[np.
     if rows.size == 0:
         raise ValueError('the mask selects no pixel')
     pixels = rgb[mask].astype(np.float64)
+    vote = np.ones(len(pixels)) if weights is None else np.asarray(weights, float)[mask]
     total = pixels.sum(axis=1)
     coloured = total >= MIN_SUM_DN
     r = pixels[coloured, 0] / total[coloured]
     g = pixels[coloured, 1] / total[coloured]
+    w = vote[coloured]
     low, high = CHROMA_RANGE
-    chroma = _normalised_root(_soft_histogram_2d(r, g, CHROMA_BINS, low, high))
+    chroma = _normalised_root(_soft_histogram_2d(r, g, CHROMA_BINS, low, high, w))
     # Upper and lower half of the item in the image (by the median row).
     middle = np.median(rows)
     upper = (rows <= middle)[coloured]
-    halves = [_normalised_root(_soft_histogram_2d(r[part], g[part], LAYOUT_BINS, low, high))
+    halves = [_normalised_root(_soft_histogram_2d(r[part], g[part], LAYOUT_BINS, low, high,
+                                                  w[part]))
               for part in (upper, ~upper)]
     luma = pixels @ np.array([0.299, 0.587, 0.114])
     log_luma = np.log2(np.maximum(luma, 1.0))
@@ -93,8 +125,8 @@ def item_feature(rgb: NDArray[np.uint8], mask: NDArray[np.bool_]) -> NDArray[np.
     position = np.clip((log_luma - lo) / (hi - lo) * LUMA_BINS - 0.5, 0.0, LUMA_BINS - 1.0)
     below = np.minimum(np.floor(position).astype(int), LUMA_BINS - 2)
     upper_share = position - below
-    luma_votes = np.bincount(below, 1.0 - upper_share, LUMA_BINS) + np.bincount(
-        below + 1, upper_share, LUMA_BINS)
+    luma_votes = np.bincount(below, vote * (1.0 - upper_share), LUMA_BINS) + np.bincount(
+        below + 1, vote * upper_share, LUMA_BINS)
     luma_histogram = _normalised_root(np.asarray(luma_votes, dtype=np.float64))
     return np.concatenate([CHROMA_WEIGHT * chroma, LAYOUT_WEIGHT * halves[0],
                            LAYOUT_WEIGHT * halves[1], LUMA_WEIGHT * luma_histogram])

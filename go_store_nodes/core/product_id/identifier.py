@@ -29,6 +29,7 @@ from ..transforms import Transform
 from .classifier import Classification, ProductClassifier
 from .config import ProductIdConfig
 from .crops import bin_window, changed_mask, sees_bin_front, visible_share
+from .features import background_weights
 
 KINDS = ('pick', 'return')
 NS_PER_S = 1_000_000_000
@@ -287,12 +288,15 @@ class ProductIdentifier:
         crop_before, crop_after = before.rgb[rows, cols], after.rgb[rows, cols]
         item, frame = (crop_before, before) if event.kind == 'pick' else (crop_after, after)
         other_crop = crop_after if event.kind == 'pick' else crop_before
-        views = [(item, mask, 1.0 - config.hand_side_weight)]
+        strength = config.background_suppression
+        views = [(item, mask, 1.0 - config.hand_side_weight,
+                  background_weights(item, mask, strength))]
         if config.hand_side_weight > 0.0:
             # The same item in the shopper's hand: after a pick it is often still beside
             # the bin, before a return already there; where the shelf's boards hide the
             # units from a ceiling camera, this is the better view of it.
-            views.append((other_crop, mask, config.hand_side_weight))
+            views.append((other_crop, mask, config.hand_side_weight,
+                          background_weights(other_crop, mask, strength)))
         classification = self.classifier.classify_views(
             [view for view in views if view[2] > 0.0])
         self.count('observations')
