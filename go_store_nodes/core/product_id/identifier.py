@@ -232,7 +232,7 @@ class ProductIdentifier:
         """Events waiting for their after frames."""
         return len(self._pending)
 
-    # Helpers -------------------------------------------------------------------------------
+    # Internals -----------------------------------------------------------------------------
 
     def _befores(self, camera_id: str, before_ns: int) -> list[_Frame]:
         """Return the last frames (``frame_candidates``) up to ``before_ns``, latest first."""
