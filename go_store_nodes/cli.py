@@ -170,6 +170,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     from . import video_command
     video_command.add_subcommand(sub)
+    from . import catalog_images_command
+    catalog_images_command.add_subcommand(sub)
     return parser
 
 

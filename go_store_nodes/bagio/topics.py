@@ -9,6 +9,7 @@ from ..core.topics import (  # noqa: F401 - re-exported for the recorder
     CART_EVENTS_TOPIC,
     CHECK_IN_RESULT_TOPIC,
     DETECTIONS_TOPIC,
+    PRODUCT_OBSERVATIONS_TOPIC,
     RECEIPTS_TOPIC,
     SHELF_EVENTS_TOPIC,
     SKELETONS_TOPIC,
@@ -40,6 +41,7 @@ OUTPUT_TOPICS: dict[str, str] = {
     RECEIPTS_TOPIC: 'go_store/msg/Receipt',
     CHECK_IN_RESULT_TOPIC: 'go_store/msg/CheckInResult',
     CALIBRATION_STATUS_TOPIC: 'go_store/msg/CalibrationStatus',
+    PRODUCT_OBSERVATIONS_TOPIC: 'go_store/msg/ProductObservationArray',
 }
 # Latched (transient local) topics: the recorder and the player keep their QoS.
 LATCHED_TOPICS = frozenset({TF_STATIC_TOPIC, CALIBRATION_STATUS_TOPIC})

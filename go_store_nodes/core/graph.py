@@ -41,7 +41,8 @@ class NodeSpec:
 # Project nodes: (executable == node name). Each has a section keyed by its name
 # in config/go_store.yaml and a module go_store_nodes.nodes.<name> with main().
 PROJECT_NODES: tuple[str, ...] = ('calibration', 'person_locator', 'tracker', 'gate',
-                                  'cart_ledger', 'shelf_fusion', 'association', 'pose')
+                                  'cart_ledger', 'shelf_fusion', 'association', 'pose',
+                                  'product_id')
 
 
 def realsense_profile(width: int, height: int, fps: float) -> str:

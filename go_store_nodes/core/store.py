@@ -193,6 +193,9 @@ class StoreDescription:
     # Per camera, figures image calibration recorded beside the pose in the extrinsics
     # file: reprojection_rms_px, floor_height_error_m, floor_tilt_error_deg.
     calibration_quality: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+    # Reference images of the catalog products (`product_images`, relative to the store
+    # file; resolved by load_store_description); '' when the description names none.
+    product_images: str = ''
 
     def camera(self, camera_id: str) -> Camera:
         """Return the camera with this id, or raise KeyError naming the known ones."""
@@ -458,11 +461,12 @@ def parse_store_description(data: Any, source: str = '<memory>',
             root.fail(f'needs at least one {kind} gate')
 
     width, depth = store.vector('size_m', 2)
+    product_images = root.text('product_images', '')
     return StoreDescription(
         name=store.text('name'), map_frame=store.text('map_frame'), size_m=(width, depth),
         currency=store.text('currency'), camera_models=models, cameras=tuple(cameras),
         shelves=tuple(shelves), gates=tuple(gates), catalog=catalog, source_path=source,
-        extrinsics_source=sources)
+        extrinsics_source=sources, product_images=product_images)
 
 
 def _read_yaml(path: pathlib.Path, what: str) -> Any:
@@ -489,7 +493,9 @@ def load_store_description(path: str | pathlib.Path) -> StoreDescription:
         extrinsics_path = str(path.parent / str(data['extrinsics_file']))
         extrinsics, quality = load_extrinsics(extrinsics_path)
     description = parse_store_description(data, str(path), extrinsics, extrinsics_path)
-    return replace(description, calibration_quality=quality)
+    images = description.product_images
+    return replace(description, calibration_quality=quality,
+                   product_images=str(path.parent / images) if images else '')
 
 
 QUALITY_FIELDS = ('reprojection_rms_px', 'floor_height_error_m', 'floor_tilt_error_deg')

@@ -1,0 +1,102 @@
+"""Settings of product identification: one frozen, validated dataclass.
+
+Each field carries its meaning (with unit), its kind (int or float) and its valid range
+as dataclass metadata, so the node declares its ROS parameters from the same table
+(``ProductIdConfig.fields``). Values for a store are in ``config/go_store.yaml`` under
+``product_id``; the defaults here are the same values, for the core's own users.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+import math
+from typing import Any
+
+
+def _setting(default: float, minimum: float, maximum: float, description: str) -> Any:
+    return field(default=default, metadata={
+        'minimum': minimum, 'maximum': maximum, 'description': description})
+
+
+@dataclass(frozen=True)
+class SettingInfo:
+    """Name, meaning, kind and range of one setting."""
+
+    name: str
+    description: str
+    minimum: float
+    maximum: float
+    integer: bool
+
+
+@dataclass(frozen=True)
+class ProductIdConfig:
+    """Every knob of product identification (pixels, DN 0..255, seconds)."""
+
+    # Frames kept per camera.
+    ring_frames: int = _setting(
+        90, 2, 10000, 'colour frames kept per camera (a full ring drops its oldest, counted)')
+    # Which frames bracket a shelf event.
+    before_margin_s: float = _setting(
+        0.1, 0.0, 5.0, 's, the before frame is the last one at least this long before start')
+    after_margin_s: float = _setting(
+        0.1, 0.0, 5.0, 's, the after frame is the first one at least this long after end')
+    max_wait_s: float = _setting(
+        3.0, 0.0, 60.0, 's of node clock after the event end to wait for after frames')
+    frame_candidates: int = _setting(
+        4, 1, 30, 'frames on each side of the event tried; the pair that differs least '
+        '(a person moved least) is used')
+    hand_side_weight: float = _setting(
+        0.5, 0.0, 1.0, 'weight of the changed pixels of the other frame (pick: after, '
+        'return: before), where the item is in the hand beside the bin; the rest goes to '
+        'the frame where it is on the shelf')
+    # Bin region and changed pixels.
+    bin_margin_m: float = _setting(
+        0.03, 0.0, 0.5, 'm, the bin box grows by this much before it is projected')
+    min_visible_share: float = _setting(
+        0.3, 0.0, 1.0, "share of a bin's front units a camera must see (through the bin's "
+        'opening, past other shelves) to be used')
+    min_window_px: int = _setting(
+        4, 1, 1000, 'px, smallest width and height of a projected bin region worth a look')
+    change_threshold_dn: float = _setting(
+        18.0, 1.0, 255.0, 'DN, a pixel changed when its largest channel difference exceeds this')
+    mask_grow_px: int = _setting(
+        0, 0, 20, 'px the changed pixels are grown by before classification (the rest of '
+        'the item beside the edges that changed)')
+    background_suppression: float = _setting(
+        0.0, 0.0, 10.0, 'changed pixels in colours common in the unchanged part of the bin '
+        'region (the shelf) count exp(-this x relative density) (0: all count fully)')
+    min_changed_px: int = _setting(
+        6, 1, 100000, 'changed pixels in the bin region below which nothing is classified')
+    # Classifier.
+    neighbours: int = _setting(
+        3, 1, 50, 'nearest references per label averaged into its distance')
+    temperature: float = _setting(
+        0.08, 0.001, 10.0, 'feature distance per e-fold of likelihood (softmax scale)')
+    max_skus: int = _setting(5, 1, 1000, 'SKU candidates published per observation')
+    orb_min_size_px: int = _setting(
+        48, 8, 10000, 'px, crops and references at least this large on both sides are '
+        'also compared with ORB local features')
+    orb_weight: float = _setting(
+        2.0, 0.0, 100.0, 'log-likelihood added per unit share of ORB ratio-test matches')
+
+    def __post_init__(self) -> None:
+        """Validate every field against its range and its kind."""
+        for info in self.fields():
+            value = getattr(self, info.name)
+            if info.integer:
+                if isinstance(value, bool) or not isinstance(value, int):
+                    raise ValueError(f'{info.name} must be an integer, got {value!r}')
+            elif isinstance(value, bool) or not isinstance(value, (int, float)) \
+                    or not math.isfinite(value):
+                raise ValueError(f'{info.name} must be a finite number, got {value!r}')
+            if not info.minimum <= value <= info.maximum:
+                raise ValueError(f'{info.name} must be in [{info.minimum}, {info.maximum}] '
+                                 f'({info.description}), got {value}')
+
+    @classmethod
+    def fields(cls) -> tuple[SettingInfo, ...]:
+        """Every setting with its meaning, range and kind, in declaration order."""
+        return tuple(SettingInfo(f.name, f.metadata['description'], f.metadata['minimum'],
+                                 f.metadata['maximum'], f.type in ('int', int))
+                     for f in fields(cls))

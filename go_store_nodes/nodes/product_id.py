@@ -1,0 +1,257 @@
+"""Product ID node: which product left or came at a shelf event, from colour crops.
+
+Subscribes:
+  cameras/<cam>/color/image_raw     sensor_msgs/Image rgb8/bgr8, every camera of the store
+  cameras/<cam>/color/camera_info   sensor_msgs/CameraInfo
+  /tf_static                        map -> <cam>_color_optical_frame (calibration)
+  shelves/events                    go_store/ShelfEvent (weight fusion): bin, start, end
+Publishes:
+  products/observations   go_store/ProductObservationArray, one per classified frame
+                          (stamp = its capture time, frame map); one observation per
+                          camera that sees the bin front, observation_id
+                          '<shelf event id>/<camera id>', category, SKU likelihoods
+  diagnostics             frames, events, observations, drops by reason
+Reference images come from the store description's ``product_images`` folder (or the
+``product_images`` parameter). Bad input (a camera not in TF, an unknown bin, a folder
+of a SKU not in the catalog, a malformed image) is logged, counted and dropped.
+Logic: go_store_nodes.core.product_id; docs/shelf-to-cart.md, section Product ID.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any
+
+from go_store.msg import ProductObservation, ProductObservationArray, ShelfEvent, SkuLikelihood
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import CameraInfo, Image
+
+from ..core.locator import decode_color, FrameRejectedError
+from ..core.product_id import (
+    EventRejectedError,
+    load_reference_folder,
+    Observation,
+    ProductClassifier,
+    ProductIdConfig,
+    ProductIdentifier,
+    ReferenceImage,
+    ReferenceProblem,
+    ShelfEventData,
+)
+from ..core.store import Intrinsics, load_store_description
+from ..core.tf_buffer import FrameLookupError, TransformBuffer
+from ..core.transforms import Transform
+from ..ros.diagnostics import ERROR, NodeDiagnostics, OK, WARN
+from ..ros.params import (
+    declare_parameters,
+    DIAGNOSTICS_PERIOD,
+    MissingParameterError,
+    ParamSpec,
+    STORE_DESCRIPTION,
+)
+from ..ros.share import default_store_description
+from ..ros.tf import StaticTransformListener
+from .person_locator import intrinsics_from_camera_info, ns_to_stamp, stamp_to_ns
+from .runner import run_single_node
+
+PARAMETERS = (
+    STORE_DESCRIPTION,
+    ParamSpec('product_images', Parameter.Type.STRING,
+              "reference image folder; '' for the store description's product_images"),
+    *(ParamSpec(info.name, Parameter.Type.INTEGER if info.integer else Parameter.Type.DOUBLE,
+                info.description, info.minimum, info.maximum)
+      for info in ProductIdConfig.fields()),
+    ParamSpec('poll_period_s', Parameter.Type.DOUBLE,
+              's between checks for shelf events whose after frames are in', 0.02, 5.0),
+    DIAGNOSTICS_PERIOD,
+)
+
+IMAGE_QOS = QoSProfile(depth=5, history=HistoryPolicy.KEEP_LAST,
+                       reliability=ReliabilityPolicy.RELIABLE,
+                       durability=DurabilityPolicy.VOLATILE)
+EVENT_QOS = QoSProfile(depth=100, history=HistoryPolicy.KEEP_LAST,
+                       reliability=ReliabilityPolicy.RELIABLE,
+                       durability=DurabilityPolicy.VOLATILE)
+LOG_REPEAT_S = 5.0
+KIND_OF_EVENT = {ShelfEvent.PICK: 'pick', ShelfEvent.RETURN: 'return'}
+
+
+def shelf_event_from_msg(msg: ShelfEvent) -> ShelfEventData | None:
+    """Return the core event of a ShelfEvent; None for an UNKNOWN change (nothing to see)."""
+    kind = KIND_OF_EVENT.get(int(msg.event_type))
+    if kind is None:
+        return None
+    return ShelfEventData(str(msg.event_id), str(msg.bin_id), kind, stamp_to_ns(msg.start),
+                          stamp_to_ns(msg.end))
+
+
+def observations_msg(observations: list[Observation], frame_id: str,
+                     camera_frames: dict[str, str]) -> ProductObservationArray:
+    """Return the array of observations of one capture time (the first one's stamp)."""
+    msg = ProductObservationArray()
+    msg.header.stamp = ns_to_stamp(observations[0].stamp_ns)
+    msg.header.frame_id = frame_id
+    for observation in observations:
+        item = ProductObservation()
+        item.header.stamp = ns_to_stamp(observation.stamp_ns)
+        item.header.frame_id = camera_frames.get(observation.camera_id, '')
+        item.observation_id = observation.observation_id
+        item.track_id = 0
+        item.hand = ProductObservation.HAND_NONE
+        item.bin_id = observation.bin_id
+        item.camera_id = observation.camera_id
+        item.category = observation.classification.category
+        item.category_probability = float(observation.classification.category_probability)
+        item.skus = [SkuLikelihood(sku=sku, quantity=1, likelihood=float(likelihood))
+                     for sku, likelihood in observation.classification.skus]
+        msg.observations.append(item)
+    return msg
+
+
+class ProductIdNode(Node):
+    """Classifies the item that left or came at each shelf event, per camera."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        """Load the store, fit the classifier on the reference images, subscribe."""
+        super().__init__('product_id', **kwargs)
+        params = declare_parameters(self, PARAMETERS)
+        path = params['store_description'] or str(default_store_description())
+        self.description = load_store_description(path)
+        self.diagnostics = NodeDiagnostics(self, params['diagnostics_period_s'])
+        self._last_log: dict[str, float] = {}
+        folder = params['product_images'] or self.description.product_images
+        try:
+            config = ProductIdConfig(**{info.name: params[info.name]
+                                        for info in ProductIdConfig.fields()})
+        except ValueError as error:
+            raise MissingParameterError(f"node 'product_id': {error}") from None
+        # Without reference images the node still runs (the rest of the graph does not
+        # depend on it): status ERROR, every shelf event dropped and counted.
+        self.identifier: ProductIdentifier | None = None
+        problems: list[ReferenceProblem] = []
+        images: list[ReferenceImage] = []
+        try:
+            if not folder:
+                raise ValueError('no product_images folder: set it in the store description '
+                                 'or the product_images parameter')
+            images, problems = load_reference_folder(folder, self.description.catalog)
+            classifier = ProductClassifier(
+                images, {s: p.category for s, p in self.description.catalog.items()}, config)
+            self.identifier = ProductIdentifier(self.description, classifier, config)
+        except (ValueError, FileNotFoundError) as error:
+            self._no_references = str(error)
+            self.get_logger().error(f'no product identification: {error}')
+        for problem in problems:
+            self.diagnostics.count(f'reference_{problem.reason}')
+            self.get_logger().warning(f'reference images: {problem.message}')
+        self.tf_buffer = TransformBuffer()
+        self._tf_listener = StaticTransformListener(self.tf_buffer, self)
+        self._map_frame = self.description.map_frame
+        self._color_info: dict[str, Intrinsics] = {}
+        self._camera_frames = {c.camera_id: c.color_frame_id for c in self.description.cameras}
+        self._publisher = self.create_publisher(
+            ProductObservationArray, 'products/observations', EVENT_QOS)
+        self._subscriptions_kept = [self.create_subscription(
+            ShelfEvent, 'shelves/events', self.on_event, EVENT_QOS)]
+        for camera in self.description.cameras:
+            cam = camera.camera_id
+            prefix = f'cameras/{cam}/color'
+            self._subscriptions_kept += [
+                self.create_subscription(Image, f'{prefix}/image_raw',
+                                         lambda m, c=cam: self.on_color(m, c), IMAGE_QOS),
+                self.create_subscription(CameraInfo, f'{prefix}/camera_info',
+                                         lambda m, c=cam: self.on_info(m, c), IMAGE_QOS),
+            ]
+        self._timer = self.create_timer(params['poll_period_s'], self.on_timer)
+        self.diagnostics.values['product_images'] = str(folder)
+        if self.identifier is None:
+            self.diagnostics.set_status(ERROR, f'no reference images: {self._no_references}')
+            return
+        classifier = self.identifier.classifier
+        self.diagnostics.values['reference_skus'] = str(len(classifier.skus))
+        self.diagnostics.set_status(OK if not problems else WARN,
+                                    f'{len(classifier.skus)} SKUs from {len(images)} images'
+                                    + (f', {len(problems)} reference problems' if problems
+                                       else ''))
+        self.get_logger().info(
+            f'product ID ready: {len(classifier.skus)} SKUs in {len(classifier.categories)} '
+            f'categories from {len(images)} reference images in {folder}')
+
+    # Inputs --------------------------------------------------------------------------------
+
+    def on_info(self, msg: CameraInfo, camera_id: str) -> None:
+        """Keep the latest colour camera_info of a camera."""
+        self._color_info[camera_id] = intrinsics_from_camera_info(msg)
+
+    def on_color(self, msg: Image, camera_id: str) -> None:
+        """Keep one colour frame in the camera's ring."""
+        self.diagnostics.count('color_frames')
+        if self.identifier is None:
+            return
+        frame_id = msg.header.frame_id or self._camera_frames[camera_id]
+        transform: Transform | None
+        try:
+            transform = self.tf_buffer.lookup(self._map_frame, frame_id)
+        except FrameLookupError:
+            transform = None
+        try:
+            rgb = decode_color(msg.encoding, int(msg.height), int(msg.width), int(msg.step),
+                               bytes(msg.data))
+            self.identifier.add_frame(camera_id, stamp_to_ns(msg.header.stamp), rgb,
+                                      self._color_info.get(camera_id), transform)
+        except FrameRejectedError as rejection:
+            if rejection.reason in ('malformed', 'wrong_encoding'):
+                self.identifier.count(f'dropped_frame_{rejection.reason}')
+            self._warn(f'camera {camera_id}: dropped a colour frame ({rejection.reason}): '
+                       f'{rejection}', rejection.reason)
+
+    def on_event(self, msg: ShelfEvent) -> None:
+        """Queue a shelf event for classification once its after frames are in."""
+        self.diagnostics.count('shelf_events')
+        event = shelf_event_from_msg(msg)
+        if event is None:
+            self.diagnostics.count('shelf_events_unknown_type')
+            return
+        if self.identifier is None:
+            self.diagnostics.count('dropped_event_no_references')
+            return
+        try:
+            self.identifier.add_event(event)
+        except EventRejectedError as rejection:
+            self._warn(f'dropped shelf event {event.event_id}: {rejection}', rejection.reason)
+
+    def on_timer(self) -> None:
+        """Classify events that are ready; publish one array per capture time."""
+        if self.identifier is None:
+            return
+        now = self.get_clock().now().nanoseconds
+        observations = self.identifier.poll(now if now > 0 else None)
+        by_stamp: dict[int, list[Observation]] = {}
+        for observation in observations:
+            by_stamp.setdefault(observation.stamp_ns, []).append(observation)
+        for stamp_ns in sorted(by_stamp):
+            self._publisher.publish(observations_msg(by_stamp[stamp_ns], self._map_frame,
+                                                     self._camera_frames))
+        self.diagnostics.counters.update(self.identifier.counters)
+        self.diagnostics.values['pending_events'] = str(self.identifier.pending_events)
+
+    def _warn(self, message: str, key: str) -> None:
+        """Log a drop, at most every LOG_REPEAT_S per reason."""
+        now = time.monotonic()
+        if now - self._last_log.get(key, -LOG_REPEAT_S) >= LOG_REPEAT_S:
+            self._last_log[key] = now
+            self.get_logger().warning(message)
+
+
+def main(args: list[str] | None = None) -> None:
+    """Run the product ID node until shut down."""
+    sys.exit(run_single_node(ProductIdNode, args))
+
+
+NODE = ProductIdNode
+
+if __name__ == '__main__':
+    main()
