@@ -253,7 +253,7 @@ def segment_people(heights: NDArray[np.float32], level: NDArray[np.float32], gri
                     and (parts[i].top_m, i) > (parts[k].top_m, k)
                     and abs(parts[i].top_m - parts[k].top_m) < config.head_depth_m
                     and math.hypot(parts[i].head_xy_m[0] - hx,
-                                   parts[i].head_xy_m[1] - hy) < 2.0 * config.head_separation_m
+                                   parts[i].head_xy_m[1] - hy) < 1.5 * config.head_separation_m
                     and _saddle(window, k + 1, i + 1, level_flat, r0, c0, grid)
                     >= min(parts[i].top_m, parts[k].top_m) - config.head_depth_m]
             if twin and not clipped[k]:
