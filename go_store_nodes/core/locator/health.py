@@ -113,10 +113,6 @@ class HealthMonitor:
             health.max_latency_s = max(health.max_latency_s, latency)
             health.last_received_ns = received_ns
 
-    def frame_period_ns(self) -> int:
-        """Return the cameras' frame period: the median of their measured periods."""
-        return int(statistics.median(h.period_ns for h in self.cameras.values()))
-
     def rejected(self, camera_id: str, reason: str, received_ns: int | None) -> None:
         """Record a dropped frame; it still shows the camera is alive."""
         health = self.cameras[camera_id]
