@@ -133,7 +133,8 @@ def accuracy(args: argparse.Namespace) -> None:
           f'({100.0 * found / max(1, expected):.1f} %), mean error '
           f'{1000.0 * (statistics.fmean(errors) if errors else math.nan):.0f} mm; '
           f'false detections: {false}; second detections of one person (within 0.6 m of '
-          f'their head): {duplicates}; frame sets by camera count: {dict(sorted(set_sizes.items()))}')
+          f'their head): {duplicates}; frame sets by camera count: '
+          f'{dict(sorted(set_sizes.items()))}')
 
 
 def main() -> None:

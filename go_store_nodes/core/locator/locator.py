@@ -11,9 +11,8 @@ mounting: each frame brings its intrinsics and pose.
 
 from __future__ import annotations
 
-import dataclasses
-
 from collections import deque
+import dataclasses
 from typing import Mapping
 
 import numpy as np
