@@ -142,29 +142,6 @@ class BackgroundModel:
         foreground[absorb] = False
         return foreground.reshape(near.shape)
 
-    def sideways_map(self, intrinsics: Intrinsics, t_map_depth: Transform) -> NDArray[np.float32]:
-        """Per floor cell, the RMS sideways error of a point at standing height; inf unseen.
-
-        Depends on the camera's pose and intrinsics only, so it is computed once per pose.
-        """
-        cached = self._sideways_map
-        if cached is not None and (cached[0] is t_map_depth or (
-                np.array_equal(cached[0].rotation, t_map_depth.rotation)
-                and np.array_equal(cached[0].translation, t_map_depth.translation))):
-            return cached[1]
-        rows, cols = np.divmod(np.arange(self.grid.nx * self.grid.ny), self.grid.nx)
-        x, y = self.grid.centres(rows.astype(np.float64), cols.astype(np.float64))
-        points = np.stack([x, y, np.full(x.shape, self.config.standing_height_m)], axis=1)
-        seen = in_view(points, intrinsics, t_map_depth)
-        camera = t_map_depth.inverse().apply(points)
-        depth = np.where(camera[:, 2] > 1e-3, camera[:, 2], 1.0)
-        ray = camera / depth[:, None]          # (x/z, y/z, 1) in the optical frame
-        horizontal = np.hypot(*(ray @ np.asarray(t_map_depth.rotation).T)[:, :2].T)
-        error = noise_rms_m(depth, intrinsics.fx, self.config) * horizontal
-        result = np.where(seen, error, np.inf).astype(np.float32)
-        self._sideways_map = (t_map_depth, result)
-        return result
-
     def protect(self, flat_pixels: NDArray[np.int64], t_s: float) -> None:
         """Restart the absorption clock of pixels where a person was located at ``t_s``."""
         t = self._time(t_s)
