@@ -377,3 +377,74 @@ def test_appearance_is_a_unit_norm_colour_signature_of_head_and_shoulders():
     assert float(np.dot(detection.appearance, blue)) < 0.1
     assert float(np.dot(detection.appearance, detection.appearance)) == pytest.approx(1.0)
     assert signature(np.zeros((3, 3), np.uint8)) == ()
+
+
+# Blurred views ---------------------------------------------------------------------------
+def test_sideways_error_map_grows_with_distance_and_tilt_and_is_inf_out_of_view():
+    from go_store_nodes.core.locator.camera import CameraFrameLocator, FloorGrid
+    grid = FloorGrid.covering(*FLOOR, 0.05)
+    config = LocatorConfig()
+    error = CameraFrameLocator('top', grid, config).sideways_map(K, TOP).reshape(grid.ny,
+                                                                                grid.nx)
+
+    def at(x, y):
+        return float(error[int(y / 0.05), int(x / 0.05)])
+
+    # Straight below the camera a depth error is vertical: no sideways error at all.
+    assert at(3.0, 2.5) < 0.005
+    assert at(3.0, 2.5) < at(3.8, 2.5) < at(4.4, 2.5)
+    assert math.isinf(at(0.1, 0.1))                       # outside the view
+    assert at(3.8, 2.5) == pytest.approx(at(2.2, 2.5), rel=0.05)   # symmetric
+
+
+def _blurred_scene_detections(**overrides):
+    """Locate a person under a camera 2.2 m above the head and two far, tilted views."""
+    full = intrinsics(424, 240)
+    poses = {'top': camera_pose(3.0, 2.5, 4.0),
+             'west': camera_pose(0.2, 2.5, 4.0, tilt_deg=55.0, yaw_deg=-90.0),
+             'east': camera_pose(5.8, 2.5, 4.0, tilt_deg=55.0, yaw_deg=90.0)}
+    loc = locator(tuple(poses), **overrides)
+    found = []
+    for k in range(10):
+        scene = person(3.0, 2.5, 1.75) if k >= 5 else ()
+        stamp = T0 + k * PERIOD
+        for name, pose in poses.items():
+            depth = render_depth(full, pose, scene, seed=100 * k + len(name))
+            for located in loc.add_depth(DepthFrame(name, stamp, depth, full, pose, stamp)):
+                if k >= 6:
+                    found.append(located.detections)
+    return found, loc
+
+
+def test_points_a_sharper_view_covers_are_not_taken_from_far_tilted_views():
+    found, loc = _blurred_scene_detections()
+    assert found and loc.points_blurred > 0
+    for detections in found:
+        (detection,) = detections
+        assert math.hypot(detection.x_m - 3.0, detection.y_m - 2.5) < 0.08
+        assert detection.camera_ids == ('top',)     # the blurred views add nothing here
+    # Without the limit every view's points are used.
+    off, loc = _blurred_scene_detections(max_sideways_error_m=10.0)
+    assert loc.points_blurred == 0
+    assert all(set(d.camera_ids) == {'top', 'east', 'west'} for ds in off for d in ds)
+
+
+def test_where_only_blurred_views_see_their_points_are_kept():
+    full = intrinsics(424, 240)
+    poses = {'west': camera_pose(0.2, 2.5, 4.0, tilt_deg=55.0, yaw_deg=-90.0),
+             'east': camera_pose(5.8, 2.5, 4.0, tilt_deg=55.0, yaw_deg=90.0)}
+    loc = locator(tuple(poses))
+    found = []
+    for k in range(10):
+        scene = person(3.0, 2.5, 1.75) if k >= 5 else ()
+        stamp = T0 + k * PERIOD
+        for name, pose in poses.items():
+            depth = render_depth(full, pose, scene, seed=100 * k + len(name))
+            for located in loc.add_depth(DepthFrame(name, stamp, depth, full, pose, stamp)):
+                if k >= 6:
+                    found.append(located.detections)
+    assert found
+    for detections in found:
+        (detection,) = detections
+        assert math.hypot(detection.x_m - 3.0, detection.y_m - 2.5) < 0.15
+        assert set(detection.camera_ids) == {'east', 'west'}

@@ -80,7 +80,8 @@ def accuracy(args: argparse.Namespace) -> None:
                             (0.0, 0.0), store.size_m)
     intrinsics = {c.camera_id: renderer.intrinsics(c.camera_id) for c in store.cameras}
     bodies_at: dict[int, tuple[BodyState, ...]] = {}
-    expected = found = false = sets = 0
+    expected = found = false = sets = duplicates = 0
+    set_sizes: dict[int, int] = {}
     errors: list[float] = []
     for tick in Simulation(scenario, store).run():
         if not tick.camera_frame:
@@ -112,16 +113,28 @@ def accuracy(args: argparse.Namespace) -> None:
                     if nearest <= 0.15:
                         found += 1
                         errors.append(nearest)
+                set_sizes[len(located.camera_ids)] = set_sizes.get(len(located.camera_ids), 0) + 1
+                claimed: dict[int, int] = {}
                 for d in located.detections:
                     if not any(math.hypot(d.x_m - j[0], d.y_m - j[1]) <= 0.3
                                for b in bodies for j in (b.joints['head'], b.joints['pelvis'])):
                         false += 1
+                    if bodies:
+                        nearest_body = min(range(len(bodies)), key=lambda i: math.hypot(
+                            d.x_m - bodies[i].joints['head'][0],
+                            d.y_m - bodies[i].joints['head'][1]))
+                        head = bodies[nearest_body].joints['head']
+                        if math.hypot(d.x_m - head[0], d.y_m - head[1]) <= 0.6:
+                            claimed[nearest_body] = claimed.get(nearest_body, 0) + 1
+                duplicates += sum(n - 1 for n in claimed.values())
     print(f'{scenario.name}: {args.duration} s at {args.camera_fps} fps, scale {args.scale}, '
           f'{len(store.cameras)} cameras, {sets} frame sets')
     print(f'people in view: {expected}, found within 0.15 m of the head: {found} '
           f'({100.0 * found / max(1, expected):.1f} %), mean error '
           f'{1000.0 * (statistics.fmean(errors) if errors else math.nan):.0f} mm; '
-          f'false detections: {false}')
+          f'false detections: {false}; second detections of one person (within 0.6 m of '
+          f'their head): {duplicates}; frame sets by camera count: '
+          f'{dict(sorted(set_sizes.items()))}')
 
 
 def main() -> None:

@@ -163,7 +163,8 @@ def _describe(cells: NDArray[np.int64], peak: tuple[float, float], heights: NDAr
 
 def segment_people(heights: NDArray[np.float32], level: NDArray[np.float32], grid: FloorGrid,
                    config: LocatorConfig,
-                   visible: Callable[[FloatArray], NDArray[np.bool_]] | None = None
+                   visible: Callable[[FloatArray], NDArray[np.bool_]] | None = None,
+                   blur_m: NDArray[np.float32] | None = None
                    ) -> tuple[list[Segment], NDArray[np.int32]]:
     """Split the height map into person candidates.
 
@@ -175,6 +176,9 @@ def segment_people(heights: NDArray[np.float32], level: NDArray[np.float32], gri
     views shows one clipped maximum at each view's edge). A clipped part too small to be a
     person joins any part it touches; clipped parts closer than 2.5 head separations are
     one person, placed between their clipped tops.
+    ``blur_m`` (flat, per cell) is the RMS sideways error of the sharpest view of the
+    cell: where only far, tilted views see, one head can show two maxima up to about four
+    of those errors beyond a head separation apart (one blurred towards each view).
     Returns the segments and a label image (ny, nx): index + 1 of the person segment
     owning a cell, 0 elsewhere (cells of blobs that are not people are 0 too).
     """
@@ -223,6 +227,15 @@ def segment_people(heights: NDArray[np.float32], level: NDArray[np.float32], gri
     same_head: set[int] = set()       # parts merged as one head seen twice
     kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (3, 3))
     level_flat = level.reshape(-1)   # not closed: a valley between heads stays
+    def twin_reach(a: int, b: int) -> float:
+        reach = 1.5 * config.head_separation_m
+        if blur_m is None:
+            return reach
+        cells = [grid.cells_of(np.array([p.head_xy_m[0]]), np.array([p.head_xy_m[1]]))
+                 for p in (parts[a], parts[b])]
+        blur = max(float(blur_m[c[0][0]]) if c[1][0] else 0.0 for c in cells)
+        return max(reach, config.head_separation_m + 4.0 * blur)
+
     for k in sorted(range(len(parts)), key=lambda i: parts[i].top_m):
         # Neighbours: labels on the one-cell ring around the part (in its bounding box).
         part_rows, part_cols = np.divmod(parts[k].cells, grid.nx)
@@ -253,7 +266,7 @@ def segment_people(heights: NDArray[np.float32], level: NDArray[np.float32], gri
                     and (parts[i].top_m, i) > (parts[k].top_m, k)
                     and abs(parts[i].top_m - parts[k].top_m) < config.head_depth_m
                     and math.hypot(parts[i].head_xy_m[0] - hx,
-                                   parts[i].head_xy_m[1] - hy) < 1.5 * config.head_separation_m
+                                   parts[i].head_xy_m[1] - hy) < twin_reach(i, k)
                     and _saddle(window, k + 1, i + 1, level_flat, r0, c0, grid)
                     >= min(parts[i].top_m, parts[k].top_m) - config.head_depth_m]
             if twin and not clipped[k]:

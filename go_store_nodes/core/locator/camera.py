@@ -160,6 +160,7 @@ class CameraFrameLocator:
         self.background: BackgroundModel | None = None
         self._intrinsics: Intrinsics | None = None
         self._rays: tuple[NDArray[np.float32], NDArray[np.float32]] | None = None
+        self._sideways_map: tuple[Transform, NDArray[np.float32]] | None = None
         self._kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (3, 3))
 
     def _prepare(self, intrinsics: Intrinsics) -> None:
@@ -213,13 +214,42 @@ class CameraFrameLocator:
         cells, inside = self.grid.cells_of(points[:, 0], points[:, 1])
         keep = inside & (points[:, 2] >= cfg.min_point_height_m)
         z = z[keep]
+        rms = noise_rms_m(z, frame.intrinsics.fx, cfg)
+        # A depth error moves the point along its ray: sideways by the ray's horizontal part.
+        ray = np.stack([rx[pixels[keep]], ry[pixels[keep]], np.ones_like(z)], axis=1) @ rotation.T
+        sideways = rms * np.hypot(ray[:, 0], ray[:, 1])
         # Two RMS errors: the points of a cell's top surface (see blobs.height_maps).
-        bands = noise_rms_m(z, frame.intrinsics.fx, cfg) * np.float32(2.0)
+        bands = rms * np.float32(2.0)
         return CameraObservation(
             camera_id=self.camera_id, stamp_ns=frame.stamp_ns, points=points[keep],
             pixels=pixels[keep].astype(np.int64), cells=cells[keep], bands_m=bands,
+            sideways_m=sideways.astype(np.float32),
+            sideways_map_m=self.sideways_map(frame.intrinsics, frame.t_map_depth),
             foreground_pixels=int(keep.size), intrinsics=frame.intrinsics,
             t_map_depth=frame.t_map_depth)
+
+    def sideways_map(self, intrinsics: Intrinsics, t_map_depth: Transform) -> NDArray[np.float32]:
+        """Per floor cell, the RMS sideways error of a point at standing height; inf unseen.
+
+        Depends on the camera's pose and intrinsics only, so it is computed once per pose.
+        """
+        cached = self._sideways_map
+        if cached is not None and (cached[0] is t_map_depth or (
+                np.array_equal(cached[0].rotation, t_map_depth.rotation)
+                and np.array_equal(cached[0].translation, t_map_depth.translation))):
+            return cached[1]
+        rows, cols = np.divmod(np.arange(self.grid.nx * self.grid.ny), self.grid.nx)
+        x, y = self.grid.centres(rows.astype(np.float64), cols.astype(np.float64))
+        points = np.stack([x, y, np.full(x.shape, self.config.standing_height_m)], axis=1)
+        seen = in_view(points, intrinsics, t_map_depth)
+        camera = t_map_depth.inverse().apply(points)
+        depth = np.where(camera[:, 2] > 1e-3, camera[:, 2], 1.0)
+        ray = camera / depth[:, None]          # (x/z, y/z, 1) in the optical frame
+        horizontal = np.hypot(*(ray @ np.asarray(t_map_depth.rotation).T)[:, :2].T)
+        error = noise_rms_m(depth, intrinsics.fx, self.config) * horizontal
+        result = np.where(seen, error, np.inf).astype(np.float32)
+        self._sideways_map = (t_map_depth, result)
+        return result
 
     def protect(self, flat_pixels: NDArray[np.int64], stamp_ns: int) -> None:
         """Keep these pixels (a located person) from joining the background."""

@@ -65,6 +65,13 @@ class LocatorConfig:
         0.05, 0.01, 0.5, 'm, cell size of the floor height map')
     min_point_height_m: float = _setting(
         0.10, 0.0, 1.0, 'm, foreground points lower than this above the floor are dropped')
+    max_sideways_error_m: float = _setting(
+        0.05, 0.005, 10.0, 'm, a depth error moves a point along its ray, so a far, tilted '
+        'view blurs a head sideways. A foreground point whose RMS sideways error exceeds '
+        'this and sideways_error_ratio times the smallest error any camera of the frame set '
+        'has at that floor cell (at standing_height_m) is dropped: a sharper view covers it')
+    sideways_error_ratio: float = _setting(
+        1.5, 1.0, 100.0, 'see max_sideways_error_m')
     min_blob_height_m: float = _setting(
         0.30, 0.05, 2.0, 'm, height map cells above this form blobs')
     head_separation_m: float = _setting(

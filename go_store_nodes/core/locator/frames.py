@@ -127,6 +127,9 @@ class CameraObservation:
     pixels: NDArray[np.int64]          # (N,) flat depth pixel index of each point
     cells: NDArray[np.int64]           # (N,) flat floor-grid cell of each point
     bands_m: NDArray[np.float32]       # (N,) two RMS depth errors at each point, m
+    sideways_m: NDArray[np.float32]    # (N,) RMS horizontal error of each point, m
+    sideways_map_m: NDArray[np.float32]  # per floor cell: RMS horizontal error of a point
+    #                                    # at standing height there; inf out of view
     intrinsics: Intrinsics             # of the depth frame, and its pose: what the camera
     t_map_depth: Transform             # could see
     foreground_pixels: int             # foreground pixels before the height/floor cut

@@ -12,6 +12,7 @@ mounting: each frame brings its intrinsics and pose.
 from __future__ import annotations
 
 from collections import deque
+import dataclasses
 from typing import Mapping
 
 import numpy as np
@@ -55,6 +56,7 @@ class PersonLocator:
         self._colors: dict[str, deque[ColorFrame]] = {c: deque(maxlen=COLOR_FRAMES_KEPT)
                                                       for c in camera_fps}
         self.frame_sets = 0
+        self.points_blurred = 0        # foreground points dropped by _sharpest
 
     def add_depth(self, frame: DepthFrame) -> list[LocatedSet]:
         """Take one depth frame; return the frame sets it completed, located.
@@ -131,6 +133,8 @@ class PersonLocator:
         self.frame_sets += 1
         observations = frame_set.members
         self.health.frame_set(frame_set.stamp_ns, {o.camera_id: o.stamp_ns for o in observations})
+        blur = np.minimum.reduce([o.sideways_map_m for o in observations])
+        observations = self._sharpest(observations, blur)
         cells = np.concatenate([o.cells for o in observations])
         heights = np.concatenate([o.points[:, 2] for o in observations])
         bands = np.concatenate([o.bands_m for o in observations])
@@ -142,7 +146,8 @@ class PersonLocator:
                 seen |= in_view(points, o.intrinsics, o.t_map_depth)
             return seen
 
-        segments, labels = segment_people(top, level, self.grid, self.config, visible)
+        segments, labels = segment_people(top, level, self.grid, self.config, visible,
+                                          np.where(np.isfinite(blur), blur, 0.0))
         flat_labels = labels.reshape(-1)
         point_labels = [flat_labels[o.cells] for o in observations]
         for observation, owner in zip(observations, point_labels, strict=True):
@@ -153,6 +158,26 @@ class PersonLocator:
             for k, segment in enumerate(segments))
         return LocatedSet(frame_set.stamp_ns, tuple(o.camera_id for o in observations),
                           detections)
+
+    def _sharpest(self, observations: tuple[CameraObservation, ...], best: np.ndarray
+                  ) -> tuple[CameraObservation, ...]:
+        """Drop points blurred sideways far more than another camera of the set sees there.
+
+        A far, tilted view places a head anywhere along a stretch of its ray; where a
+        camera with a steeper or nearer view covers the cell, the blurred points would
+        only add false maxima beside the head (see ``max_sideways_error_m``).
+        """
+        cfg = self.config
+        kept = []
+        for o in observations:
+            limit = np.maximum(np.float32(cfg.max_sideways_error_m),
+                               np.float32(cfg.sideways_error_ratio) * best[o.cells])
+            keep = o.sideways_m <= limit
+            self.points_blurred += int(keep.size - np.count_nonzero(keep))
+            kept.append(o if keep.all() else dataclasses.replace(
+                o, points=o.points[keep], pixels=o.pixels[keep], cells=o.cells[keep],
+                bands_m=o.bands_m[keep], sideways_m=o.sideways_m[keep]))
+        return tuple(kept)
 
     def _detection(self, label: int, segment: Segment,
                    observations: tuple[CameraObservation, ...],
