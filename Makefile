@@ -58,11 +58,11 @@ test: setup
 	bash tools/with_postgres.sh $(VPY) -m pytest
 
 # The committed `easy` scenario (3 shoppers, 120 s) replayed through the node graph:
-# receipts and the evaluation table against its ground truth.
+# receipts, the evaluation table against its ground truth, and the store map (PNG).
 demo: setup
 	$(VENV)/bin/go-store replay bags/easy/bag --out out/demo --overwrite --as-fast-as-possible
 	$(VENV)/bin/go-store eval --truth bags/easy/truth.json --bag out/demo/bag \
-		--json out/demo/eval.json
+		--json out/demo/eval.json --map out/demo/store-map.png
 
 # Regenerate the committed regression bags (bags/*/generate.sh) from their scenarios and
 # seeds: the same simulator gives the same bytes (md5) on every run.
