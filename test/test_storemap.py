@@ -22,10 +22,12 @@ from go_store_nodes.core.evaluation.storemap import (
     _row_cells,
     build_store_map,
     HIT_COLOUR,
+    identity_switches,
     layout_for,
     receipt_problems,
     render_store_map,
     STATUS_COLOURS,
+    track_labels,
 )
 from go_store_nodes.core.store import load_store_description
 
@@ -213,10 +215,18 @@ def test_switch_false_track_and_hit_are_drawn_where_they_happened(picture, store
     _, layout, image = picture
     (switch,) = next(t for t in store_map.track_paths if t.track_id == 20).switches
     assert _near(image, layout.to_pixel(switch.x_m, switch.y_m), store_map.person_colour(3))
-    # The false track is black (dashed): black along it, never a person's colour.
+    # The false track is dark grey and dotted along its path, never a person's colour.
     samples = [layout.to_pixel(*_false_track(i)) for i in range(3, FRAMES - 3)]
-    assert sum(_near(image, p, '#000000', radius=1, tolerance=60) for p in samples) \
-        >= len(samples) // 2
+
+    def dark_grey_near(pixel):
+        column, row = int(round(pixel[0])), int(round(pixel[1]))
+        patch = image[row - 1:row + 2, column - 1:column + 2]
+        return bool(((patch.max(axis=2) <= 150)
+                     & (patch.max(axis=2) - patch.min(axis=2) <= 30)).any())
+
+    assert sum(dark_grey_near(p) for p in samples) >= len(samples) // 2
+    assert not any(dark_grey_near(layout.to_pixel(x + 0.4, y))
+                   for x, y in (_false_track(i) for i in range(3, FRAMES - 3)))
     assert not any(_near(image, p, store_map.person_colour(person), radius=1)
                    for p in samples for person in (1, 2, 3))
     # The hit is a green dot inside its bin's cell; nothing green in the missed bin.
@@ -232,3 +242,20 @@ def test_switch_false_track_and_hit_are_drawn_where_they_happened(picture, store
 
     assert green_in('shelf_01_bin_1') >= 15
     assert green_in('shelf_02_bin_1') == 0
+
+
+def test_a_track_brushing_past_someone_has_not_switched():
+    # Person 1 for 2 s, person 2 for one frame, person 1 again, then person 3 for 1.2 s.
+    people = [1] * 10 + [2] + [1] * 5 + [3] * 6
+    steps = [(T0 + i * PERIOD, person, float(i), 0.0) for i, person in enumerate(people)]
+    (switch,) = identity_switches(steps, S, PERIOD)
+    assert (switch.from_person, switch.to_person, switch.x_m) == (1, 3, 16.0)
+    assert identity_switches(steps, 2 * S, PERIOD) == []     # 1.2 s of person 3 is too short
+    assert len(identity_switches(steps, PERIOD, PERIOD)) == 3
+
+
+def test_track_labels_keep_the_digits_that_differ():
+    assert track_labels([1700000000227001, 1700000000227036]) == {
+        1700000000227001: 't1', 1700000000227036: 't36'}
+    assert track_labels([3, 12]) == {3: 't3', 12: 't12'}
+    assert track_labels([150, 1204]) == {150: 't150', 1204: 't1204'}

@@ -8,8 +8,8 @@ no window) over the floor plan of the store description:
   at the shelf front), gate zones and cameras;
 - every true path thin and grey, every track over it in the colour of the person it was
   matched to in most frames (per frame, the CLEAR MOT assignment within the tracking
-  distance), a cross where the track went over to another person, false tracks (matched
-  in under half their frames) black and dashed;
+  distance), a cross where the track went over to another person for at least
+  ``SWITCH_MIN_RUN_S``, false tracks (matched in under half their frames) dark and dotted;
 - shelf events in their bin: detected and true (hit), true but not detected (miss),
   detected but not true (false);
 - one table row per shopping account: the true receipt lines beside the receipt's, and
@@ -37,6 +37,8 @@ from .tracking import frame_matches
 
 # A track matched to some person in fewer than this share of its frames is drawn as false.
 FALSE_TRACK_MATCHED_SHARE = 0.5
+# A track that follows another person for less than this long has not switched to them.
+SWITCH_MIN_RUN_S = 1.0
 
 # Colours of people, one each in order of person id: tab10 without its grey, then the
 # light tab20 partners, then two of Dark2.
@@ -45,13 +47,18 @@ PERSON_COLOURS = (
     '#17becf', '#aec7e8', '#ffbb78', '#98df8a', '#ff9896', '#c5b0d5', '#c49c94', '#f7b6d2',
     '#dbdb8d', '#9edae5', '#1b9e77', '#7570b3')
 FALSE_TRACK_COLOUR = '#000000'
-TRUTH_PATH_COLOUR = '#a0a0a0'
+TRUTH_PATH_COLOUR = '#8c8c8c'
 HIT_COLOUR = '#1a9641'
 MISS_COLOUR = '#d7191c'
 FALSE_EVENT_COLOUR = '#7b3294'
 STATUS_COLOURS = {'exact': '#1a9641', 'wrong': '#d7191c', 'held for review': '#e66101',
                   'no receipt': '#d7191c', 'unexpected account': '#7b3294'}
 GATE_COLOURS = {'entry': '#4dac26', 'exit': '#d01c8b', 'staff': '#808080'}
+GATE_ALPHA = 0.18
+FLOOR_COLOUR = '#fbfbf8'
+SHELF_COLOUR = '#e8dcc4'
+SHELF_EDGE_COLOUR = '#6b5a3c'
+ROW_STRIPE_COLOUR = '#f3f3f3'
 
 
 @dataclass(frozen=True)
@@ -221,6 +228,30 @@ def receipt_rows(truth: GroundTruth, predictions: Predictions) -> list[ReceiptRo
     return rows
 
 
+def identity_switches(steps: Sequence[tuple[int, int, float, float]], min_run_ns: int,
+                      frame_period_ns: int) -> list[IdentitySwitch]:
+    """Where a track went over to another person and stayed with them.
+
+    ``steps``: (stamp_ns, person_id, x_m, y_m) of the frames in which the track matched
+    someone, in time order. Runs of one person shorter than ``min_run_ns`` (a track
+    brushing past someone else for a frame or two) are ignored; each change between the
+    remaining runs is a switch, placed where the new run starts.
+    """
+    runs: list[list[tuple[int, int, float, float]]] = []
+    for step in steps:
+        if runs and runs[-1][-1][1] == step[1]:
+            runs[-1].append(step)
+        else:
+            runs.append([step])
+    kept = [run for run in runs if run[-1][0] - run[0][0] + frame_period_ns >= min_run_ns]
+    switches = []
+    for before, after in zip(kept, kept[1:], strict=False):
+        if before[0][1] != after[0][1]:
+            stamp_ns, person, x_m, y_m = after[0]
+            switches.append(IdentitySwitch(stamp_ns, x_m, y_m, before[0][1], person))
+    return switches
+
+
 def track_paths(truth: GroundTruth, predictions: Predictions,
                 config: EvaluationConfig) -> list[TrackPath]:
     """Every track's path with the person it followed most and where it changed person."""
@@ -232,8 +263,7 @@ def track_paths(truth: GroundTruth, predictions: Predictions,
         truth.frame_period_ns // 2, 1)
     seen: Counter[int] = Counter()
     matched: dict[int, Counter[int]] = {}
-    switches: dict[int, list[IdentitySwitch]] = {}
-    last_person: dict[int, int] = {}
+    followed: dict[int, list[tuple[int, int, float, float]]] = {}
     for match in frame_matches(truth.frames, predictions.track_frames,
                                config.tracking_distance_m, tolerance_ns):
         if match.tracks is None:
@@ -242,18 +272,16 @@ def track_paths(truth: GroundTruth, predictions: Predictions,
         seen.update(list(where))
         for person, track in match.pairs:
             matched.setdefault(track, Counter())[person] += 1
-            previous = last_person.get(track)
-            if previous is not None and previous != person:
-                x_m, y_m = where[track]
-                switches.setdefault(track, []).append(IdentitySwitch(
-                    match.tracks.stamp_ns, x_m, y_m, previous, person))
-            last_person[track] = person
+            followed.setdefault(track, []).append((match.tracks.stamp_ns, person, *where[track]))
+    min_run_ns = int(SWITCH_MIN_RUN_S * NS)
+    switches = {track: identity_switches(steps, min_run_ns, truth.frame_period_ns)
+                for track, steps in followed.items()}
     paths = []
     for track_id, track_points in sorted(points.items()):
         counter = matched.get(track_id, Counter())
-        followed = counter.most_common(1)[0][0] if counter else None
+        dominant = counter.most_common(1)[0][0] if counter else None
         share = sum(counter.values()) / seen[track_id] if seen[track_id] else 0.0
-        paths.append(TrackPath(track_id, tuple(track_points), followed, share,
+        paths.append(TrackPath(track_id, tuple(track_points), dominant, share,
                                tuple(switches.get(track_id, ()))))
     return paths
 
@@ -403,6 +431,11 @@ def _wrap(texts: Sequence[str], width_px: float) -> list[str]:
     return lines
 
 
+def _short_visit(visit_id: str) -> str:
+    """Shorten a visit id for its column (a UUID keeps its first 8 digits)."""
+    return visit_id if len(visit_id) <= 20 else f'{visit_id[:8]}..'
+
+
 def _row_cells(row: ReceiptRow, layout_width_px: int) -> list[list[tuple[str, str]]]:
     """Cell lines (text, colour) of a table row, wrapped to the column widths."""
     verdict_px = layout_width_px - sum(w for _, w in TABLE_COLUMNS)
@@ -421,7 +454,8 @@ def _row_cells(row: ReceiptRow, layout_width_px: int) -> list[list[tuple[str, st
         [('', '')],
         [(t, black) for t in _wrap([row.account_id or '(no account)'], TABLE_COLUMNS[1][1])],
         [(f'p{p}', '') for p in row.person_ids] or [('-', '#707070')],
-        [(t, black) for t in _wrap(list(row.visit_ids) or ['-'], TABLE_COLUMNS[3][1])],
+        [(t, black) for t in _wrap([_short_visit(v) for v in row.visit_ids] or ['-'],
+                                   TABLE_COLUMNS[3][1])],
         [(t, c) for text, c in expected for t in _wrap([text], TABLE_COLUMNS[4][1])],
         [(t, c) for text, c in received for t in _wrap([text], TABLE_COLUMNS[5][1])],
         [(t, colour) for t in _wrap(verdict_text, verdict_px)],
@@ -505,12 +539,12 @@ def _draw_floor_plan(axes: Any, description: StoreDescription, store_map: StoreM
                      layout: MapLayout) -> dict[str, np.ndarray]:
     from matplotlib.patches import Polygon, Rectangle
     width_m, depth_m = description.size_m
-    axes.add_patch(Rectangle((0, 0), width_m, depth_m, facecolor='#fbfbf8', edgecolor='#303030',
-                             linewidth=3.0, zorder=0))
+    axes.add_patch(Rectangle((0, 0), width_m, depth_m, facecolor=FLOOR_COLOUR,
+                             edgecolor='#303030', linewidth=3.0, zorder=0))
     for gate in description.gates:
         colour = GATE_COLOURS.get(gate.kind, '#808080')
         axes.add_patch(Rectangle(gate.min_m, gate.max_m[0] - gate.min_m[0],
-                                 gate.max_m[1] - gate.min_m[1], facecolor=colour, alpha=0.18,
+                                 gate.max_m[1] - gate.min_m[1], facecolor=colour, alpha=GATE_ALPHA,
                                  edgecolor=colour, linewidth=1.2, zorder=1))
         axes.text((gate.min_m[0] + gate.max_m[0]) / 2, gate.min_m[1] + 0.04, gate.kind,
                   ha='center', va='bottom', fontsize=8, color=colour, weight='bold', zorder=1)
@@ -520,7 +554,8 @@ def _draw_floor_plan(axes: Any, description: StoreDescription, store_map: StoreM
         footprint = shelf.t_map_shelf.apply(np.array(
             [[-length / 2, 0, 0], [length / 2, 0, 0], [length / 2, depth, 0],
              [-length / 2, depth, 0]]))[:, :2]
-        axes.add_patch(Polygon(footprint, closed=True, facecolor='#e8dcc4', edgecolor='#6b5a3c',
+        axes.add_patch(Polygon(footprint, closed=True, facecolor=SHELF_COLOUR,
+                               edgecolor=SHELF_EDGE_COLOUR,
                                linewidth=1.2, zorder=2))
         shelf_cells = _bin_cells(shelf)
         cells.update(shelf_cells)
@@ -539,6 +574,15 @@ def _draw_floor_plan(axes: Any, description: StoreDescription, store_map: StoreM
     return cells
 
 
+def track_labels(track_ids: Sequence[int]) -> dict[int, str]:
+    """Short track labels: the digits in which the ids differ (ids often share a long stem)."""
+    ids = sorted(set(track_ids))
+    power = 10
+    while ids and ids[0] // power != ids[-1] // power and power < 10 ** 19:
+        power *= 10
+    return {i: f't{i % power}' for i in ids}
+
+
 def _draw_paths(axes: Any, store_map: StoreMap) -> None:
     import matplotlib.patheffects as effects
     halo = [effects.withStroke(linewidth=2.2, foreground='white')]
@@ -546,20 +590,23 @@ def _draw_paths(axes: Any, store_map: StoreMap) -> None:
         xy = np.array([(x, y) for _, x, y in path.points])
         axes.plot(xy[:, 0], xy[:, 1], color=TRUTH_PATH_COLOUR, linewidth=1.0, zorder=3,
                   solid_capstyle='round')
-        axes.text(xy[0, 0], xy[0, 1] + 0.08, f'p{path.person_id}', fontsize=7, weight='bold',
-                  color=store_map.person_colour(path.person_id), ha='center', va='bottom',
-                  zorder=7, path_effects=halo)
-    # True tracks first, false ones over them: a false track must not hide under a person.
-    for track in sorted(store_map.track_paths, key=lambda t: t.false):
+        # Labelled half way: everyone starts at the entry.
+        middle = xy[len(xy) // 2]
+        axes.text(middle[0], middle[1] + 0.06, f'p{path.person_id}', fontsize=7.5,
+                  weight='bold', color=store_map.person_colour(path.person_id), ha='center',
+                  va='bottom', zorder=7, path_effects=halo)
+    labels = track_labels([t.track_id for t in store_map.track_paths])
+    # False tracks first, thin and dotted, so that the people's tracks stay on top.
+    for track in sorted(store_map.track_paths, key=lambda t: not t.false):
         xy = np.array([(x, y) for _, x, y in track.points])
         colour = store_map.track_colour(track)
         if track.false:
-            axes.plot(xy[:, 0], xy[:, 1], color=colour, linewidth=1.1, linestyle=(0, (3, 2)),
-                      zorder=5)
-        else:
-            axes.plot(xy[:, 0], xy[:, 1], color=colour, linewidth=1.8, zorder=4,
-                      solid_capstyle='round', solid_joinstyle='round')
-        axes.text(xy[-1, 0] + 0.05, xy[-1, 1] - 0.05, f't{track.track_id}', fontsize=5.5,
+            axes.plot(xy[:, 0], xy[:, 1], color=colour, linewidth=0.9, linestyle=(0, (1, 1.6)),
+                      alpha=0.85, zorder=4)
+            continue
+        axes.plot(xy[:, 0], xy[:, 1], color=colour, linewidth=1.8, zorder=5, alpha=0.9,
+                  solid_capstyle='round', solid_joinstyle='round')
+        axes.text(xy[-1, 0] + 0.05, xy[-1, 1] - 0.05, labels[track.track_id], fontsize=6,
                   color=colour, ha='left', va='top', zorder=7, path_effects=halo)
         for switch in track.switches:
             axes.plot([switch.x_m], [switch.y_m], marker='X', markersize=8,
@@ -611,11 +658,13 @@ def _draw_side(figure: Any, layout: MapLayout, store_map: StoreMap, off_map: int
     handles = [
         Line2D([], [], color=TRUTH_PATH_COLOUR, linewidth=1.0, label='true path (p<id>)'),
         Line2D([], [], color=PERSON_COLOURS[0], linewidth=1.8,
-               label="track (t<id>), in its person's colour"),
-        Line2D([], [], color=FALSE_TRACK_COLOUR, linewidth=1.1, linestyle=(0, (3, 2)),
-               label=f'false track (matched < {FALSE_TRACK_MATCHED_SHARE:.0%} of frames)'),
+               label="track (t<last digits of id>), in its person's colour"),
+        Line2D([], [], color=FALSE_TRACK_COLOUR, linewidth=0.9, linestyle=(0, (1, 1.6)),
+               alpha=0.85,
+               label=f'false track (matched < {FALSE_TRACK_MATCHED_SHARE:.0%} of its frames)'),
         Line2D([], [], linestyle='', marker='X', markersize=8, markerfacecolor=PERSON_COLOURS[1],
-               markeredgecolor='black', label='track went over to another person'),
+               markeredgecolor='black',
+               label=f'track went over to another person (>= {SWITCH_MIN_RUN_S:g} s)'),
         Line2D([], [], linestyle='', marker='o', markersize=6, markerfacecolor=HIT_COLOUR,
                markeredgecolor='white', label='shelf event detected (hit)'),
         Line2D([], [], linestyle='', marker='o', markersize=6, markerfacecolor='#fdb863',
@@ -624,7 +673,7 @@ def _draw_side(figure: Any, layout: MapLayout, store_map: StoreMap, off_map: int
                markeredgecolor=MISS_COLOUR, markeredgewidth=1.6, label='true event missed'),
         Line2D([], [], linestyle='', marker='x', markersize=6, color=FALSE_EVENT_COLOUR,
                markeredgewidth=1.8, label='false shelf event'),
-        Patch(facecolor='#e8dcc4', edgecolor='#6b5a3c',
+        Patch(facecolor=SHELF_COLOUR, edgecolor=SHELF_EDGE_COLOUR,
               label='shelf; bins s<shelf>b<bin>, lower level at front'),
     ] + [Patch(facecolor=colour, alpha=0.3, edgecolor=colour, label=f'{kind} gate')
          for kind, colour in GATE_COLOURS.items()]
@@ -649,8 +698,8 @@ def _draw_table(figure: Any, layout: MapLayout, store_map: StoreMap) -> None:
     for index, (row, row_px) in enumerate(zip(store_map.receipts, layout.table_row_px,
                                               strict=True)):
         if index % 2:
-            axes.add_patch(Rectangle((0, top), layout.width_px, row_px, facecolor='#f3f3f3',
-                                     edgecolor='none', zorder=0))
+            axes.add_patch(Rectangle((0, top), layout.width_px, row_px,
+                                     facecolor=ROW_STRIPE_COLOUR, edgecolor='none', zorder=0))
         swatch = store_map.person_colour(row.person_ids[0]) if row.person_ids else '#ffffff'
         axes.add_patch(Rectangle((lefts[0], top + 4), 10, 10, facecolor=swatch,
                                  edgecolor='#404040', linewidth=0.5))
@@ -668,6 +717,52 @@ def _draw_table(figure: Any, layout: MapLayout, store_map: StoreMap) -> None:
     if not store_map.receipts:
         axes.text(lefts[0], top + 3, 'no shopping account in the truth and no receipt',
                   fontsize=TABLE_FONT_PT, va='top', color='#707070')
+
+
+def _exact_colours() -> list[tuple[int, int, int]]:
+    """Return the flat colours the map is drawn in (gates as blended over the floor)."""
+    def rgb(colour: str) -> np.ndarray:
+        return np.array([int(colour[i:i + 2], 16) for i in (1, 3, 5)], dtype=float)
+
+    flat = [*PERSON_COLOURS, FALSE_TRACK_COLOUR, TRUTH_PATH_COLOUR, HIT_COLOUR, MISS_COLOUR,
+            FALSE_EVENT_COLOUR, *STATUS_COLOURS.values(), *GATE_COLOURS.values(), FLOOR_COLOUR,
+            SHELF_COLOUR, SHELF_EDGE_COLOUR, ROW_STRIPE_COLOUR, '#ffffff', '#202020',
+            '#707070']
+    colours = [rgb(c) for c in flat]
+    colours += [GATE_ALPHA * rgb(c) + (1 - GATE_ALPHA) * rgb(FLOOR_COLOUR)
+                for c in GATE_COLOURS.values()]
+    return sorted({tuple(int(round(v)) for v in c) for c in colours})  # type: ignore[misc]
+
+
+def _palette_image(rgb: np.ndarray) -> Any:
+    """Reduce the picture to 256 colours: the flat colours exactly, the rest adaptive.
+
+    A quarter of the bytes of RGB; only antialiased edges and text move (the adaptive
+    part is maximum coverage, no dithering).
+    """
+    from PIL import Image  # matplotlib's own dependency
+
+    picture = Image.fromarray(np.ascontiguousarray(rgb))
+    exact = _exact_colours()
+    adaptive = picture.quantize(256 - len(exact), method=Image.Quantize.MAXCOVERAGE,
+                                dither=Image.Dither.NONE)
+    palette = np.array(exact + [tuple(c) for c in np.asarray(
+        adaptive.getpalette() or [], dtype=int).reshape(-1, 3)[:256 - len(exact)]], dtype=int)
+    # Every distinct colour of the picture to its nearest palette entry.
+    packed = (rgb[:, :, 0].astype(np.int64) << 16) | (rgb[:, :, 1].astype(np.int64) << 8) \
+        | rgb[:, :, 2]
+    colours, inverse = np.unique(packed.ravel(), return_inverse=True)
+    components = np.stack([colours >> 16, (colours >> 8) & 255, colours & 255], axis=1)
+    nearest = np.empty(len(colours), dtype=np.uint8)
+    for start in range(0, len(colours), 4096):
+        chunk = components[start:start + 4096]
+        distance = ((chunk[:, None, :] - palette[None, :, :]) ** 2).sum(axis=2)
+        nearest[start:start + 4096] = distance.argmin(axis=1)
+    indexed = Image.frombytes('P', (rgb.shape[1], rgb.shape[0]),
+                              np.ascontiguousarray(nearest[inverse]).tobytes())
+    flat = palette.astype(np.uint8).ravel().tolist()
+    indexed.putpalette(flat + [0] * (768 - len(flat)))
+    return indexed
 
 
 def render_store_map(store_map: StoreMap, description: StoreDescription,
@@ -689,7 +784,9 @@ def render_store_map(store_map: StoreMap, description: StoreDescription,
                 va='top', ha='left')
     _draw_side(figure, layout, store_map, off_map)
     _draw_table(figure, layout, store_map)
+    canvas.draw()
+    picture = _palette_image(np.asarray(canvas.buffer_rgba())[:, :, :3])
     buffer = io.BytesIO()
-    canvas.print_png(buffer)
+    picture.save(buffer, format='PNG', optimize=True)
     return buffer.getvalue()
 
