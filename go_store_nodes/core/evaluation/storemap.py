@@ -538,6 +538,7 @@ def _axes_px(figure: Any, layout: MapLayout, left: float, top: float, width: flo
 def _draw_floor_plan(axes: Any, description: StoreDescription, store_map: StoreMap,
                      layout: MapLayout) -> dict[str, np.ndarray]:
     from matplotlib.patches import Polygon, Rectangle
+    import matplotlib.patheffects as effects
     width_m, depth_m = description.size_m
     axes.add_patch(Rectangle((0, 0), width_m, depth_m, facecolor=FLOOR_COLOUR,
                              edgecolor='#303030', linewidth=3.0, zorder=0))
@@ -547,7 +548,8 @@ def _draw_floor_plan(axes: Any, description: StoreDescription, store_map: StoreM
                                  gate.max_m[1] - gate.min_m[1], facecolor=colour, alpha=GATE_ALPHA,
                                  edgecolor=colour, linewidth=1.2, zorder=1))
         axes.text((gate.min_m[0] + gate.max_m[0]) / 2, gate.min_m[1] + 0.04, gate.kind,
-                  ha='center', va='bottom', fontsize=8, color=colour, weight='bold', zorder=1)
+                  ha='center', va='bottom', fontsize=8, color=colour, weight='bold', zorder=7,
+                  path_effects=[effects.withStroke(linewidth=2.2, foreground='white')])
     cells: dict[str, np.ndarray] = {}
     for shelf in description.shelves:
         length, depth, _ = shelf.size_m
