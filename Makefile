@@ -59,13 +59,13 @@ test: setup
 
 # The `easy` scenario (3 shoppers, 120 s) at the store's camera resolution, simulated once
 # into out/bags/easy_full (about a minute, 1.9 GB; again when the simulator or scenario
-# changes), replayed through the node graph: receipts and the evaluation table against
-# its ground truth.
+# changes), replayed through the node graph: receipts, the evaluation table against its
+# ground truth, and the store map (out/demo/store-map.png).
 DEMO_BAG := out/bags/easy_full
 demo: setup $(DEMO_BAG)/.complete
 	$(VENV)/bin/go-store replay $(DEMO_BAG)/bag --out out/demo --overwrite --as-fast-as-possible
 	$(VENV)/bin/go-store eval --truth $(DEMO_BAG)/truth.json --bag out/demo/bag \
-		--json out/demo/eval.json
+		--json out/demo/eval.json --map out/demo/store-map.png
 
 $(DEMO_BAG)/.complete: bags/easy_full/generate.sh config/scenarios/easy.yaml config/store.yaml \
 		$(wildcard go_store_nodes/core/sim/*.py) | setup

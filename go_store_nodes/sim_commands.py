@@ -177,10 +177,16 @@ def _print_report(report: Any, json_path: pathlib.Path | None,
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    """Evaluate an output bag against truth.json."""
-    from .bagio.evaluate import evaluate_bag
+    """Evaluate an output bag against truth.json; draw the store map when asked."""
+    from .bagio.evaluate import load_run, write_store_map
     from .bagio.reader import is_bag
-    from .core.evaluation import EvaluationConfig, TruthDerivedOutputError, TruthFormatError
+    from .core.evaluation import (
+        evaluate,
+        EvaluationConfig,
+        TruthDerivedOutputError,
+        TruthFormatError,
+    )
+    from .core.store import StoreDescriptionError
     if not pathlib.Path(args.truth).is_file():
         return _fail(f'{args.truth}: truth file not found')
     if not is_bag(args.bag):
@@ -189,13 +195,25 @@ def cmd_eval(args: argparse.Namespace) -> int:
         overrides = {'event_time_tolerance_s': args.event_tolerance_s,
                      'tracking_distance_m': args.tracking_distance_m}
         config = EvaluationConfig(**{k: v for k, v in overrides.items() if v is not None})
-        report = evaluate_bag(args.truth, args.bag, config)
+        truth, predictions = load_run(args.truth, args.bag)
+        report = evaluate(truth, predictions, config)
     except TruthDerivedOutputError as error:
         return _fail(f'{args.bag}: {error}')
     except (TruthFormatError, ValueError, json.JSONDecodeError) as error:
         return _fail(str(error))
-    return _print_report(report, pathlib.Path(args.json) if args.json else None,
-                         args.min_metrics)
+    json_path = pathlib.Path(args.json) if args.json else None
+    status = _print_report(report, json_path, args.min_metrics)
+    map_path = pathlib.Path(args.map) if args.map else (
+        json_path.parent / 'store-map.png' if json_path is not None else None)
+    if map_path is not None:
+        try:
+            written = write_store_map(truth, predictions, report, store_path(args), map_path,
+                                      config)
+        except (OSError, StoreDescriptionError, ValueError) as error:
+            print(f'go-store: store map not written: {error}', file=sys.stderr)
+            return EXIT_BAD_INPUT
+        print(f'wrote store map {written}')
+    return status
 
 
 def _print_receipts(output_bag: str | pathlib.Path) -> None:
@@ -309,6 +327,10 @@ def add_subcommands(sub: Any) -> None:
     evaluate.add_argument('--truth', required=True, help='truth.json of the simulated bag')
     evaluate.add_argument('--bag', required=True, help='output bag of `go-store replay`')
     evaluate.add_argument('--json', help='write the report as JSON here')
+    evaluate.add_argument('--map', help='draw the store map here (PNG): floor plan, tracks '
+                          'over the true paths, shelf events hit/missed/false, the receipt of '
+                          'every account against the truth (default: store-map.png beside '
+                          '--json when --json is given; none otherwise)')
     evaluate.add_argument('--min-metrics', help='min-metrics YAML: exit 1 when a bound fails')
     defaults = EvaluationConfig()
     evaluate.add_argument('--event-tolerance-s', type=float,
@@ -317,4 +339,5 @@ def add_subcommands(sub: Any) -> None:
     evaluate.add_argument('--tracking-distance-m', type=float,
                           help='ground-plane match threshold for MOTA/IDF1 (m; default '
                           f'{defaults.tracking_distance_m:g})')
+    add_store_args(evaluate)
     evaluate.set_defaults(func=cmd_eval)

@@ -137,3 +137,45 @@ def test_eval_scores_output_with_its_own_ids(files, tmp_path, capsys):
     bag = _cart_event_bag(tmp_path / 'honest', 'assoc-0001', ('shelf-7',))
     assert main(['eval', '--truth', str(truth), '--bag', str(bag)]) == 0
     assert 'cart_line' in capsys.readouterr().out
+
+
+def _png_size(path):
+    data = path.read_bytes()
+    assert data[:8] == b'\x89PNG\r\n\x1a\n', f'{path} is not a PNG'
+    return int.from_bytes(data[16:20], 'big'), int.from_bytes(data[20:24], 'big')
+
+
+def test_eval_draws_the_store_map_beside_the_json_or_where_asked(files, tmp_path, capsys):
+    truth, bag = files
+    out = tmp_path / 'report' / 'eval.json'
+    assert main(['eval', '--truth', str(truth), '--bag', str(bag), '--json', str(out)]) == 0
+    beside = out.parent / 'store-map.png'
+    assert f'wrote store map {beside}' in capsys.readouterr().out
+    width, height = _png_size(beside)
+    assert width > 1000 and height > 700
+    asked = tmp_path / 'maps' / 'run.png'
+    assert main(['eval', '--truth', str(truth), '--bag', str(bag), '--map', str(asked)]) == 0
+    assert _png_size(asked) == (width, height)
+    assert f'wrote store map {asked}' in capsys.readouterr().out
+    # Neither --json nor --map: no picture.
+    assert main(['eval', '--truth', str(truth), '--bag', str(bag)]) == 0
+    assert 'store map' not in capsys.readouterr().out
+    assert sorted(p.name for p in tmp_path.rglob('*.png')) == ['run.png', 'store-map.png']
+
+
+def test_eval_store_map_refuses_a_store_the_truth_was_not_simulated_in(tmp_path, capsys):
+    truth = tmp_path / 'truth.json'
+    truth.write_text(json.dumps({**_truth(), 'store': 'another_store'}))
+    bag = _output_bag(tmp_path / 'out')
+    assert main(['eval', '--truth', str(truth), '--bag', str(bag)]) == 0
+    assert main(['eval', '--truth', str(truth), '--bag', str(bag),
+                 '--map', str(tmp_path / 'map.png')]) == 2
+    err = capsys.readouterr().err
+    assert "truth was simulated in 'another_store'" in err and '--store' in err
+    assert not (tmp_path / 'map.png').exists()
+
+
+def test_eval_help_says_where_the_store_map_goes(capsys):
+    with pytest.raises(SystemExit):
+        main(['eval', '--help'])
+    assert 'store-map.png beside --json' in ' '.join(capsys.readouterr().out.split())

@@ -108,6 +108,7 @@ class GroundTruth:
     receipts: Mapping[str, Mapping[str, int]]      # account -> sku -> quantity
     check_in_count: int = 0
     touches: tuple[TruthTouch, ...] = ()
+    store: str = ''                                 # name of the store description
 
     def shopper_accounts(self) -> list[str]:
         """Every account that shopped: has a receipt or a shopper, sorted."""
@@ -251,4 +252,4 @@ def ground_truth(truth: Truth) -> GroundTruth:
         end_ns=truth.end_ns, frame_period_ns=truth.frame_period_ns, people=people,
         frames=frames, events=events,
         receipts={a: {s: q for s, q in lines.items() if q} for a, lines in receipts.items()},
-        check_in_count=len(truth.check_ins), touches=touches)
+        check_in_count=len(truth.check_ins), touches=touches, store=truth.store)

@@ -211,16 +211,14 @@ def shelf_truth_events(truth: GroundTruth) -> list[TruthEvent]:
     return [e for e in truth.events if e.bin_id and e.kind in ('pick', 'return', 'restock')]
 
 
-def shelf_event_metrics(truth: GroundTruth, predictions: Predictions,
-                        config: EvaluationConfig) -> list[Metric]:
-    """Precision/recall of shelf events matched by bin and settle time, type accuracy.
+def match_shelf_events(truth: GroundTruth, predictions: Predictions,
+                       config: EvaluationConfig
+                       ) -> tuple[list[TruthEvent], list[PredictedShelfEvent],
+                                  list[tuple[TruthEvent, PredictedShelfEvent]]]:
+    """Return the true shelf events, predicted ones (duplicate ids dropped), their matches.
 
-    Touches (a hand in a bin that took nothing) are never expected; unmatched predictions
-    on a touched bin within the tolerance of the touch are counted in the detail.
+    Matched per bin, one to one, by settle time within ``event_time_tolerance_s``.
     """
-    names = ('shelf_event_precision', 'shelf_event_recall', 'shelf_event_type_accuracy')
-    if not predictions.count(SHELF_EVENTS_TOPIC):
-        return [no_messages(n, SHELF_EVENTS_TOPIC, 'ratio') for n in names]
     expected = shelf_truth_events(truth)
     predicted = list({e.event_id or f'#{i}': e
                       for i, e in enumerate(predictions.shelf_events)}.values())
@@ -232,6 +230,21 @@ def shelf_event_metrics(truth: GroundTruth, predictions: Predictions,
         for t, p in assign_by_time([e.settle_ns for e in truth_bin],
                                    [p.stamp_ns for p in pred_bin], tolerance_ns):
             matches.append((truth_bin[t], pred_bin[p]))
+    return expected, predicted, matches
+
+
+def shelf_event_metrics(truth: GroundTruth, predictions: Predictions,
+                        config: EvaluationConfig) -> list[Metric]:
+    """Precision/recall of shelf events matched by bin and settle time, type accuracy.
+
+    Touches (a hand in a bin that took nothing) are never expected; unmatched predictions
+    on a touched bin within the tolerance of the touch are counted in the detail.
+    """
+    names = ('shelf_event_precision', 'shelf_event_recall', 'shelf_event_type_accuracy')
+    if not predictions.count(SHELF_EVENTS_TOPIC):
+        return [no_messages(n, SHELF_EVENTS_TOPIC, 'ratio') for n in names]
+    expected, predicted, matches = match_shelf_events(truth, predictions, config)
+    tolerance_ns = int(config.event_time_tolerance_s * NS)
     precision, recall, _ = prf(len(matches), len(predicted), len(expected))
     right_type = sum(1 for t, p in matches
                      if p.kind == ('pick' if t.kind == 'pick' else 'return'))

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any, Sequence
 
 import numpy as np
+from scipy.optimize import linear_sum_assignment
 
 from .data import PredictedTrackFrame, TruthFrame
 
@@ -66,6 +67,38 @@ def match_frames(truth: Sequence[TruthFrame], predicted: Sequence[PredictedTrack
                     best = j
         matched.append(None if best is None else predicted[int(order[best])])
     return matched
+
+
+@dataclass(frozen=True)
+class FrameMatch:
+    """One truth frame, the track frame matched to it in time, and who matched whom.
+
+    ``pairs``: (person_id, track_id) of an optimal one-to-one ground-plane assignment
+    within the tracking distance (empty when no track frame is near in time).
+    """
+
+    truth: TruthFrame
+    tracks: PredictedTrackFrame | None
+    pairs: tuple[tuple[int, int], ...]
+
+
+def frame_matches(truth: Sequence[TruthFrame], predicted: Sequence[PredictedTrackFrame],
+                  distance_m: float, tolerance_ns: int) -> list[FrameMatch]:
+    """Match people to tracks in every truth frame, as CLEAR MOT does (Hungarian, gated)."""
+    result = []
+    for frame, hypothesis in zip(truth, match_frames(truth, predicted, tolerance_ns),
+                                 strict=True):
+        pairs: list[tuple[int, int]] = []
+        if hypothesis is not None and frame.positions and hypothesis.tracks:
+            gt = np.array([[p[1], p[2]] for p in frame.positions], dtype=float)
+            hyp = np.array([[t[1], t[2]] for t in hypothesis.tracks], dtype=float)
+            distances = np.linalg.norm(gt[:, None, :] - hyp[None, :, :], axis=2)
+            cost = np.where(distances <= distance_m, distances, 1e6)
+            for row, col in zip(*linear_sum_assignment(cost), strict=True):
+                if cost[row, col] < 1e6:
+                    pairs.append((frame.positions[row][0], hypothesis.tracks[col][0]))
+        result.append(FrameMatch(frame, hypothesis, tuple(pairs)))
+    return result
 
 
 def tracking_metrics(truth: Sequence[TruthFrame], predicted: Sequence[PredictedTrackFrame],
