@@ -1,10 +1,10 @@
 """The replay records visualization/markers into MCAP that Foxglove's readers decode.
 
 A small input bag (people walking, one linked to an account, one stick figure with a
-hand in a bin, a shelf event) is played through the visualization node alone by `go-store replay`; the
-output bag is then read with the PyPI ``mcap`` reader and ``mcap-ros2-support``'s
-decoder, which is what Foxglove does with a file: ros2msg schemas stored in the file,
-CDR messages decoded from them, no ROS installation.
+hand in a bin, a shelf event) is played through the visualization node alone by
+`go-store replay`; the output bag is then read with the PyPI ``mcap`` reader and
+``mcap-ros2-support``'s decoder, which is what Foxglove does with a file: ros2msg schemas
+stored in the file, CDR messages decoded from them, no ROS installation.
 """
 
 import json
@@ -13,7 +13,14 @@ import pathlib
 import subprocess
 import sys
 
-from go_store.msg import Keypoint, ShelfEvent, Skeleton, SkeletonArray, Track, TrackArray
+from go_store.msg import (
+    Keypoint,
+    ShelfEvent,
+    Skeleton,
+    SkeletonArray,
+    Track,
+    TrackArray,
+)
 from mcap.reader import make_reader
 from mcap_ros2.decoder import DecoderFactory
 import pytest

@@ -45,8 +45,8 @@ from go_store_nodes.core.visualization import (
 )
 from go_store_nodes.nodes.runner import ros_arguments
 from go_store_nodes.nodes.visualization import (
-    MARKERS_QOS,
     marker_array_msg,
+    MARKERS_QOS,
     RELIABLE_100,
     skeletons_from_msg,
     VISITS_QOS,
@@ -238,7 +238,7 @@ def test_node_draws_a_scene_keeps_ids_and_deletes_ended_tracks(graph, store_path
     for step in range(1, 4):
         count = len(received)
         scene(t0 + step * S // 10, step)
-        _spin_until(executor, lambda: len(received) > count and
+        _spin_until(executor, lambda count=count, step=step: len(received) > count and
                     latest(NS_PEOPLE)[id_1].pose.position.x == pytest.approx(
                         x + 0.05 * step), f'update {step}')
         assert set(latest(NS_PEOPLE)) == {id_1, id_2}

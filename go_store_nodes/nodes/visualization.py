@@ -28,8 +28,8 @@ import time
 from typing import Any, Callable, Optional
 
 from builtin_interfaces.msg import Duration
-from go_store.msg import CartEvent, ShelfEvent, SkeletonArray, TrackArray, Visit
 from geometry_msgs.msg import Point
+from go_store.msg import CartEvent, ShelfEvent, SkeletonArray, TrackArray, Visit
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy

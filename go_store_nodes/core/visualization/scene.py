@@ -27,7 +27,7 @@ import numpy as np
 from ..pose import JOINTS
 from ..store import Bin, StoreDescription
 from .config import VisualizationConfig
-from .markers import Marker, MarkerAction, MarkerKind, MarkerSet, Rgba, Vec3, delete
+from .markers import delete, Marker, MarkerAction, MarkerKind, MarkerSet, Rgba, Vec3
 
 ROLES = ('unknown', 'shopper', 'associate')        # Track.ROLE_* constants
 EVENT_KINDS = ('pick', 'return', 'unknown')        # ShelfEvent PICK, RETURN, UNKNOWN
@@ -179,7 +179,7 @@ def _finite(values: Iterable[float]) -> bool:
 
 def _mix(a: Rgba, b: Rgba, weight_a: float) -> Rgba:
     w = min(1.0, max(0.0, weight_a))
-    return tuple(w * x + (1.0 - w) * y for x, y in zip(a, b))  # type: ignore[return-value]
+    return tuple(w * x + (1.0 - w) * y for x, y in zip(a, b, strict=True))  # type: ignore[return-value]
 
 
 def _vec(values: Iterable[float]) -> Vec3:
@@ -188,7 +188,7 @@ def _vec(values: Iterable[float]) -> Vec3:
 
 
 def box_edges(center: np.ndarray, half: np.ndarray, rotation: np.ndarray) -> tuple[Vec3, ...]:
-    """The 12 edges of a box as 24 LINE_LIST points (map frame)."""
+    """Return the 12 edges of a box as 24 LINE_LIST points (map frame)."""
     corners = [center + rotation @ (half * np.array([sx, sy, sz]))
                for sx in (-1, 1) for sy in (-1, 1) for sz in (-1, 1)]
     points: list[Vec3] = []
@@ -389,7 +389,7 @@ class StoreView:
         return MarkerSet(stamp, self.frame_id, tuple(markers))
 
     def marker_id(self, track_id: int) -> Optional[int]:
-        """The marker id of a live track or figure (the same in every person namespace)."""
+        """Return the marker id of a live track or figure (the same in every person namespace)."""
         return self._marker_ids.get(int(track_id))
 
     # Internals ------------------------------------------------------------------------------
@@ -591,7 +591,7 @@ class StoreView:
                 points=tuple(joints[name] for name in JOINTS if name in joints),
                 lifetime_s=lifetime))
         for side_index, (side, bin_id) in enumerate(
-                zip(SIDES, (skeleton.left_hand_bin_id, skeleton.right_hand_bin_id))):
+                zip(SIDES, (skeleton.left_hand_bin_id, skeleton.right_hand_bin_id), strict=True)):
             hand = joints.get(f'{side}_hand')
             if bin_id and hand is not None:
                 markers.append(Marker(
