@@ -44,8 +44,10 @@ class VisualizationConfig:
         'is deleted at once)')
     trail_s: float = _setting(
         10.0, 0.0, 300.0, 's of recent positions drawn behind each person')
+    trail_step_m: float = _setting(
+        0.1, 0.0, 5.0, 'm a person moves before the trail takes a new position')
     trail_points: int = _setting(
-        100, 2, 10_000, 'positions kept per trail at most (the oldest go first)')
+        50, 2, 10_000, 'positions kept per trail at most (the oldest go first)')
     unconfirmed_below: float = _setting(
         0.45, 0.0, 1.0, 'Track.confidence below which a person is drawn as unconfirmed')
     bin_fade_s: float = _setting(

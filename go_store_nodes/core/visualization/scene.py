@@ -18,7 +18,7 @@ a message (a NaN position, an unknown shelf or bin) are dropped and counted in
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 import math
 from typing import Iterable, Mapping, Optional
 
@@ -26,6 +26,7 @@ import numpy as np
 
 from ..pose import JOINTS
 from ..store import Bin, StoreDescription
+from ..transforms import Transform
 from .config import VisualizationConfig
 from .markers import delete, Marker, MarkerAction, MarkerKind, MarkerSet, Rgba, Vec3
 
@@ -79,6 +80,7 @@ TEXT_HEIGHT_M = 0.18
 LABEL_ABOVE_M = 0.35
 FLOOR_LINE_M = 0.03
 MIN_LIFETIME_S = 0.05
+STEP_TOLERANCE_M = 1e-6
 REMEMBERED_EVENT_IDS = 10_000   # cart events are re-sent until acknowledged: shown once
 BONES = (('head', 'neck'), ('neck', 'left_shoulder'), ('neck', 'right_shoulder'),
          ('left_shoulder', 'left_elbow'), ('left_elbow', 'left_hand'),
@@ -187,6 +189,11 @@ def _vec(values: Iterable[float]) -> Vec3:
     return (x, y, z)
 
 
+def _quaternion(pose: Transform) -> tuple[float, float, float, float]:
+    x, y, z, w = (float(v) for v in pose.quaternion_xyzw())
+    return (x, y, z, w)
+
+
 def box_edges(center: np.ndarray, half: np.ndarray, rotation: np.ndarray) -> tuple[Vec3, ...]:
     """Return the 12 edges of a box as 24 LINE_LIST points (map frame)."""
     corners = [center + rotation @ (half * np.array([sx, sy, sz]))
@@ -226,8 +233,12 @@ class StoreView:
         self._last_skeleton_ns: Optional[int] = None
         self._newest_ns: Optional[int] = None
         self._last_emit_ns: Optional[int] = None
-        self._shown: set[tuple[str, int]] = set()
+        self._last_full_ns: Optional[int] = None
+        # Last marker sent per (namespace, id): its content (lifetime 0), clock and lifetime.
+        self._sent: dict[tuple[str, int], tuple[Marker, int, int]] = {}
         self._changed = True
+        self._static = self._static_markers()
+        self._boxes = self._bin_boxes()
 
     # Inputs ---------------------------------------------------------------------------------
 
@@ -257,7 +268,9 @@ class StoreView:
             self._marker_id(track_id)
             trail = self._trails.setdefault(
                 track_id, deque(maxlen=int(self.config.trail_points)))
-            trail.append((stamp_ns, float(track.x_m), float(track.y_m)))
+            if not trail or math.hypot(track.x_m - trail[-1][1], track.y_m - trail[-1][2]) \
+                    >= self.config.trail_step_m - STEP_TOLERANCE_M:
+                trail.append((stamp_ns, float(track.x_m), float(track.y_m)))
             while trail and stamp_ns - trail[0][0] > window_ns:
                 trail.popleft()
             if track.account_id:
@@ -359,32 +372,45 @@ class StoreView:
         """Return the markers to publish now, or None (rate limit, or nothing to redraw).
 
         A set is due at most every 1 / ``max_rate_hz`` s of ``now_ns`` (the newest input
-        stamp when there is no clock): when an input came, while a bin fades or a label is
-        shown, and every ``idle_period_s`` otherwise.
+        stamp when there is no clock). It carries what changed since the last set, the
+        DELETEs of what is no longer drawn, and markers with a lifetime again before half
+        of it has passed; every ``idle_period_s`` it carries every marker (viewers that
+        joined late get the whole store).
         """
         clock = self._clock(now_ns)
         last = self._last_emit_ns
         if last is not None and clock < last:
             last = None                  # the clock went back (a new replay): start again
-        if last is not None:
-            since = clock - last
-            if since < round(1e9 / self.config.max_rate_hz):
-                return None
-            self._expire(clock)
-            animated = bool(self._labels) or self._fading(clock)
-            if not (self._changed or animated) and since < self.config.ns('idle_period_s'):
-                return None
+            self._last_full_ns = None
+        if last is not None and clock - last < round(1e9 / self.config.max_rate_hz):
+            return None
         self._expire(clock)
+        full = self._last_full_ns is None or \
+            clock - self._last_full_ns >= self.config.ns('idle_period_s')
+        if not (full or self._changed or self._labels or self._fading(clock)
+                or self._lifetimes_due(clock)):
+            return None
         markers: list[Marker] = []
-        if self._last_emit_ns is None and last is None and not self._shown:
+        if self._last_emit_ns is None:
             markers.append(Marker('', 0, action=MarkerAction.DELETE_ALL))
         drawn = self._store_markers(clock) + self._people_markers() + self._label_markers(clock)
         keys = {m.key for m in drawn}
-        markers += [delete(*key) for key in sorted(self._shown - keys)]
-        markers += drawn
-        self._shown = keys
+        for key in sorted(set(self._sent) - keys):
+            markers.append(delete(*key))
+            del self._sent[key]
+        for marker in drawn:
+            body = replace(marker, lifetime_s=0.0)
+            sent = self._sent.get(marker.key)
+            if full or sent is None or sent[0] != body or (
+                    marker.lifetime_s > 0.0 and clock - sent[1] >= sent[2] / 2):
+                markers.append(marker)
+                self._sent[marker.key] = (body, clock, round(marker.lifetime_s * 1e9))
         self._last_emit_ns = clock
+        if full:
+            self._last_full_ns = clock
         self._changed = False
+        if not markers:
+            return None
         stamp = self._newest_ns if self._newest_ns is not None else clock
         return MarkerSet(stamp, self.frame_id, tuple(markers))
 
@@ -478,6 +504,10 @@ class StoreView:
             self._changed = True
         self._labels = kept
 
+    def _lifetimes_due(self, clock: int) -> bool:
+        return any(lifetime > 0 and clock - sent_ns >= lifetime / 2
+                   for _, sent_ns, lifetime in self._sent.values())
+
     def _fading(self, clock: int) -> bool:
         fade_ns = self.config.ns('bin_fade_s')
         return any(0 <= clock - shown < fade_ns for _, shown in self._bin_event.values())
@@ -487,7 +517,8 @@ class StoreView:
         height = float(track.height_m)
         return height if math.isfinite(height) and 0.5 <= height <= 2.5 else DEFAULT_HEIGHT_M
 
-    def _store_markers(self, clock: int) -> list[Marker]:
+    def _static_markers(self) -> list[Marker]:
+        """Floor outline, gates and shelves: drawn from the description once."""
         d = self.description
         width, depth = d.size_m
         markers = [Marker(NS_FLOOR, 0, MarkerKind.LINE_STRIP, scale=(FLOOR_LINE_M, 0.0, 0.0),
@@ -500,36 +531,46 @@ class StoreView:
                 NS_GATES, index, MarkerKind.CUBE, position=((x0 + x1) / 2, (y0 + y1) / 2, 0.005),
                 scale=(max(x1 - x0, 0.01), max(y1 - y0, 0.01), 0.01),
                 color=GATE_COLORS.get(gate.kind, OTHER_GATE_COLOR)))
-        fade_ns = self.config.ns('bin_fade_s')
-        touched = {bin_id for s in self._skeletons.values()
-                   for bin_id in (s.left_hand_bin_id, s.right_hand_bin_id) if bin_id}
         for index, shelf in enumerate(d.shelves):
             pose = shelf.t_map_shelf
-            quaternion = tuple(float(v) for v in pose.quaternion_xyzw())
             length, shelf_depth, height = shelf.size_m
             markers.append(Marker(
                 NS_SHELVES, index, MarkerKind.CUBE,
                 position=_vec(pose.apply([0.0, shelf_depth / 2, height / 2])),
-                orientation_xyzw=quaternion, scale=(length, shelf_depth, height),  # type: ignore[arg-type]
+                orientation_xyzw=_quaternion(pose), scale=(length, shelf_depth, height),
                 color=SHELF_COLOR))
+        return markers
+
+    def _bin_boxes(self) -> dict[str, tuple[Marker, Marker]]:
+        """Per bin: its box (plain colour) and its highlight outline, in map."""
+        boxes = {}
+        for shelf in self.description.shelves:
+            pose = shelf.t_map_shelf
             for shelf_bin in shelf.bins:
-                bin_index = self._bin_index[shelf_bin.bin_id]
-                color = BIN_COLOR
-                event = self._bin_event.get(shelf_bin.bin_id)
-                if event is not None and 0 <= clock - event[1] < fade_ns:
-                    color = _mix(EVENT_COLORS[event[0]], BIN_COLOR,
-                                 1.0 - (clock - event[1]) / fade_ns)
-                center = shelf_bin.center_m()
-                size = shelf_bin.size_m()
-                markers.append(Marker(
-                    NS_BINS, bin_index, MarkerKind.CUBE, position=_vec(pose.apply(center)),
-                    orientation_xyzw=quaternion, scale=_vec(size),  # type: ignore[arg-type]
-                    color=color))
-                if shelf_bin.bin_id in touched:
-                    markers.append(Marker(
-                        NS_BINS_TOUCHED, bin_index, MarkerKind.LINE_LIST,
-                        scale=(0.02, 0.0, 0.0), color=HAND_COLOR,
-                        points=box_edges(pose.apply(center), size / 2.0, pose.rotation)))
+                index = self._bin_index[shelf_bin.bin_id]
+                center, size = pose.apply(shelf_bin.center_m()), shelf_bin.size_m()
+                boxes[shelf_bin.bin_id] = (
+                    Marker(NS_BINS, index, MarkerKind.CUBE, position=_vec(center),
+                           orientation_xyzw=_quaternion(pose), scale=_vec(size),
+                           color=BIN_COLOR),
+                    Marker(NS_BINS_TOUCHED, index, MarkerKind.LINE_LIST,
+                           scale=(0.02, 0.0, 0.0), color=HAND_COLOR,
+                           points=box_edges(center, size / 2.0, pose.rotation)))
+        return boxes
+
+    def _store_markers(self, clock: int) -> list[Marker]:
+        markers = list(self._static)
+        fade_ns = self.config.ns('bin_fade_s')
+        touched = {bin_id for s in self._skeletons.values()
+                   for bin_id in (s.left_hand_bin_id, s.right_hand_bin_id) if bin_id}
+        for bin_id, (box, outline) in self._boxes.items():
+            event = self._bin_event.get(bin_id)
+            if event is not None and 0 <= clock - event[1] < fade_ns:
+                box = replace(box, color=_mix(EVENT_COLORS[event[0]], BIN_COLOR,
+                                              1.0 - (clock - event[1]) / fade_ns))
+            markers.append(box)
+            if bin_id in touched:
+                markers.append(outline)
         return markers
 
     def _people_markers(self) -> list[Marker]:
