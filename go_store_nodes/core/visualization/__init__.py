@@ -10,6 +10,7 @@ from .markers import Marker, MarkerAction, MarkerKind, MarkerSet
 from .scene import (
     CartEventIn,
     EVENT_KINDS,
+    NAMESPACES,
     NS_BINS,
     NS_BINS_TOUCHED,
     NS_CART_EVENTS,
@@ -35,7 +36,7 @@ from .scene import (
 )
 
 __all__ = ['CartEventIn', 'EVENT_KINDS', 'Marker', 'MarkerAction', 'MarkerKind', 'MarkerSet',
-           'NS_BINS', 'NS_BINS_TOUCHED', 'NS_CART_EVENTS', 'NS_FLOOR', 'NS_GATES',
+           'NAMESPACES', 'NS_BINS', 'NS_BINS_TOUCHED', 'NS_CART_EVENTS', 'NS_FLOOR', 'NS_GATES',
            'NS_HANDS_IN_BINS', 'NS_JOINTS', 'NS_PEOPLE', 'NS_PEOPLE_LABELS', 'NS_SHELF_EVENTS',
            'NS_SHELVES', 'NS_SKELETONS', 'NS_TRAILS', 'PERSON_NAMESPACES', 'ROLES',
            'ShelfEventIn', 'SkeletonIn', 'STORE_NAMESPACES', 'StoreView', 'TrackIn', 'VisitIn',
