@@ -11,12 +11,12 @@ import sys
 
 import pytest
 
-from go_store_nodes.bagio.topics import OUTPUT_TOPICS
+from go_store_nodes.bagio.topics import RECORDED_TOPICS
 from go_store_nodes.bagio.typestore import message_dirs, type_hash, typestore
 
 BAG_TYPES = ('sensor_msgs/msg/Image', 'sensor_msgs/msg/CameraInfo',
              'go_store/msg/LoadCellBatch', 'go_store/msg/CheckIn', 'tf2_msgs/msg/TFMessage',
-             'rosgraph_msgs/msg/Clock', *OUTPUT_TOPICS.values())
+             'rosgraph_msgs/msg/Clock', *RECORDED_TOPICS.values())
 
 
 def _rosidl_hash(msgtype):

@@ -9,6 +9,7 @@ from ..core.topics import (  # noqa: F401 - re-exported for the recorder
     CART_EVENTS_TOPIC,
     CHECK_IN_RESULT_TOPIC,
     DETECTIONS_TOPIC,
+    MARKERS_TOPIC,
     PRODUCT_OBSERVATIONS_TOPIC,
     RECEIPTS_TOPIC,
     SHELF_EVENTS_TOPIC,
@@ -43,6 +44,10 @@ OUTPUT_TOPICS: dict[str, str] = {
     CALIBRATION_STATUS_TOPIC: 'go_store/msg/CalibrationStatus',
     PRODUCT_OBSERVATIONS_TOPIC: 'go_store/msg/ProductObservationArray',
 }
+# What the graph draws for viewers (rviz2 live, Foxglove on the recorded MCAP): recorded
+# beside the outputs, never read by the evaluation.
+VIEW_TOPICS: dict[str, str] = {MARKERS_TOPIC: 'visualization_msgs/msg/MarkerArray'}
+RECORDED_TOPICS: dict[str, str] = {**OUTPUT_TOPICS, **VIEW_TOPICS}
 # Latched (transient local) topics: the recorder and the player keep their QoS.
 LATCHED_TOPICS = frozenset({TF_STATIC_TOPIC, CALIBRATION_STATUS_TOPIC})
 

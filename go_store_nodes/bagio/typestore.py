@@ -21,7 +21,7 @@ from ..ros.share import share_dir
 
 # Standard packages whose messages go_store bags and the replay use.
 STANDARD_PACKAGES = ('builtin_interfaces', 'std_msgs', 'geometry_msgs', 'sensor_msgs',
-                     'rosgraph_msgs', 'diagnostic_msgs')
+                     'rosgraph_msgs', 'diagnostic_msgs', 'visualization_msgs')
 BUNDLED_STORE = Stores.ROS2_KILTED
 
 

@@ -1,4 +1,4 @@
-"""Record the graph's output topics, raw, into an MCAP bag (rosbags writer)."""
+"""Record the graph's output and view topics, raw, into an MCAP bag (rosbags writer)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Callable, Mapping
 
 from rclpy.node import Node
 
-from ..bagio.topics import LATCHED_TOPICS, OUTPUT_TOPICS
+from ..bagio.topics import LATCHED_TOPICS, RECORDED_TOPICS
 from ..bagio.writer import BagWriter
 from .qos import message_class, subscription_qos
 
@@ -20,7 +20,7 @@ class Recorder:
     """
 
     def __init__(self, node: Node, bag: str | pathlib.Path,
-                 topics: Mapping[str, str] = OUTPUT_TOPICS,
+                 topics: Mapping[str, str] = RECORDED_TOPICS,
                  fallback_ns: Callable[[], int] | None = None) -> None:
         """Open the output bag and subscribe to every topic."""
         self.node = node

@@ -29,7 +29,7 @@ from rclpy.parameter import Parameter
 import yaml
 
 from ..bagio.reader import is_bag
-from ..bagio.topics import CUSTOM_REAL_TIME_FACTOR, CUSTOM_SOURCE_BAG, OUTPUT_TOPICS
+from ..bagio.topics import CUSTOM_REAL_TIME_FACTOR, CUSTOM_SOURCE_BAG, RECORDED_TOPICS
 from ..bagio.writer import prepare_output
 from ..core.graph import NodeSpec, store_graph
 from ..core.store import load_store_description
@@ -282,7 +282,7 @@ def replay(bag: str | pathlib.Path, out_dir: str | pathlib.Path, *,
         'settle_timeouts': settle_timeouts, 'domain_id': domain_id,
         'ledger_database': str(out / LEDGER_FILE),
         'node_clocks_ns': clocks,
-        'nodes': [s.full_name for s in specs], 'output_topics': sorted(OUTPUT_TOPICS),
+        'nodes': [s.full_name for s in specs], 'output_topics': sorted(RECORDED_TOPICS),
     }
     path = pathlib.Path(report_path) if report_path else out / REPORT_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
