@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any, Sequence
 
 import numpy as np
+from scipy.optimize import linear_sum_assignment
 
 from .data import PredictedTrackFrame, TruthFrame
 
@@ -66,6 +67,20 @@ def match_frames(truth: Sequence[TruthFrame], predicted: Sequence[PredictedTrack
                     best = j
         matched.append(None if best is None else predicted[int(order[best])])
     return matched
+
+
+def assign_tracks(frame: TruthFrame, hypothesis: PredictedTrackFrame | None,
+                  distance_m: float) -> dict[int, int]:
+    """Person id -> track id of one frame: optimal assignment within ``distance_m``."""
+    if hypothesis is None or not frame.positions or not hypothesis.tracks:
+        return {}
+    gt = np.array([[p[1], p[2]] for p in frame.positions], dtype=float)
+    hyp = np.array([[t[1], t[2]] for t in hypothesis.tracks], dtype=float)
+    distances = np.linalg.norm(gt[:, None, :] - hyp[None, :, :], axis=2)
+    cost = np.where(distances <= distance_m, distances, 1e6)
+    return {frame.positions[row][0]: hypothesis.tracks[col][0]
+            for row, col in zip(*linear_sum_assignment(cost), strict=True)
+            if cost[row, col] < 1e6}
 
 
 def tracking_metrics(truth: Sequence[TruthFrame], predicted: Sequence[PredictedTrackFrame],

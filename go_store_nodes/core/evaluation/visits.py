@@ -10,13 +10,10 @@ from __future__ import annotations
 from collections import Counter
 from typing import Mapping
 
-import numpy as np
-from scipy.optimize import linear_sum_assignment
-
 from ..topics import TRACKS_TOPIC, VISITS_TOPIC
 from .data import GroundTruth, Predictions
 from .metrics import EvaluationConfig, Metric, missing, no_messages, NS
-from .tracking import match_frames
+from .tracking import assign_tracks, match_frames
 
 
 def dominant_tracks(truth: GroundTruth, predictions: Predictions,
@@ -27,16 +24,9 @@ def dominant_tracks(truth: GroundTruth, predictions: Predictions,
     matched = match_frames(truth.frames, predictions.track_frames, tolerance_ns)
     counts: dict[int, Counter[int]] = {}
     for frame, hypothesis in zip(truth.frames, matched, strict=True):
-        if hypothesis is None or not frame.positions or not hypothesis.tracks:
-            continue
-        gt = np.array([[p[1], p[2]] for p in frame.positions], dtype=float)
-        hyp = np.array([[t[1], t[2]] for t in hypothesis.tracks], dtype=float)
-        distances = np.linalg.norm(gt[:, None, :] - hyp[None, :, :], axis=2)
-        cost = np.where(distances <= config.tracking_distance_m, distances, 1e6)
-        for row, col in zip(*linear_sum_assignment(cost), strict=True):
-            if cost[row, col] < 1e6:
-                person = frame.positions[row][0]
-                counts.setdefault(person, Counter())[hypothesis.tracks[col][0]] += 1
+        for person, track_id in assign_tracks(frame, hypothesis,
+                                              config.tracking_distance_m).items():
+            counts.setdefault(person, Counter())[track_id] += 1
     return {person: counter.most_common(1)[0] for person, counter in counts.items()}
 
 
