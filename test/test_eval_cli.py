@@ -143,7 +143,7 @@ def test_eval_scores_output_with_its_own_ids(files, tmp_path, capsys):
 
 
 def _tracking_bag(path, frames, swap_at):
-    """Detections of two people crossing, and tracks that swap their ids at ``swap_at``.
+    """Write detections of two people crossing and tracks that swap ids at ``swap_at``.
 
     Track 12 is an associate, track 11 a shopper.
     """
@@ -168,7 +168,7 @@ def _tracking_bag(path, frames, swap_at):
                 position_covariance=np.zeros(9), height_m=1.75, confidence=0.9,
                 tangled=False, tangled_with=np.zeros(0, dtype=np.uint64),
                 role=2 if track_id == 12 else 1, visit_id='', account_id='')
-                for track_id, (person, x, y) in zip(ids, people)]
+                for track_id, (person, x, y) in zip(ids, people, strict=True)]
             bag.write('/people/tracks', 'go_store/msg/TrackArray', stamp,
                       message_class('go_store/msg/TrackArray')(
                           header=messages.header(stamp, 'map'), tracks=tracks))

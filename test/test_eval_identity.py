@@ -199,7 +199,7 @@ def test_peer_tracks_two_people_crossing():
     # Initialization delay: nothing reported on the first frames, then two tracks.
     assert run.frames[0].tracks == ()
     ids_by_side = set()
-    for frame, truth_frame in zip(run.frames[5:], frames[5:]):
+    for frame, truth_frame in zip(run.frames[5:], frames[5:], strict=True):
         assert len(frame.tracks) == 2
         for person, x, y in truth_frame.positions:
             (nearest,) = [t for t in frame.tracks if abs(t[2] - y) < 0.1]
@@ -254,7 +254,7 @@ def test_peer_missing_without_detections():
 
 
 def test_no_node_imports_the_peer_tracker():
-    """norfair is evaluation code: only core.evaluation may import it."""
+    """Only core.evaluation may import norfair: it is evaluation code."""
     for path in (REPO / 'go_store_nodes').rglob('*.py'):
         if 'evaluation' in path.parts:
             continue

@@ -75,19 +75,19 @@ def role_metrics(truth: GroundTruth, frames: Sequence[PredictedTrackFrame],
             roles.setdefault((person, track), Counter())[role or 'unknown'] += 1
     counts = {role: {'matched': 0, 'right': 0, 'unmatched': 0} for role in ROLES}
     wrong = []
-    for person in truth.people:
-        role = person.role
+    for truth_person in truth.people:
+        person, role = truth_person.person_id, truth_person.role
         counts.setdefault(role, {'matched': 0, 'right': 0, 'unmatched': 0})
-        if person.person_id not in matched:
+        if person not in matched:
             counts[role]['unmatched'] += 1
             continue
-        track = matched[person.person_id].most_common(1)[0][0]
-        given = roles[(person.person_id, track)].most_common(1)[0][0]
+        track = matched[person].most_common(1)[0][0]
+        given = roles[(person, track)].most_common(1)[0][0]
         counts[role]['matched'] += 1
         if given == role:
             counts[role]['right'] += 1
         else:
-            wrong.append({'person': person.person_id, 'role': person.role, 'track': track,
+            wrong.append({'person': person, 'role': role, 'track': track,
                           'track_role': given})
     total = sum(c['matched'] for c in counts.values())
     right = sum(c['right'] for c in counts.values())

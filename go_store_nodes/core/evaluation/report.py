@@ -48,15 +48,15 @@ from .metrics import (
     review_metrics,
     shelf_event_metrics,
     tracking_hota_metric_list,
-    TRACKING_NAMES,
     tracking_metric_list,
+    TRACKING_NAMES,
 )
 from .peer import PeerTrackerConfig, track_detections
 from .visits import visit_metrics
 
 REPORT_FORMAT = 1
-COUNTED_TOPICS = (DETECTIONS_TOPIC, TRACKS_TOPIC, SHELF_EVENTS_TOPIC, CART_EVENTS_TOPIC, VISITS_TOPIC,
-                  RECEIPTS_TOPIC, CHECK_IN_RESULT_TOPIC, CALIBRATION_STATUS_TOPIC)
+COUNTED_TOPICS = (DETECTIONS_TOPIC, TRACKS_TOPIC, SHELF_EVENTS_TOPIC, CART_EVENTS_TOPIC,
+                  VISITS_TOPIC, RECEIPTS_TOPIC, CHECK_IN_RESULT_TOPIC, CALIBRATION_STATUS_TOPIC)
 
 
 # go_store's tracking metrics and the peer tracker's, printed side by side under the table.
@@ -140,9 +140,11 @@ def structural_metrics(truth: GroundTruth, predictions: Predictions) -> list[Met
 
 def peer_metrics(truth: GroundTruth, predictions: Predictions,
                  config: EvaluationConfig) -> list[Metric]:
-    """The peer tracker (``peer.track_detections``) on the recorded detections, scored
-    with the code that scores go_store's tracks: ``peer_tracker`` (its name and version)
-    and ``peer_tracking_*``, ``peer_tangled_episodes*``."""
+    """Score the peer tracker on the recorded detections as go_store's tracks are scored.
+
+    ``peer.track_detections`` runs it; ``peer_tracker`` names it (distribution and
+    version), then ``peer_tracking_*`` and ``peer_tangled_episodes*``.
+    """
     prefix = f'{PEER_PREFIX}tracking'
     names = ([(f'{PEER_PREFIX}tracker', '')]
              + [(f'{prefix}_{n}', u) for n, u in TRACKING_NAMES + HOTA_NAMES]
