@@ -57,8 +57,6 @@ from .visits import visit_metrics
 REPORT_FORMAT = 1
 COUNTED_TOPICS = (DETECTIONS_TOPIC, TRACKS_TOPIC, SHELF_EVENTS_TOPIC, CART_EVENTS_TOPIC,
                   VISITS_TOPIC, RECEIPTS_TOPIC, CHECK_IN_RESULT_TOPIC, CALIBRATION_STATUS_TOPIC)
-
-
 # go_store's tracking metrics and the peer tracker's, printed side by side under the table.
 COMPARED = ('tracking_mota', 'tracking_idf1', 'tracking_hota', 'tracking_id_switches',
             'tangled_episodes_both_right')
