@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pytest
 
 from go_store_nodes.bagio import messages
@@ -10,6 +11,8 @@ from go_store_nodes.bagio.topics import CUSTOM_REAL_TIME_FACTOR
 from go_store_nodes.bagio.typestore import message_class
 from go_store_nodes.bagio.writer import BagWriter
 from go_store_nodes.cli import main
+from go_store_nodes.core.evaluation.peer import load_norfair
+from go_store_nodes.core.evaluation.tracking import load_motmetrics
 
 S = 1_000_000_000
 T0 = 1_700_000_000 * S
@@ -179,3 +182,77 @@ def test_eval_help_says_where_the_store_map_goes(capsys):
     with pytest.raises(SystemExit):
         main(['eval', '--help'])
     assert 'store-map.png beside --json' in ' '.join(capsys.readouterr().out.split())
+
+
+def _tracking_bag(path, frames, swap_at):
+    """Write detections of two people crossing and tracks that swap ids at ``swap_at``.
+
+    Track 12 is an associate, track 11 a shopper.
+    """
+    point = message_class('geometry_msgs/msg/Point')
+    vector = message_class('geometry_msgs/msg/Vector3')
+    detection_type = message_class('go_store/msg/PersonDetection')
+    track_type = message_class('go_store/msg/Track')
+    with BagWriter(path) as bag:
+        for k, (stamp, people) in enumerate(frames):
+            detections = [detection_type(
+                header=messages.header(stamp, 'map'), position=point(x=x, y=y, z=0.0),
+                height_m=1.75, blob_area_m2=0.2, confidence=0.9,
+                appearance=np.zeros(0, dtype=np.float32), camera_ids=['cam_a'])
+                for _, x, y in people]
+            bag.write('/people/detections', 'go_store/msg/PersonDetectionArray', stamp,
+                      message_class('go_store/msg/PersonDetectionArray')(
+                          header=messages.header(stamp, 'map'), detections=detections))
+            ids = (11, 12) if k < swap_at else (12, 11)
+            tracks = [track_type(
+                header=messages.header(stamp, 'map'), track_id=track_id,
+                position=point(x=x, y=y, z=0.0), velocity=vector(x=0.0, y=0.0, z=0.0),
+                position_covariance=np.zeros(9), height_m=1.75, confidence=0.9,
+                tangled=False, tangled_with=np.zeros(0, dtype=np.uint64),
+                role=2 if track_id == 12 else 1, visit_id='', account_id='')
+                for track_id, (person, x, y) in zip(ids, people, strict=True)]
+            bag.write('/people/tracks', 'go_store/msg/TrackArray', stamp,
+                      message_class('go_store/msg/TrackArray')(
+                          header=messages.header(stamp, 'map'), tracks=tracks))
+    return path
+
+
+@pytest.mark.skipif(load_norfair() is None or load_motmetrics() is None,
+                    reason='norfair or motmetrics not installed')
+def test_eval_scores_peer_tracker_roles_and_tangles(tmp_path, capsys):
+    """Ours swaps two people where they cross; the peer, on the same detections, does not."""
+    period = S // 10
+    frames = [(T0 + k * period, ((1, 0.1 * k, 1.0), (2, 6.0 - 0.1 * k, 1.2)))
+              for k in range(60)]
+    truth = _truth()
+    truth['frames'] = [{'stamp_ns': stamp, 'people': [
+        {'person_id': p, 'x_m': x, 'y_m': y} for p, x, y in people]}
+        for stamp, people in frames]
+    truth['frame_period_ns'] = period
+    truth['people'].append({'person_id': 2, 'role': 'associate', 'account_id': None,
+                            'party_id': None, 'enter_ns': T0, 'exit_ns': None})
+    truth_path = tmp_path / 'truth.json'
+    truth_path.write_text(json.dumps(truth))
+    bag = _tracking_bag(tmp_path / 'tracks', frames, swap_at=31)
+    predictions = load_predictions(bag)
+    assert len(predictions.detection_frames) == 60
+    assert predictions.track_frames[0].roles == ('shopper', 'associate')
+    out = tmp_path / 'eval.json'
+    assert main(['eval', '--truth', str(truth_path), '--bag', str(bag),
+                 '--json', str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert 'tracker comparison' in printed and 'norfair' in printed
+    metrics = json.loads(out.read_text())['metrics']
+    assert metrics['messages./people/detections']['value'] == 60
+    assert metrics['peer_tracker']['text'].startswith('norfair')
+    assert metrics['peer_tracking_id_switches']['value'] == 0
+    assert metrics['peer_tracking_idf1']['value'] > 0.9
+    assert metrics['tracking_id_switches']['value'] == 2
+    assert metrics['tracking_idf1']['value'] < metrics['peer_tracking_idf1']['value']
+    assert metrics['tangled_episodes']['value'] == 1
+    assert metrics['tangled_episodes_both_right']['value'] == 0.0
+    assert metrics['peer_tangled_episodes_both_right']['value'] == 1.0
+    # Each person's track is the one they had in most frames (31 of 60): 11 for the
+    # shopper, 12 (an associate) for the associate.
+    assert metrics['associate_classification_accuracy']['value'] == 1.0
+    assert metrics['associate_classification_associates']['value'] == 1.0

@@ -10,11 +10,11 @@
    at random (reported, never asserted).
 
 The truth is used only here, to make detections and to score; the tracker never sees it.
-norfair 2.3.0 is the peer when importable: it declares numpy<2 (this project runs numpy 2),
-so it is not in requirements.txt; install it beside the venv without dependencies, e.g.
-``pip install --no-deps --target /tmp/norfair norfair==2.3.0 filterpy==1.4.5 rich
-markdown-it-py mdurl pygments`` and put that folder on PYTHONPATH. Without it the peer is
-reported as missing.
+norfair is the peer: ``norfair-enough`` (requirements.txt), the maintained fork of
+tryolabs/norfair that runs on numpy 2 and is imported as ``norfair`` (the original
+norfair 2.3.0 declares numpy<2). Without it the peer is reported as missing.
+``go-store eval`` runs the same peer on a replay's recorded detections
+(go_store_nodes/core/evaluation/peer.py).
 
 Usage (from the repository root, PYTHONPATH=$PWD):
   python tools/bench_tracker.py --scenario config/scenarios/busy.yaml --duration 120

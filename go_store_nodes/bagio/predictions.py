@@ -6,6 +6,7 @@ import pathlib
 
 from ..core.evaluation.data import (
     PredictedCartEvent,
+    PredictedDetectionFrame,
     PredictedReceipt,
     PredictedShelfEvent,
     PredictedSkeletonFrame,
@@ -20,6 +21,7 @@ from .topics import (
     CHECK_IN_RESULT_TOPIC,
     CUSTOM_REAL_TIME_FACTOR,
     CUSTOM_SOURCE_BAG,
+    DETECTIONS_TOPIC,
     OUTPUT_TOPICS,
     RECEIPTS_TOPIC,
     SHELF_EVENTS_TOPIC,
@@ -30,6 +32,7 @@ from .topics import (
 
 RECEIPT_ISSUED = 1
 SHELF_KINDS = {1: 'pick', 2: 'return', 3: 'unknown'}
+TRACK_ROLES = {1: 'shopper', 2: 'associate'}     # go_store/Track ROLE_*; else 'unknown'
 VISIT_STARTED = 1
 
 
@@ -48,7 +51,7 @@ def load_predictions(bag: str | pathlib.Path) -> Predictions:
     """Read every output topic of a replay's bag into ``Predictions``."""
     counts = {topic: summary.count for topic, summary in summarize(bag).items()}
     receipts, cart_events, shelf_events, track_frames, visits = [], [], [], [], []
-    skeleton_frames = []
+    skeleton_frames, detection_frames = [], []
     accepted = refused = 0
     for topic, received_ns, msg in messages(bag, OUTPUT_TOPICS):
         m = msg  # rosbags message objects are dynamically typed
@@ -71,7 +74,11 @@ def load_predictions(bag: str | pathlib.Path) -> Predictions:
         elif topic == TRACKS_TOPIC:
             track_frames.append(PredictedTrackFrame(stamp, tuple(
                 (int(t.track_id), float(t.position.x), float(t.position.y))
-                for t in m.tracks)))
+                for t in m.tracks), tuple(TRACK_ROLES.get(int(t.role), 'unknown')
+                                          for t in m.tracks)))
+        elif topic == DETECTIONS_TOPIC:
+            detection_frames.append(PredictedDetectionFrame(stamp, tuple(
+                (float(d.position.x), float(d.position.y)) for d in m.detections)))
         elif topic == SKELETONS_TOPIC:
             skeleton_frames.append(skeleton_frame(stamp, m))
         elif topic == VISITS_TOPIC:
@@ -91,4 +98,4 @@ def load_predictions(bag: str | pathlib.Path) -> Predictions:
         visits=tuple(visits), check_ins_accepted=accepted, check_ins_refused=refused,
         real_time_factor=float(rtf) if rtf else None,
         extra={'source_bag': custom.get(CUSTOM_SOURCE_BAG, '')},
-        skeleton_frames=tuple(skeleton_frames))
+        skeleton_frames=tuple(skeleton_frames), detection_frames=tuple(detection_frames))

@@ -16,6 +16,7 @@ from ..topics import (  # noqa: F401 - output topics the metrics read, re-export
     CALIBRATION_STATUS_TOPIC,
     CART_EVENTS_TOPIC,
     CHECK_IN_RESULT_TOPIC,
+    DETECTIONS_TOPIC,
     RECEIPTS_TOPIC,
     SHELF_EVENTS_TOPIC,
     SKELETONS_TOPIC,
@@ -167,10 +168,30 @@ class PredictedShelfEvent:
 
 @dataclass(frozen=True)
 class PredictedTrackFrame:
-    """A go_store/TrackArray: (track_id, x_m, y_m) of every live track."""
+    """A go_store/TrackArray: (track_id, x_m, y_m) of every live track.
+
+    ``roles`` holds each track's role ('shopper', 'associate' or 'unknown') in the order
+    of ``tracks``; empty when the tracker gives no roles.
+    """
 
     stamp_ns: int
     tracks: tuple[tuple[int, float, float], ...]
+    roles: tuple[str, ...] = ()
+
+    def role_of(self, track_id: int) -> str:
+        """Return the role of ``track_id`` in this frame ('' when not given)."""
+        for (tid, _, _), role in zip(self.tracks, self.roles, strict=False):
+            if tid == track_id:
+                return role
+        return ''
+
+
+@dataclass(frozen=True)
+class PredictedDetectionFrame:
+    """A go_store/PersonDetectionArray: the floor point (x_m, y_m) of every detection."""
+
+    stamp_ns: int
+    positions: tuple[tuple[float, float], ...]
 
 
 @dataclass(frozen=True)
@@ -208,6 +229,7 @@ class Predictions:
     real_time_factor: float | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
     skeleton_frames: tuple[PredictedSkeletonFrame, ...] = ()
+    detection_frames: tuple[PredictedDetectionFrame, ...] = ()
 
     def count(self, topic: str) -> int:
         """Messages recorded on ``topic`` (0 when none)."""

@@ -21,6 +21,7 @@ from .data import (
     PredictedCartEvent,
     PredictedReceipt,
     PredictedShelfEvent,
+    PredictedTrackFrame,
     Predictions,
     RECEIPTS_TOPIC,
     SHELF_EVENTS_TOPIC,
@@ -40,15 +41,24 @@ class EvaluationConfig:
     event_time_tolerance_s: float = 2.0      # shelf/cart event vs true settle time
     tracking_distance_m: float = 0.5         # ground-plane match threshold (CLEAR MOT)
     frame_time_tolerance_s: float = 0.0      # 0: half the truth frame period
+    # Tangled episodes (identity.py, docs/simulation.md): two true people closer than
+    # touch_distance_m for at least tangle_min_s; runs of one pair less than
+    # tangle_merge_gap_s apart are one episode; tracks compared over tangle_window_s
+    # before its start and after its end.
+    touch_distance_m: float = 0.6
+    tangle_min_s: float = 0.5
+    tangle_merge_gap_s: float = 1.0
+    tangle_window_s: float = 2.0
 
     def __post_init__(self) -> None:
         """Check every tolerance is positive (frame tolerance may be 0 = automatic)."""
-        if not self.event_time_tolerance_s > 0.0:
-            raise ValueError('event_time_tolerance_s must be > 0')
-        if not self.tracking_distance_m > 0.0:
-            raise ValueError('tracking_distance_m must be > 0')
-        if self.frame_time_tolerance_s < 0.0:
-            raise ValueError('frame_time_tolerance_s must be >= 0')
+        for name in ('event_time_tolerance_s', 'tracking_distance_m', 'touch_distance_m',
+                     'tangle_window_s'):
+            if not getattr(self, name) > 0.0:
+                raise ValueError(f'{name} must be > 0')
+        for name in ('frame_time_tolerance_s', 'tangle_min_s', 'tangle_merge_gap_s'):
+            if not getattr(self, name) >= 0.0:
+                raise ValueError(f'{name} must be >= 0')
 
 
 @dataclass(frozen=True)
@@ -60,6 +70,7 @@ class Metric:
     unit: str = ''
     missing: str = ''
     detail: Mapping[str, Any] = field(default_factory=dict)
+    text: str = ''                 # shown instead of the value, e.g. a name and version
 
     @property
     def available(self) -> bool:
@@ -70,6 +81,8 @@ class Metric:
         """Value as shown in the table."""
         if self.value is None:
             return f'missing ({self.missing})'
+        if self.text:
+            return self.text
         if float(self.value).is_integer() and self.unit in ('count', ''):
             return str(int(self.value))
         return f'{self.value:.3f}'
@@ -353,19 +366,24 @@ def latency_metrics(truth: GroundTruth, predictions: Predictions) -> list[Metric
     return metrics
 
 
-def tracking_metric_list(truth: GroundTruth, predictions: Predictions,
-                         config: EvaluationConfig) -> list[Metric]:
-    """MOTA, IDF1, ID switches and MOTP on the ground plane."""
-    names = (('tracking_mota', 'ratio'), ('tracking_idf1', 'ratio'),
-             ('tracking_id_switches', 'count'), ('tracking_motp_m', 'm'))
-    if not predictions.count(TRACKS_TOPIC):
-        return [no_messages(n, TRACKS_TOPIC, u) for n, u in names]
+def frame_tolerance_ns(truth: GroundTruth, config: EvaluationConfig) -> int:
+    """How far (ns) a track frame may be from a truth frame to be compared with it."""
+    return int(config.frame_time_tolerance_s * NS) or max(truth.frame_period_ns // 2, 1)
+
+
+TRACKING_NAMES = (('mota', 'ratio'), ('idf1', 'ratio'), ('id_switches', 'count'),
+                  ('motp_m', 'm'))
+HOTA_NAMES = (('hota', 'ratio'), ('deta', 'ratio'), ('assa', 'ratio'))
+
+
+def clear_mot_metrics(prefix: str, truth: GroundTruth, frames: Sequence[PredictedTrackFrame],
+                      config: EvaluationConfig) -> list[Metric]:
+    """``<prefix>_mota``, ``_idf1``, ``_id_switches`` and ``_motp_m`` of track frames."""
+    names = tuple((f'{prefix}_{n}', u) for n, u in TRACKING_NAMES)
     if not truth.frames:
         return [missing(n, 'no frames in truth.json', u) for n, u in names]
-    tolerance_ns = int(config.frame_time_tolerance_s * NS) or max(
-        truth.frame_period_ns // 2, 1)
-    result = tracking_metrics(truth.frames, predictions.track_frames,
-                              config.tracking_distance_m, tolerance_ns)
+    result = tracking_metrics(truth.frames, frames, config.tracking_distance_m,
+                              frame_tolerance_ns(truth, config))
     if result is None:
         return [missing(n, 'motmetrics not installed', u) for n, u in names]
     detail = {'false_positives': result.false_positives, 'misses': result.misses,
@@ -379,41 +397,52 @@ def tracking_metric_list(truth: GroundTruth, predictions: Predictions,
     values = (finite(result.mota), finite(result.idf1), float(result.id_switches),
               finite(result.motp_m))
     return [Metric(n, v, u, '' if v is not None else 'undefined (no matches)',
-                   detail=detail if n == 'tracking_mota' else {})
+                   detail=detail if n == names[0][0] else {})
             for (n, u), v in zip(names, values, strict=True)]
 
 
-def tracking_hota_metric_list(truth: GroundTruth, predictions: Predictions,
-                              config: EvaluationConfig) -> list[Metric]:
-    """HOTA, DetA and AssA on the ground plane (Luiten et al. 2020; ``hota.hota``).
+def hota_metrics(prefix: str, truth: GroundTruth, frames: Sequence[PredictedTrackFrame],
+                 config: EvaluationConfig) -> list[Metric]:
+    """``<prefix>_hota``, ``_deta`` and ``_assa`` of track frames (``hota.hota``).
 
     The similarity of a true person and a track is ``1 - distance / tracking_distance_m``
     (0 beyond it), so HOTA's localisation thresholds 0.05..0.95 are distances from 0.95
     to 0.05 times the CLEAR MOT match distance. Truth frames are matched to track
     frames as for MOTA.
     """
-    names = (('tracking_hota', 'ratio'), ('tracking_deta', 'ratio'),
-             ('tracking_assa', 'ratio'))
-    if not predictions.count(TRACKS_TOPIC):
-        return [no_messages(n, TRACKS_TOPIC, u) for n, u in names]
+    names = tuple((f'{prefix}_{n}', u) for n, u in HOTA_NAMES)
     if not truth.frames:
         return [missing(n, 'no frames in truth.json', u) for n, u in names]
-    tolerance_ns = int(config.frame_time_tolerance_s * NS) or max(
-        truth.frame_period_ns // 2, 1)
-    frames = []
+    hota_frames = []
     for frame, hypothesis in zip(truth.frames, match_frames(
-            truth.frames, predictions.track_frames, tolerance_ns), strict=True):
+            truth.frames, frames, frame_tolerance_ns(truth, config)), strict=True):
         tracks = hypothesis.tracks if hypothesis is not None else ()
         truth_xy = np.array([[p[1], p[2]] for p in frame.positions],
                             dtype=float).reshape(-1, 2)
         track_xy = np.array([[t[1], t[2]] for t in tracks], dtype=float).reshape(-1, 2)
         distance = np.linalg.norm(truth_xy[:, None, :] - track_xy[None, :, :], axis=2)
-        frames.append(HotaFrame([p[0] for p in frame.positions], [t[0] for t in tracks],
-                                np.clip(1.0 - distance / config.tracking_distance_m, 0.0,
-                                        1.0)))
-    result = hota(frames)
+        hota_frames.append(HotaFrame([p[0] for p in frame.positions], [t[0] for t in tracks],
+                                     np.clip(1.0 - distance / config.tracking_distance_m,
+                                             0.0, 1.0)))
+    result = hota(hota_frames)
     detail = {'loca': result.loca, 'per_alpha': list(result.per_alpha),
               'distance_threshold_m': config.tracking_distance_m}
-    return [Metric('tracking_hota', result.hota, 'ratio', detail=detail),
-            Metric('tracking_deta', result.deta, 'ratio'),
-            Metric('tracking_assa', result.assa, 'ratio')]
+    return [Metric(names[0][0], result.hota, 'ratio', detail=detail),
+            Metric(names[1][0], result.deta, 'ratio'),
+            Metric(names[2][0], result.assa, 'ratio')]
+
+
+def tracking_metric_list(truth: GroundTruth, predictions: Predictions,
+                         config: EvaluationConfig) -> list[Metric]:
+    """MOTA, IDF1, ID switches and MOTP on the ground plane."""
+    if not predictions.count(TRACKS_TOPIC):
+        return [no_messages(f'tracking_{n}', TRACKS_TOPIC, u) for n, u in TRACKING_NAMES]
+    return clear_mot_metrics('tracking', truth, predictions.track_frames, config)
+
+
+def tracking_hota_metric_list(truth: GroundTruth, predictions: Predictions,
+                              config: EvaluationConfig) -> list[Metric]:
+    """HOTA, DetA and AssA on the ground plane (Luiten et al. 2020; ``hota_metrics``)."""
+    if not predictions.count(TRACKS_TOPIC):
+        return [no_messages(f'tracking_{n}', TRACKS_TOPIC, u) for n, u in HOTA_NAMES]
+    return hota_metrics('tracking', truth, predictions.track_frames, config)

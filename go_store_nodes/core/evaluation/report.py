@@ -20,6 +20,7 @@ from .data import (
     CALIBRATION_STATUS_TOPIC,
     CART_EVENTS_TOPIC,
     CHECK_IN_RESULT_TOPIC,
+    DETECTIONS_TOPIC,
     GroundTruth,
     Predictions,
     RECEIPTS_TOPIC,
@@ -30,11 +31,15 @@ from .data import (
     VISITS_TOPIC,
 )
 from .hands import hand_in_bin_metrics
+from .identity import role_metrics, tangle_metrics
 from .metrics import (
     association_metrics,
     cart_event_line_metrics,
     cart_line_metrics,
+    clear_mot_metrics,
     EvaluationConfig,
+    hota_metrics,
+    HOTA_NAMES,
     latency_metrics,
     Metric,
     missing,
@@ -44,12 +49,18 @@ from .metrics import (
     shelf_event_metrics,
     tracking_hota_metric_list,
     tracking_metric_list,
+    TRACKING_NAMES,
 )
+from .peer import PeerTrackerConfig, track_detections
 from .visits import visit_metrics
 
 REPORT_FORMAT = 1
-COUNTED_TOPICS = (TRACKS_TOPIC, SHELF_EVENTS_TOPIC, CART_EVENTS_TOPIC, VISITS_TOPIC,
-                  RECEIPTS_TOPIC, CHECK_IN_RESULT_TOPIC, CALIBRATION_STATUS_TOPIC)
+COUNTED_TOPICS = (DETECTIONS_TOPIC, TRACKS_TOPIC, SHELF_EVENTS_TOPIC, CART_EVENTS_TOPIC,
+                  VISITS_TOPIC, RECEIPTS_TOPIC, CHECK_IN_RESULT_TOPIC, CALIBRATION_STATUS_TOPIC)
+# go_store's tracking metrics and the peer tracker's, printed side by side under the table.
+COMPARED = ('tracking_mota', 'tracking_idf1', 'tracking_hota', 'tracking_id_switches',
+            'tangled_episodes_both_right')
+PEER_PREFIX = 'peer_'
 
 
 class MinMetricsError(ValueError):
@@ -75,6 +86,7 @@ class Report:
         return {'format': REPORT_FORMAT, 'scenario': self.scenario, 'metrics': {
             m.name: {'value': m.value, 'unit': m.unit,
                      **({'missing': m.missing} if m.value is None else {}),
+                     **({'text': m.text} if m.text else {}),
                      **({'detail': dict(m.detail)} if m.detail else {})}
             for m in self.metrics}}
 
@@ -86,7 +98,23 @@ class Report:
             unit = f' {metric.unit}' if metric.value is not None and metric.unit not in (
                 'ratio', 'count', '') else ''
             lines.append(f'{metric.name:<{width}}  {metric.display()}{unit}')
-        return '\n'.join(lines)
+        return '\n'.join(lines + self.comparison())
+
+    def comparison(self) -> list[str]:
+        """go_store's tracking metrics beside the peer tracker's (none without a peer)."""
+        peer = self.get(f'{PEER_PREFIX}tracker')
+        if peer is None or peer.value is None:
+            return []
+        rows = [(name, self.get(name), self.get(PEER_PREFIX + name)) for name in COMPARED]
+        width = max(len(name) for name in COMPARED)
+        header = f'peer: {peer.display()}'
+        lines = ['', f'{"tracker comparison":<{width}}  {"go_store":<12}  {header}',
+                 f'{"-" * width}  {"-" * 12}  {"-" * len(header)}']
+        for name, ours, theirs in rows:
+            shown = [m.display() if m is not None and m.value is not None else '-'
+                     for m in (ours, theirs)]
+            lines.append(f'{name:<{width}}  {shown[0]:<12}  {shown[1]}')
+        return lines
 
 
 def structural_metrics(truth: GroundTruth, predictions: Predictions) -> list[Metric]:
@@ -106,6 +134,45 @@ def structural_metrics(truth: GroundTruth, predictions: Predictions) -> list[Met
     else:
         metrics.append(Metric('real_time_factor', float(predictions.real_time_factor), 'x'))
     return metrics
+
+
+def peer_metrics(truth: GroundTruth, predictions: Predictions,
+                 config: EvaluationConfig) -> list[Metric]:
+    """Score the peer tracker on the recorded detections as go_store's tracks are scored.
+
+    ``peer.track_detections`` runs it; ``peer_tracker`` names it (distribution and
+    version), then ``peer_tracking_*`` and ``peer_tangled_episodes*``.
+    """
+    prefix = f'{PEER_PREFIX}tracking'
+    names = ([(f'{PEER_PREFIX}tracker', '')]
+             + [(f'{prefix}_{n}', u) for n, u in TRACKING_NAMES + HOTA_NAMES]
+             + [(f'{PEER_PREFIX}tangled_episodes', 'count'),
+                (f'{PEER_PREFIX}tangled_episodes_both_right', 'ratio')])
+    if not predictions.count(DETECTIONS_TOPIC):
+        return [no_messages(n, DETECTIONS_TOPIC, u) for n, u in names]
+    run = track_detections(predictions.detection_frames,
+                           PeerTrackerConfig(distance_threshold_m=config.tracking_distance_m))
+    if run is None:
+        return [missing(n, 'norfair not installed', u) for n, u in names]
+    tracker = Metric(names[0][0], 1.0, '', text=run.name,
+                     detail={**run.settings, 'frames': len(run.frames),
+                             'dropped_frames': run.dropped_frames})
+    return ([tracker] + clear_mot_metrics(prefix, truth, run.frames, config)
+            + hota_metrics(prefix, truth, run.frames, config)
+            + tangle_metrics(PEER_PREFIX, truth, run.frames, config))
+
+
+def identity_metrics(truth: GroundTruth, predictions: Predictions,
+                     config: EvaluationConfig) -> list[Metric]:
+    """Roles (associate or shopper) and tangled episodes of go_store's tracks."""
+    if not predictions.count(TRACKS_TOPIC):
+        return [no_messages(n, TRACKS_TOPIC, u) for n, u in (
+            ('associate_classification_accuracy', 'ratio'),
+            ('associate_classification_associates', 'ratio'),
+            ('associate_classification_shoppers', 'ratio'),
+            ('tangled_episodes', 'count'), ('tangled_episodes_both_right', 'ratio'))]
+    return (role_metrics(truth, predictions.track_frames, config)
+            + tangle_metrics('', truth, predictions.track_frames, config))
 
 
 def truth_derived_ids(truth: GroundTruth, predictions: Predictions) -> list[str]:
@@ -144,6 +211,8 @@ def evaluate(truth: GroundTruth, predictions: Predictions,
     metrics += association_metrics(truth, predictions, config)
     metrics += tracking_metric_list(truth, predictions, config)
     metrics += tracking_hota_metric_list(truth, predictions, config)
+    metrics += identity_metrics(truth, predictions, config)
+    metrics += peer_metrics(truth, predictions, config)
     metrics += visit_metrics(truth, predictions, config)
     metrics += hand_in_bin_metrics(truth, predictions, config)
     metrics += review_metrics(predictions)

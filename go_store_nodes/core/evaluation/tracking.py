@@ -69,6 +69,20 @@ def match_frames(truth: Sequence[TruthFrame], predicted: Sequence[PredictedTrack
     return matched
 
 
+def assign_tracks(frame: TruthFrame, hypothesis: PredictedTrackFrame | None,
+                  distance_m: float) -> dict[int, int]:
+    """Person id -> track id of one frame: optimal assignment within ``distance_m``."""
+    if hypothesis is None or not frame.positions or not hypothesis.tracks:
+        return {}
+    gt = np.array([[p[1], p[2]] for p in frame.positions], dtype=float)
+    hyp = np.array([[t[1], t[2]] for t in hypothesis.tracks], dtype=float)
+    distances = np.linalg.norm(gt[:, None, :] - hyp[None, :, :], axis=2)
+    cost = np.where(distances <= distance_m, distances, 1e6)
+    return {frame.positions[row][0]: hypothesis.tracks[col][0]
+            for row, col in zip(*linear_sum_assignment(cost), strict=True)
+            if cost[row, col] < 1e6}
+
+
 @dataclass(frozen=True)
 class FrameMatch:
     """One truth frame, the track frame matched to it in time, and who matched whom.
@@ -85,20 +99,10 @@ class FrameMatch:
 def frame_matches(truth: Sequence[TruthFrame], predicted: Sequence[PredictedTrackFrame],
                   distance_m: float, tolerance_ns: int) -> list[FrameMatch]:
     """Match people to tracks in every truth frame, as CLEAR MOT does (Hungarian, gated)."""
-    result = []
-    for frame, hypothesis in zip(truth, match_frames(truth, predicted, tolerance_ns),
-                                 strict=True):
-        pairs: list[tuple[int, int]] = []
-        if hypothesis is not None and frame.positions and hypothesis.tracks:
-            gt = np.array([[p[1], p[2]] for p in frame.positions], dtype=float)
-            hyp = np.array([[t[1], t[2]] for t in hypothesis.tracks], dtype=float)
-            distances = np.linalg.norm(gt[:, None, :] - hyp[None, :, :], axis=2)
-            cost = np.where(distances <= distance_m, distances, 1e6)
-            for row, col in zip(*linear_sum_assignment(cost), strict=True):
-                if cost[row, col] < 1e6:
-                    pairs.append((frame.positions[row][0], hypothesis.tracks[col][0]))
-        result.append(FrameMatch(frame, hypothesis, tuple(pairs)))
-    return result
+    return [FrameMatch(frame, hypothesis,
+                       tuple(assign_tracks(frame, hypothesis, distance_m).items()))
+            for frame, hypothesis in zip(truth, match_frames(truth, predicted, tolerance_ns),
+                                         strict=True)]
 
 
 def tracking_metrics(truth: Sequence[TruthFrame], predicted: Sequence[PredictedTrackFrame],
