@@ -44,7 +44,7 @@ PUBLIC_ENDPOINTS = frozenset({'sign_in'})
 MAX_NOTE_CHARS = 500
 MAX_QUANTITY = 1000
 MAX_CART_VISITS = 30          # carts fetched per /api/carts call at most
-SCALE_PX_PER_M = 80
+SCALE_PX_PER_M = 72
 SECURITY_HEADERS = {
     'Content-Security-Policy': "default-src 'self'; img-src 'self'; style-src 'self' "
                                "'unsafe-inline'; script-src 'self'; form-action 'self'; "
@@ -262,7 +262,8 @@ def create_app(state: OperatorState, ledger: Ledger, staff: StaffDirectory,
                 'product': product.name if product else review.sku, 'evidence': evidence,
                 'trace_svg': trace_svg(evidence) if evidence else '',
                 'path_svg': path_svg(evidence, plan) if evidence else ''})
-        return page('Review queue', 'reviews.html', items=items, error=error)
+        return page('Review queue', 'reviews.html', items=items, error=error,
+                    config_after_s=state.config.evidence_after_s)
 
     @app.route('/reviews/<review_id>/resolve', methods=['POST'])
     def resolve(review_id: str) -> Any:

@@ -40,7 +40,7 @@
     }
     document.getElementById('track-count').textContent = live.tracks.length;
     document.getElementById('live-stamp').textContent =
-      live.stamp_ns ? (live.stamp_ns / 1e9).toFixed(1) + ' s' : '-';
+      live.stamp_ns ? new Date(live.stamp_ns / 1e6).toISOString().substring(11, 21) : '-';
   }
   function drawVisits(visits, carts) {
     const box = document.getElementById('visits');
