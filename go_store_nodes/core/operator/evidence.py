@@ -19,7 +19,8 @@ from ..store import Bin, Intrinsics, Shelf
 from ..transforms import Transform
 
 MIN_CROP_PX = 4
-UPSCALE_TO_PX = 160    # small crops are enlarged (nearest neighbour) to this height
+CROP_HEIGHT_PX = 150   # crops are shown at this height (nearest neighbour)
+MAX_CROP_WIDTH_PX = 320
 
 
 @dataclass(frozen=True)
@@ -70,9 +71,9 @@ def crop_bin(camera_id: str, label: str, stamp_ns: int, encoding: str, height: i
         return None
     col, row, w, h = window
     crop = rgb[row:row + h, col:col + w]
-    if crop.shape[0] < UPSCALE_TO_PX:
-        factor = max(1, UPSCALE_TO_PX // crop.shape[0])
-        crop = np.repeat(np.repeat(crop, factor, axis=0), factor, axis=1)
+    scale = min(CROP_HEIGHT_PX / crop.shape[0], MAX_CROP_WIDTH_PX / crop.shape[1])
+    size = (max(1, round(crop.shape[1] * scale)), max(1, round(crop.shape[0] * scale)))
+    crop = cv2.resize(np.ascontiguousarray(crop), size, interpolation=cv2.INTER_NEAREST)
     ok, png = cv2.imencode('.png', np.ascontiguousarray(crop[:, :, ::-1]))
     if not ok:
         return None

@@ -34,7 +34,7 @@
       label.setAttribute('class', 'label');
       label.setAttribute('x', track.x + 0.25);
       label.setAttribute('y', depth - track.y - 0.2);
-      label.textContent = '#' + (track.track_id % 10000) + (track.visit_id ? ' ' + track.visit_id : '');
+      label.textContent = '#' + (track.track_id % 10000) + (track.visit_id ? ' ' + track.visit_id.substring(0, 8) : '');
       group.appendChild(label);
       layer.appendChild(group);
     }
@@ -56,7 +56,8 @@
       row.setAttribute('id', 'visit-' + visit.visit_id);
       const link = document.createElement('a');
       link.href = '/visits/' + encodeURIComponent(visit.visit_id);
-      link.textContent = visit.visit_id;
+      link.textContent = visit.visit_id.substring(0, 8);
+      link.title = visit.visit_id;
       row.insertCell().appendChild(link);
       row.insertCell().textContent = visit.account_ref;
       row.insertCell().textContent = visit.track_ids.map(t => '#' + (t % 10000)).join(' ');
@@ -77,17 +78,19 @@
       if (response.status === 401) { window.location = '/login'; return; }
       const live = await response.json();
       draw(live);
+      const known = visits.map(v => v.visit_id).join();
       visits = live.visits;
       drawVisits(visits, carts);
+      if (visits.map(v => v.visit_id).join() !== known) { pollCarts(false); }
     } catch (error) { /* the next poll tries again */ }
     setTimeout(poll, period);
   }
-  async function pollCarts() {
+  async function pollCarts(again = true) {
     try {
       const response = await fetch('/api/carts', {credentials: 'same-origin'});
       if (response.ok) { carts = await response.json(); drawVisits(visits, carts); }
     } catch (error) { /* the next poll tries again */ }
-    setTimeout(pollCarts, 3000);
+    if (again) { setTimeout(pollCarts, 3000); }
   }
   poll();
   pollCarts();
