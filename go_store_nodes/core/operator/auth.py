@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import re
 import secrets
+import threading
 
 SCHEME = 'scrypt'
 DEFAULT_N = 2 ** 14          # CPU/memory cost: ~16 MB and ~50 ms per check on this VM
@@ -122,6 +123,7 @@ class StaffDirectory:
         self._lockout_s = lockout_s
         self._max_tracked = max_tracked
         self._failures: OrderedDict[str, tuple[int, float]] = OrderedDict()
+        self._lock = threading.Lock()   # HTTP requests are served on several threads
         # A fixed hash checked for unknown names, so that they take as long as known ones.
         self._decoy = StoredHash.parse(hash_password(secrets.token_hex(8), n=DEFAULT_N))
 
@@ -137,17 +139,19 @@ class StaffDirectory:
 
     def sign_in(self, user: str, password: str, now_s: float) -> bool:
         """Return True when the name is staff, not locked and the password matches."""
-        if self.locked(user, now_s):
-            return False
+        with self._lock:
+            if self.locked(user, now_s):
+                return False
         stored = self._staff.get(user)
         ok = (stored or self._decoy).matches(password) and stored is not None
-        if ok:
-            self._failures.pop(user, None)
-            return True
-        count, last = self._failures.pop(user, (0, 0.0))
-        if count >= self._max_failures:   # the lock expired: start counting again
-            count = 0
-        self._failures[user] = (count + 1, now_s)
-        while len(self._failures) > self._max_tracked:
-            self._failures.popitem(last=False)
-        return False
+        with self._lock:
+            if ok:
+                self._failures.pop(user, None)
+                return True
+            count, last = self._failures.pop(user, (0, 0.0))
+            if count >= self._max_failures:   # the lock expired: start counting again
+                count = 0
+            self._failures[user] = (count + 1, now_s)
+            while len(self._failures) > self._max_tracked:
+                self._failures.popitem(last=False)
+            return False

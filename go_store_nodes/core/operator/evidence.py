@@ -73,9 +73,9 @@ def crop_bin(camera_id: str, label: str, stamp_ns: int, encoding: str, height: i
     crop = rgb[row:row + h, col:col + w]
     scale = min(CROP_HEIGHT_PX / crop.shape[0], MAX_CROP_WIDTH_PX / crop.shape[1])
     size = (max(1, round(crop.shape[1] * scale)), max(1, round(crop.shape[0] * scale)))
-    crop = cv2.resize(np.ascontiguousarray(crop), size, interpolation=cv2.INTER_NEAREST)
-    ok, png = cv2.imencode('.png', np.ascontiguousarray(crop[:, :, ::-1]))
+    shown = cv2.resize(np.ascontiguousarray(crop), size, interpolation=cv2.INTER_NEAREST)
+    ok, png = cv2.imencode('.png', np.ascontiguousarray(shown[:, :, ::-1]))
     if not ok:
         return None
-    return BinCrop(camera_id, label, stamp_ns, int(crop.shape[1]), int(crop.shape[0]),
+    return BinCrop(camera_id, label, stamp_ns, int(shown.shape[1]), int(shown.shape[0]),
                    png.tobytes())

@@ -287,9 +287,9 @@ class OperatorState:
         """Keep a cart event; its evidence is taken once the clock passes the window."""
         if not event.event_id:
             raise InputRejectedError('malformed', 'cart event without an event_id')
-        if event.sku not in self.description.catalog:
-            self._count('cart_events_unknown_sku')
         with self._lock:
+            if event.sku not in self.description.catalog:
+                self._count('cart_events_unknown_sku')
             if event.event_id in self._cart_events:
                 return        # re-sent until the ledger acknowledges it
             self._cart_events[event.event_id] = event
