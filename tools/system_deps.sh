@@ -11,6 +11,9 @@ command -v git >/dev/null || need+=(git)
 # PostgreSQL server for the ledger tests (tools/with_postgres.sh starts a throwaway one).
 command -v initdb >/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 \
   || need+=(postgresql)
+# Headless browser for the operator page test (test/test_operator_page_browser.py).
+command -v chromium >/dev/null || need+=(chromium)
+command -v chromedriver >/dev/null || need+=(chromium-driver)
 python3 -c 'import ensurepip' 2>/dev/null || need+=(python3-venv)
 python3 -c 'import os, sys, sysconfig; sys.exit(not os.path.exists(os.path.join(
     sysconfig.get_paths()["include"], "Python.h")))' || need+=(python3-dev)

@@ -42,7 +42,7 @@ class NodeSpec:
 # in config/go_store.yaml and a module go_store_nodes.nodes.<name> with main().
 PROJECT_NODES: tuple[str, ...] = ('calibration', 'person_locator', 'tracker', 'gate',
                                   'cart_ledger', 'shelf_fusion', 'association', 'pose',
-                                  'product_id', 'visualization')
+                                  'product_id', 'visualization', 'operator_page')
 
 
 def realsense_profile(width: int, height: int, fps: float) -> str:

@@ -144,7 +144,8 @@ def private_databases(specs: Sequence[NodeSpec], params_file: str,
     """Give nodes with a ``database_url`` parameter a fresh SQLite file in ``folder``.
 
     A replay must not see the ledger of an earlier run (a check-in token used before
-    is refused as replayed), and must not touch the operator's database.
+    is refused as replayed), and must not touch the operator's database. A node with an
+    ``http_port`` (the operator page) gets port 0: a free one, logged at start.
     """
     try:
         params = yaml.safe_load(pathlib.Path(params_file).read_text()) or {}
@@ -166,6 +167,9 @@ def private_databases(specs: Sequence[NodeSpec], params_file: str,
         if 'outbox_path' in values:
             spec = dataclasses.replace(spec, parameters={
                 **spec.parameters, 'outbox_path': str(outbox.resolve())})
+        # A web page of a replay listens on a free port (logged), never the store's own.
+        if 'http_port' in values:
+            spec = dataclasses.replace(spec, parameters={**spec.parameters, 'http_port': 0})
         result.append(spec)
     return result
 
