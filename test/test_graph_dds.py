@@ -139,8 +139,8 @@ def test_go_store_inspect_shows_live_frames_and_topics(repo, store_path):
 def test_go_store_run_in_processes_starts_and_stops(repo, store_path):
     transforms = len(static_transforms(load_store_description(store_path)))
     process = subprocess.Popen([sys.executable, '-m', 'go_store_nodes.cli', 'run',
-                                '--processes', '--duration', '10'], cwd=repo,
+                                '--processes', '--duration', '20'], cwd=repo,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    output, _ = process.communicate(timeout=60)
+    output, _ = process.communicate(timeout=120)
     assert process.returncode == 0, output
     assert f'published {transforms} static transforms' in output
