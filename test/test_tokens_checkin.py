@@ -64,6 +64,27 @@ def test_valid_token_round_trips_and_is_qr_compact() -> None:
     assert VERIFIER.verify(f'  {token}\n', NOW).token_id == verified.token_id
 
 
+def test_a_token_states_its_party_size_and_a_bad_one_is_refused() -> None:
+    assert VERIFIER.verify(ISSUER.issue('acct-42', NOW), NOW).party_size == 0  # not stated
+    verified = VERIFIER.verify(ISSUER.issue('acct-42', NOW, party_size=3), NOW)
+    assert (verified.account_id, verified.party_size) == ('acct-42', 3)
+    for size in (0, 17, True, 2.0):
+        with pytest.raises(ValueError, match='party_size'):
+            ISSUER.issue('acct-42', NOW, party_size=size)
+    # Signed, but stating a party of 0 or of 200: malformed, whoever signed it.
+    header = struct.pack('>BQQ16s', 2, NOW, NOW + 60 * S, bytes(16))
+    for size in (0, 200):
+        payload = header + bytes([size]) + b'acct-42'
+        assert rejected(VERIFIER, signed_payload(payload)) is RejectReason.MALFORMED
+    assert rejected(VERIFIER, signed_payload(header + bytes([2]))) is RejectReason.MALFORMED
+    # Changing the stated size breaks the signature.
+    payload_text, signature_text = ISSUER.issue('acct-42', NOW, party_size=1).split('.')
+    payload = bytearray(unb64(payload_text))
+    payload[struct.calcsize('>BQQ16s')] = 4
+    assert rejected(VERIFIER, f'{b64(bytes(payload))}.{signature_text}') \
+        is RejectReason.BAD_SIGNATURE
+
+
 def test_token_ids_are_random() -> None:
     ids = {VERIFIER.verify(ISSUER.issue('acct-1', NOW), NOW).token_id for _ in range(50)}
     assert len(ids) == 50

@@ -8,11 +8,18 @@ code; the entry gate holds only the public key and verifies it offline. Text for
 with the binary payload (big endian)::
 
     version u8 (=1) | issued_at_ns u64 | expires_at_ns u64 | token_id 16 bytes | account_id
+    version u8 (=2) | issued_at_ns u64 | expires_at_ns u64 | token_id 16 bytes
+                    | party_size u8 | account_id
 
-``account_id`` is UTF-8 and takes the rest of the payload. The signature covers a domain
-separation prefix followed by the payload, so a signature made for any other purpose with
-the same key never verifies as a token. Single use is enforced by a durable ``consume``
-callable (``Ledger.consume_token``) that returns False when the token id was already used.
+``account_id`` is UTF-8 and takes the rest of the payload. ``party_size`` (version 2) is
+how many people the holder said walk in on this scan (the app asks before it shows the
+code), 1-16; the gate links at most that many and flags anyone else who walks in behind
+them. A version 1 token says nothing about its party (``party_size`` 0).
+
+The signature covers a domain separation prefix followed by the payload, so a signature
+made for any other purpose with the same key never verifies as a token. Single use is
+enforced by a durable ``consume`` callable (``Ledger.consume_token``) that returns False
+when the token id was already used.
 """
 
 import base64
@@ -31,12 +38,15 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 TOKEN_VERSION = 1
+TOKEN_VERSION_WITH_PARTY = 2
+MAX_PARTY_SIZE = 16
 SIGNATURE_DOMAIN = b'go_store/checkin-token/v1\x00'
 TOKEN_ID_BYTES = 16
 SIGNATURE_BYTES = 64
 MAX_ACCOUNT_ID_BYTES = 64
 MAX_TOKEN_CHARS = 512
 _HEADER = struct.Struct('>BQQ16s')
+_PARTY = struct.Struct('>B')
 _B64URL = re.compile(r'^[A-Za-z0-9_-]+$')
 _U64_MAX = 2 ** 64 - 1
 
@@ -97,6 +107,7 @@ class VerifiedToken:
     token_id: str
     issued_at_ns: int
     expires_at_ns: int
+    party_size: int = 0     # people walking in on this scan; 0: not stated (version 1)
 
 
 def _b64encode(data: bytes) -> str:
@@ -143,8 +154,12 @@ class TokenIssuer:
         self._config = config or TokenConfig()
 
     def issue(self, account_id: str, now_ns: int, ttl_ns: Optional[int] = None,
-              token_id: Optional[bytes] = None) -> str:
-        """Return the QR text of a new token valid from ``now_ns`` for ``ttl_ns``."""
+              token_id: Optional[bytes] = None, party_size: Optional[int] = None) -> str:
+        """Return the QR text of a new token valid from ``now_ns`` for ``ttl_ns``.
+
+        ``party_size``: how many people walk in on it (a version 2 token); None issues a
+        version 1 token, which does not say.
+        """
         encoded_account = _check_account_id(account_id)
         ttl = self._config.default_ttl_ns if ttl_ns is None else ttl_ns
         if not 0 < ttl <= self._config.max_ttl_ns:
@@ -154,7 +169,16 @@ class TokenIssuer:
         raw_id = secrets.token_bytes(TOKEN_ID_BYTES) if token_id is None else token_id
         if len(raw_id) != TOKEN_ID_BYTES:
             raise ValueError(f'token_id must be {TOKEN_ID_BYTES} bytes')
-        payload = _HEADER.pack(TOKEN_VERSION, now_ns, now_ns + ttl, raw_id) + encoded_account
+        if party_size is None:
+            payload = _HEADER.pack(TOKEN_VERSION, now_ns, now_ns + ttl, raw_id)
+        else:
+            if isinstance(party_size, bool) or not isinstance(party_size, int) \
+                    or not 1 <= party_size <= MAX_PARTY_SIZE:
+                raise ValueError(f'party_size must be an int in [1, {MAX_PARTY_SIZE}], '
+                                 f'got {party_size!r}')
+            payload = _HEADER.pack(TOKEN_VERSION_WITH_PARTY, now_ns, now_ns + ttl,
+                                   raw_id) + _PARTY.pack(party_size)
+        payload += encoded_account
         signature = self._key.sign(_signed_message(payload))
         return f'{_b64encode(payload)}.{_b64encode(signature)}'
 
@@ -187,10 +211,17 @@ class TokenVerifier:
         except InvalidSignature:
             raise TokenRejected(RejectReason.BAD_SIGNATURE) from None
         version, issued_at_ns, expires_at_ns, raw_id = _HEADER.unpack_from(payload)
-        if version != TOKEN_VERSION:
+        start, party_size = _HEADER.size, 0
+        if version == TOKEN_VERSION_WITH_PARTY:
+            (party_size,) = _PARTY.unpack_from(payload, start)
+            start += _PARTY.size
+            if not 1 <= party_size <= MAX_PARTY_SIZE:
+                raise TokenRejected(RejectReason.MALFORMED,
+                                    f'party size {party_size} not in [1, {MAX_PARTY_SIZE}]')
+        elif version != TOKEN_VERSION:
             raise TokenRejected(RejectReason.MALFORMED, f'unsupported version {version}')
         try:
-            account_id = payload[_HEADER.size:].decode('utf-8')
+            account_id = payload[start:].decode('utf-8')
             _check_account_id(account_id)
         except ValueError as error:
             raise TokenRejected(RejectReason.MALFORMED, f'bad account id: {error}') from None
@@ -207,7 +238,7 @@ class TokenVerifier:
             raise TokenRejected(RejectReason.UNKNOWN_ACCOUNT)
         token = VerifiedToken(
             account_id=account_id, token_id=raw_id.hex(), issued_at_ns=issued_at_ns,
-            expires_at_ns=expires_at_ns)
+            expires_at_ns=expires_at_ns, party_size=party_size)
         if self._consume is not None and not self._consume(
                 token.token_id, account_id, now_ns, expires_at_ns):
             raise TokenRejected(RejectReason.REPLAYED, f'token {token.token_id} already used')
@@ -231,7 +262,9 @@ class TokenVerifier:
             raise TokenRejected(RejectReason.MALFORMED, 'bad base64url') from None
         if len(signature) != SIGNATURE_BYTES:
             raise TokenRejected(RejectReason.MALFORMED, 'bad signature length')
-        if len(payload) <= _HEADER.size:
+        header_size = _HEADER.size + (_PARTY.size if payload[:1] == bytes(
+            [TOKEN_VERSION_WITH_PARTY]) else 0)
+        if len(payload) <= header_size:
             raise TokenRejected(RejectReason.MALFORMED, 'payload too short')
         return payload, signature
 

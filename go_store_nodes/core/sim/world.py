@@ -968,8 +968,10 @@ class Simulation:
         for party, members in self.check_ins_at.get(self.step, ()):
             stamp = self.stamp(self.step)
             issued = stamp - int(self.token_rng.uniform(3.0, 30.0) * 1e9)
+            # The app asks how many walk in on the code; tailgaters are not in the party.
             token = self.issuer.issue(party.account_id, issued, TOKEN_TTL_NS,
-                                      token_id=self.token_rng.bytes(16))
+                                      token_id=self.token_rng.bytes(16),
+                                      party_size=len(members))
             data.append(CheckInData(self.entry_gate.gate_id, token, party.account_id))
             self.check_in_truth.append(TruthCheckIn(
                 stamp, self.entry_gate.gate_id, party.account_id,
