@@ -240,7 +240,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     """
     from .bagio.reader import is_bag
     from .nodes.runner import CONFIGURATION_ERRORS
-    from .replay.run import replay, ReplayOptions
+    from .replay.run import DomainInUseError, replay, ReplayOptions
     bag = pathlib.Path(args.bag)
     if not is_bag(bag):
         return _fail(f'{bag}: not a rosbag2 folder (no metadata.yaml)')
@@ -257,7 +257,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
                         report_path=args.report, overwrite=args.overwrite,
                         only_nodes=[n for n in (args.nodes or '').split(',') if n],
                         progress=progress)
-    except (FileExistsError, ValueError, *CONFIGURATION_ERRORS) as error:
+    except (FileExistsError, ValueError, DomainInUseError, *CONFIGURATION_ERRORS) as error:
         return _fail(str(error))
     finally:
         if progress is not None:
@@ -313,8 +313,9 @@ def add_subcommands(sub: Any) -> None:
     play.add_argument('--params', help='params file (default: the package config/go_store.yaml)')
     play.add_argument('--domain-id', type=int,
                       help='DDS domain of the replay, discovery on this machine only '
-                      '(default: picked from the process id, never ROS_DOMAIN_ID: a replay '
-                      'never reaches a live store graph or another replay)')
+                      '(default: the first one in [1, 100] from the process id on that has '
+                      'no nodes, never ROS_DOMAIN_ID: a replay never reaches a live store '
+                      'graph or another replay; a given one that has nodes is refused)')
     play.add_argument('--nodes', help='comma-separated node names: start only these '
                       '(default: every project node of the graph)')
     play.add_argument('--overwrite', action='store_true',

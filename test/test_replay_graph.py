@@ -80,7 +80,7 @@ def test_replay_drives_the_graph_clock_and_records_calibration_status(
 
 
 def test_replay_domain_is_the_one_asked_or_never_the_live_one(monkeypatch):
-    from go_store_nodes.replay.run import replay_domain_id
+    from go_store_nodes.replay.run import DomainInUseError, replay_domain_id
     assert replay_domain_id(42) == 42
     with pytest.raises(ValueError):
         replay_domain_id(233)
@@ -88,6 +88,35 @@ def test_replay_domain_is_the_one_asked_or_never_the_live_one(monkeypatch):
         monkeypatch.setenv('ROS_DOMAIN_ID', live)
         assert 1 <= replay_domain_id(None) <= 100
         assert str(replay_domain_id(None)) != live
+    # Domains with nodes in them are passed over when picking, refused when asked for.
+    monkeypatch.setenv('ROS_DOMAIN_ID', '0')
+    first = replay_domain_id(None)
+    taken = {first: ['/go_store_player'], first % 100 + 1: ['/tracker']}
+    picked = replay_domain_id(None, occupied=lambda d: taken.get(d, []))
+    assert picked == (first + 1) % 100 + 1
+    with pytest.raises(DomainInUseError, match='another replay or a live graph'):
+        replay_domain_id(first, occupied=lambda d: taken.get(d, []))
+    with pytest.raises(DomainInUseError, match='every DDS domain'):
+        replay_domain_id(None, occupied=lambda d: ['/x'])
+
+
+def test_a_domain_with_another_graph_in_it_is_seen_as_taken(monkeypatch):
+    import rclpy
+
+    from go_store_nodes.replay.run import nodes_in_domain, replay_domain_id
+    monkeypatch.setenv('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
+    domain = 101 + os.getpid() % 100
+    assert nodes_in_domain(domain) == []
+    context = rclpy.Context()
+    rclpy.init(context=context, domain_id=domain)
+    try:
+        other = rclpy.create_node('other_replay_player', context=context)
+        assert nodes_in_domain(domain) == ['/other_replay_player']
+        with pytest.raises(RuntimeError, match=f'domain {domain} already has nodes'):
+            replay_domain_id(domain, occupied=nodes_in_domain)
+        other.destroy_node()
+    finally:
+        context.try_shutdown()
 
 
 def test_replay_refuses_an_existing_output_and_fails_min_metrics(repo, fake_bag, tmp_path):

@@ -44,7 +44,15 @@ MIN_TAIL_S = 2.0
 DISCOVERY_RANGE = 'ROS_AUTOMATIC_DISCOVERY_RANGE'
 MAX_DOMAIN_ID = 232  # the highest DDS domain id whose ports fit (Linux)
 REPORT_FILE = 'report.json'
+# Listening this long finds the nodes of another graph on this machine (Fast DDS announces
+# a participant at once and again within a second).
+DOMAIN_LISTEN_S = 1.5
+DOMAIN_PROBE_NODE = 'go_store_domain_probe'
 _NS = 1_000_000_000
+
+
+class DomainInUseError(RuntimeError):
+    """The replay's DDS domain already has nodes of another graph on this machine."""
 
 
 @dataclass(frozen=True)
@@ -84,19 +92,64 @@ def drain(executor: SingleThreadedExecutor, timeout_s: float) -> int:
     return ran
 
 
-def replay_domain_id(requested: int | None) -> int:
-    """Return the DDS domain of a replay: ``requested``, or one from the process id.
+def replay_domain_id(requested: int | None, *, occupied: Callable[[int], list[str]]
+                     | None = None) -> int:
+    """Return the DDS domain of a replay: ``requested``, or a free one near the process id.
 
-    Picked in [1, 100] and never the environment's ROS_DOMAIN_ID (the store's own graph),
-    so replays that run at once on one machine do not receive each other's messages.
+    Picked in [1, 100] and never the environment's ROS_DOMAIN_ID (the store's own graph).
+    With ``occupied`` (domain -> names of the nodes already in it), a picked domain that
+    has nodes in it is passed over, and a requested one is refused: two replays on one
+    domain receive each other's messages, which spoils both runs without an error.
     """
     if requested is not None:
         if not 0 <= requested <= MAX_DOMAIN_ID:
             raise ValueError(f'domain_id must be in [0, {MAX_DOMAIN_ID}], got {requested}')
+        others = occupied(requested) if occupied else []
+        if others:
+            raise DomainInUseError(
+                f'DDS domain {requested} already has nodes on this machine '
+                f'({", ".join(others[:5])}): another replay or a live graph; '
+                'choose another --domain-id or leave it out')
         return requested
-    live = os.environ.get('ROS_DOMAIN_ID', '0')
-    domain = 1 + os.getpid() % 100
-    return domain if str(domain) != live.strip() else 1 + (domain % 100)
+    live = os.environ.get('ROS_DOMAIN_ID', '0').strip()
+    start = os.getpid() % 100
+    busy = []
+    for step in range(100):
+        domain = 1 + (start + step) % 100
+        if str(domain) == live:
+            continue
+        others = occupied(domain) if occupied else []
+        if not others:
+            return domain
+        busy.append(f'{domain}: {others[0]}')
+    raise DomainInUseError(f'every DDS domain in [1, 100] has nodes on this machine '
+                       f'({"; ".join(busy[:3])}, ...); pass --domain-id')
+
+
+def nodes_in_domain(domain_id: int, listen_s: float = DOMAIN_LISTEN_S) -> list[str]:
+    """Names of the ROS nodes found in ``domain_id`` within ``listen_s`` of listening.
+
+    Uses a context of its own (rclpy's default one stays untouched); discovery reaches as
+    far as ROS_AUTOMATIC_DISCOVERY_RANGE says when it starts.
+    """
+    context = rclpy.Context()
+    rclpy.init(context=context, domain_id=domain_id)
+    try:
+        node = rclpy.create_node(DOMAIN_PROBE_NODE, context=context, enable_rosout=False,
+                                 start_parameter_services=False)
+        try:
+            deadline = time.monotonic() + listen_s
+            while True:
+                names = sorted(f'{ns.rstrip("/")}/{name}'
+                               for name, ns in node.get_node_names_and_namespaces()
+                               if name != DOMAIN_PROBE_NODE)
+                if names or time.monotonic() >= deadline:
+                    return names
+                time.sleep(0.05)
+        finally:
+            node.destroy_node()
+    finally:
+        context.try_shutdown()
 
 
 def settle(executor: SingleThreadedExecutor, nodes: list[Node], timeout_s: float) -> bool:
@@ -174,6 +227,13 @@ def private_databases(specs: Sequence[NodeSpec], params_file: str,
     return result
 
 
+def _restore(variable: str, value: str | None) -> None:
+    if value is None:
+        os.environ.pop(variable, None)
+    else:
+        os.environ[variable] = value
+
+
 def _spin_for(executor: SingleThreadedExecutor, seconds: float) -> None:
     end = time.monotonic() + seconds
     while (left := end - time.monotonic()) > 0:
@@ -209,10 +269,14 @@ def replay(bag: str | pathlib.Path, out_dir: str | pathlib.Path, *,
     specs = private_databases(specs, params_file, out)
     tail_s = options.tail_s if options.tail_s is not None else auto_tail_s(
         params_file, [s.name for s in specs])
-    domain_id = replay_domain_id(options.domain_id)
     # Discovery stays on this machine (read by the middleware when rclpy starts).
     saved_range = os.environ.get(DISCOVERY_RANGE)
     os.environ[DISCOVERY_RANGE] = 'LOCALHOST'
+    try:
+        domain_id = replay_domain_id(options.domain_id, occupied=nodes_in_domain)
+    except DomainInUseError:
+        _restore(DISCOVERY_RANGE, saved_range)
+        raise
     rclpy.init(domain_id=domain_id)
     nodes: list[Node] = []
     recorder = None
@@ -269,10 +333,7 @@ def replay(bag: str | pathlib.Path, out_dir: str | pathlib.Path, *,
         for node in nodes:
             node.destroy_node()
         rclpy.try_shutdown()
-        if saved_range is None:
-            os.environ.pop(DISCOVERY_RANGE, None)
-        else:
-            os.environ[DISCOVERY_RANGE] = saved_range
+        _restore(DISCOVERY_RANGE, saved_range)
     report = {
         'format': 1, 'bag': str(bag), 'output_bag': str(output_bag),
         'mode': 'as_fast_as_possible' if options.rate is None else 'rate',
