@@ -113,6 +113,21 @@ class StoreProbe:
         self.node.destroy_node()
 
 
+def _submit(driver, button, then_id=None, then_css=None, timeout_s=60):
+    """Click a form's submit button and wait for the answer page, not the old one.
+
+    A click returns once the event is sent; under load the server's answer (a scrypt
+    check, a ledger call) arrives later, so look only after the old page is gone.
+    """
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+    old = driver.find_element('tag name', 'html')
+    button.click()
+    WebDriverWait(driver, timeout_s).until(ec.staleness_of(old))
+    by, value = ('id', then_id) if then_id else ('css selector', then_css)
+    return WebDriverWait(driver, timeout_s).until(ec.presence_of_element_located((by, value)))
+
+
 def _screenshot(driver, tmp_path, name):
     path = tmp_path / name
     driver.save_screenshot(str(path))
@@ -190,12 +205,13 @@ def test_operator_page_in_chromium_during_a_replay(repo, store_path, tmp_path):
         # A wrong password is refused too; the right one signs in.
         driver.find_element('id', 'signin-user').send_keys('alice')
         driver.find_element('id', 'signin-password').send_keys('not-the-password')
-        driver.find_element('id', 'signin-submit').click()
+        _submit(driver, driver.find_element('id', 'signin-submit'), then_id='signin-submit')
         assert 'Wrong name or password' in driver.page_source
+        driver.find_element('id', 'signin-user').clear()
         driver.find_element('id', 'signin-user').send_keys('alice')
         driver.find_element('id', 'signin-password').send_keys(password)
-        driver.find_element('id', 'signin-submit').click()
-        assert driver.find_element('id', 'user').text == 'alice'
+        signed_in = _submit(driver, driver.find_element('id', 'signin-submit'), then_id='user')
+        assert signed_in.text == 'alice'
         driver.get(url)
 
         # A track moves on the live map.
@@ -251,8 +267,9 @@ def test_operator_page_in_chromium_during_a_replay(repo, store_path, tmp_path):
         card.find_element('name', 'quantity').clear()
         card.find_element('name', 'quantity').send_keys('2')
         card.find_element('name', 'note').send_keys('two units gone in the after crop')
-        card.find_element('css selector', 'button[type=submit]').click()
-        assert 'applied' in driver.find_element('css selector', '.flash').text
+        flash = _submit(driver, card.find_element('css selector', 'button[type=submit]'),
+                        then_css='.flash')
+        assert 'applied' in flash.text
 
         # The ledger changed: the cart holds two units, the review names who decided.
         cart = probe.call(probe.get_cart, GetCart.Request(visit_id=visit.visit_id))
