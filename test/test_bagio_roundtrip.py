@@ -164,3 +164,40 @@ def write_fake_bag_with_truth(description, out, truth):
     from go_store_nodes.bagio.simulate import record_simulation
     return record_simulation(FakeSimulation(description, 1.0), FakeRenderer(description),
                              description, out, truth)
+
+
+def test_a_bag_written_with_an_older_message_definition_still_decodes(tmp_path):
+    """An output bag from before a field was added reads with the definitions it carries."""
+    from rosbags.rosbag2 import StoragePlugin, Writer
+    from rosbags.typesys import get_types_from_msg, get_typestore, Stores
+
+    from go_store_nodes.bagio.typestore import typestore
+    ours = typestore()
+    older = get_typestore(Stores.EMPTY)
+    older.register({name: definition for name, definition in ours.fielddefs.items()
+                    if not name.startswith('go_store/msg/PersonDetection')})
+    older.register(get_types_from_msg(
+        'std_msgs/Header header\ngeometry_msgs/Point position\nfloat32 height_m\n'
+        'float32 blob_area_m2\nfloat32 confidence\nfloat32[] appearance\nstring[] camera_ids',
+        'go_store/msg/PersonDetection'))
+    older.register(get_types_from_msg(
+        'std_msgs/Header header\ngo_store/PersonDetection[] detections',
+        'go_store/msg/PersonDetectionArray'))
+    time_type = older.types['builtin_interfaces/msg/Time']
+    header = older.types['std_msgs/msg/Header'](time_type(5, 0), 'map')
+    point = older.types['geometry_msgs/msg/Point'](1.0, 2.0, 0.0)
+    detection = older.types['go_store/msg/PersonDetection'](
+        header, point, 1.7, 0.2, 0.9, np.array([0.6, 0.8], np.float32), ['cam_a'])
+    array = older.types['go_store/msg/PersonDetectionArray'](header, [detection])
+    msgtype = 'go_store/msg/PersonDetectionArray'
+    assert older.fielddefs['go_store/msg/PersonDetection'] != \
+        ours.fielddefs['go_store/msg/PersonDetection']
+    bag = tmp_path / 'older'
+    with Writer(bag, version=Writer.VERSION_LATEST, storage_plugin=StoragePlugin.MCAP) as writer:
+        connection = writer.add_connection('/people/detections', msgtype, typestore=older)
+        writer.write(connection, 5_000_000_000, older.serialize_cdr(array, msgtype))
+    ((topic, stamp_ns, decoded),) = list(read_messages(bag, ['/people/detections']))
+    assert (topic, stamp_ns) == ('/people/detections', 5_000_000_000)
+    (item,) = decoded.detections
+    assert (item.position.x, item.height_m, list(item.camera_ids)) == (
+        1.0, pytest.approx(1.7), ['cam_a'])

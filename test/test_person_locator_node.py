@@ -87,6 +87,7 @@ def test_detections_message_carries_stamp_frame_and_fields():
     (item,) = msg.detections
     assert item.header.stamp == msg.header.stamp and item.header.frame_id == 'map'
     assert (item.position.x, item.position.y, item.position.z) == (1.5, 2.25, 0.0)
+    assert list(item.position_covariance) == pytest.approx(list((np.eye(3) * 0.01).flat))
     assert item.height_m == pytest.approx(1.72)
     assert item.blob_area_m2 == pytest.approx(0.2)
     assert item.confidence == pytest.approx(0.9)
@@ -186,6 +187,11 @@ def test_node_drops_bad_frames_and_publishes_a_person(node, store_path):
     (seen,) = last.detections
     assert math.hypot(seen.position.x - (x + 0.3), seen.position.y - (y - 0.2)) < 0.15
     assert seen.height_m == pytest.approx(1.75, abs=0.06)
+    # Its position covariance: symmetric, positive on the floor, a few cm of std.
+    covariance = np.array(seen.position_covariance).reshape(3, 3)
+    assert np.allclose(covariance, covariance.T)
+    assert np.all(np.linalg.eigvalsh(covariance[:2, :2]) > 0)
+    assert 0.01 < math.sqrt(covariance[0, 0]) < 0.15
     assert list(seen.camera_ids) == [cam]
     assert len(seen.appearance) == APPEARANCE_LENGTH
     # Every colour pixel is red once bgr8 is read as such: hue bin 0, saturated half.

@@ -7,6 +7,8 @@ import pathlib
 from typing import Iterable, Iterator
 
 from rosbags.rosbag2 import Reader
+from rosbags.typesys import get_types_from_msg, get_typestore, Stores
+from rosbags.typesys.store import Typestore
 import yaml
 
 from .typestore import typestore
@@ -84,9 +86,33 @@ def raw_records(path: str | pathlib.Path, topics: Iterable[str] | None = None
             yield RawRecord(connection.topic, connection.msgtype, stamp_ns, bytes(data))
 
 
+def bag_typestore(path: str | pathlib.Path) -> Typestore:
+    """Return a type store that decodes ``path`` as it was written.
+
+    A bag carries the definitions of its types (MCAP schemas). Where they differ from
+    today's (a bag recorded before a field was added), they are used instead, so older
+    output bags stay readable; fields a reader looks for must exist in both.
+    """
+    ours = typestore()
+    written: dict = {}
+    with Reader(pathlib.Path(path)) as reader:
+        for connection in reader.connections:
+            msgdef = getattr(connection, 'msgdef', None)
+            if msgdef is None or not msgdef.data or msgdef.format.name != 'MSG':
+                continue
+            written.update(get_types_from_msg(msgdef.data, connection.msgtype))
+    if all(ours.fielddefs.get(name) == definition for name, definition in written.items()):
+        return ours
+    store = get_typestore(Stores.EMPTY)
+    store.register(written)
+    store.register({name: definition for name, definition in ours.fielddefs.items()
+                    if name not in written})
+    return store
+
+
 def messages(path: str | pathlib.Path, topics: Iterable[str] | None = None
              ) -> Iterator[tuple[str, int, object]]:
     """Yield (topic, receive time ns, decoded rosbags message) in receive-time order."""
-    store = typestore()
+    store = bag_typestore(path)
     for record in raw_records(path, topics):
         yield record.topic, record.stamp_ns, store.deserialize_cdr(record.data, record.msgtype)

@@ -126,6 +126,7 @@ def detections_msg(located: LocatedSet, frame_id: str) -> PersonDetectionArray:
         item.header = msg.header
         item.position.x, item.position.y, item.position.z = (
             float(detection.x_m), float(detection.y_m), 0.0)
+        item.position_covariance = [float(v) for v in detection.covariance.flat]
         item.height_m = float(detection.height_m)
         item.blob_area_m2 = float(detection.area_m2)
         item.confidence = float(detection.confidence)
