@@ -309,3 +309,8 @@ def test_visit_links_tailgaters_and_open_visits():
     values = _values(evaluate(truth, _predictions(track_frames=tuple(tracks), visits=fixed)))
     assert values['visit_link_accuracy'] == pytest.approx(1.0)
     assert (values['tailgaters_billed'], values['visits_left_open']) == (0, 0)
+    # The tailgater linked to v2, whose receipt staff must confirm: flagged, not billed.
+    held = PredictedReceipt(T0 + 52 * S, T0 + 52 * S, 'v2', 'acct_a', False, {})
+    values = _values(evaluate(truth, _predictions(track_frames=tuple(tracks), visits=visits,
+                                                  receipts=(held,))))
+    assert (values['tailgaters_billed'], values['tailgaters_held_for_review']) == (0, 1)

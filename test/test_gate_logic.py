@@ -161,42 +161,42 @@ def test_tracks_of_one_visit_are_not_taken_by_the_next_scan(backend, store):
     assert second.accepted and second.track_ids == ()
 
 
-def test_a_stated_party_links_that_many_and_flags_the_tailgater_behind_them(
-        backend, store):
+def test_more_people_than_the_stated_party_flag_the_visit_into_review(backend, store):
     gate = make_gate(backend, store)
-    # Holder 1 reached the scanner first, companion 2 next, stranger 3 last.
-    gate.on_tracks(T0, [at(1, ENTRY)])
-    gate.on_tracks(T0 + 300 * MS, [at(1, ENTRY), at(2, ENTRY)])
-    gate.on_tracks(T0 + 600 * MS, [at(1, ENTRY), at(2, ENTRY), at(3, ENTRY)])
+    gate.on_tracks(T0, [at(1, ENTRY), at(2, ENTRY)])
     token = ISSUER.issue('acct-1', T0, party_size=2)
-    outcome, _ = gate.check_in('gate_entry', token, T0 + 700 * MS)
+    outcome, _ = gate.check_in('gate_entry', token, T0 + 100 * MS)
     assert outcome.track_ids == ('1', '2')
-    assert gate.tailgater_track_ids == ('3',) and gate.counters['tailgaters_flagged'] == 1
-    # Another stranger during the window: the party is full, flagged too, never linked.
-    gate.on_tracks(T0 + 2 * S, [at(1, AISLE), at(2, AISLE), at(3, AISLE), at(4, ENTRY)])
-    gate.on_tracks(T0 + 5 * S, [at(1, AISLE), at(2, AISLE), at(3, AISLE), at(4, AISLE)])
+    assert gate.over_party_visit_ids == () and 'tailgaters_flagged' not in gate.counters
+    # A third person walks in on the scan: the gate cannot tell who, so it does not guess.
+    gate.on_tracks(T0 + 2 * S, [at(1, AISLE), at(2, AISLE), at(3, ENTRY)])
     ledger = gate._ledger
-    assert ledger.get_visit(outcome.visit_id).track_ids == ('1', '2')
-    assert ledger.visit_for_track('3') is None and ledger.visit_for_track('4') is None
-    assert gate.tailgater_track_ids == ('3', '4') and gate.counters['tailgaters_flagged'] == 2
-    # In the store they are shoppers with no visit: flagged, nobody billed for them.
-    assert gate.unlinked_track_ids == ('3', '4')
+    assert ledger.get_visit(outcome.visit_id).track_ids == ('1', '2', '3')
+    assert gate.over_party_visit_ids == (outcome.visit_id,)
+    assert gate.counters['tailgaters_flagged'] == 1
+    # The visit ends into review: the receipt waits for staff, nobody billed unseen.
+    updates = walk_out(gate, T0 + 20 * S, [1, 2, 3])
+    assert [(u.status, u.visit_id) for u in updates] == [(VisitStatus.ENDED, outcome.visit_id)]
+    (review,) = ledger.list_reviews(outcome.visit_id)
+    assert review.reason == 'tailgater: 3 people walked in on a party of 2'
+    assert gate.over_party_visit_ids == ()
 
 
-def test_a_party_member_after_the_scan_joins_until_the_party_is_full(backend, store):
+def test_a_party_as_stated_or_a_token_without_one_ends_without_review(backend, store):
     gate = make_gate(backend, store)
     gate.on_tracks(T0, [at(1, ENTRY)])
-    outcome, _ = gate.check_in('gate_entry', ISSUER.issue('acct-1', T0, party_size=2), T0)
-    assert outcome.track_ids == ('1',)
-    gate.on_tracks(T0 + S, [at(1, AISLE), at(2, ENTRY)])
-    gate.on_tracks(T0 + 2 * S, [at(1, AISLE), at(2, AISLE), at(3, ENTRY)])
-    assert gate._ledger.get_visit(outcome.visit_id).track_ids == ('1', '2')
-    assert gate.tailgater_track_ids == ('3',)
-    # Track 3 was the next party waiting at the door: its own scan links it after all.
-    second, _ = gate.check_in('gate_entry', ISSUER.issue('acct-2', T0, party_size=1),
-                              T0 + 2500 * MS)
-    assert second.track_ids == ('3',)
-    assert gate.tailgater_track_ids == () and gate.counters['tailgaters_scanned_later'] == 1
+    stated, _ = gate.check_in('gate_entry', ISSUER.issue('acct-1', T0, party_size=2), T0)
+    gate.on_tracks(T0 + S, [at(1, AISLE), at(2, ENTRY)])        # the companion, late
+    gate.on_tracks(T0 + 10 * S, [at(1, AISLE), at(2, AISLE), at(3, ENTRY)])
+    unstated, _ = gate.check_in('gate_entry', ISSUER.issue('acct-2', T0), T0 + 10 * S)
+    gate.on_tracks(T0 + 11 * S, [at(1, AISLE), at(2, AISLE), at(3, AISLE), at(4, ENTRY)])
+    ledger = gate._ledger
+    assert ledger.get_visit(stated.visit_id).track_ids == ('1', '2')
+    assert ledger.get_visit(unstated.visit_id).track_ids == ('3', '4')
+    assert 'tailgaters_flagged' not in gate.counters
+    walk_out(gate, T0 + 20 * S, [1, 2, 3, 4])
+    assert ledger.list_reviews(stated.visit_id) == []
+    assert ledger.list_reviews(unstated.visit_id) == []
 
 
 def walk_out(gate, stamp_ns, ids):

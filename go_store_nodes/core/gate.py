@@ -21,11 +21,13 @@ consumed.
 
 Group entry: the tracks inside the gate's zone at the scan, and those entering it within
 ``group_window_ns`` after it, that have no visit yet and are not store associates are
-linked to the visit, so one scan can bring several people. A token that states its
-party size (``VerifiedToken.party_size``) links at most that many, in the order they
-reached the zone (the holder first); anyone else who walks in behind them during the
-window is a tailgater: left unlinked, flagged (``tailgaters_flagged``,
-``tailgater_track_ids``) and never billed to the scanner. A visit that still has no
+linked to the visit, so one scan can bring several people. When more walk in than the
+token's stated party size (``VerifiedToken.party_size``), someone tailgated: the gate
+cannot tell from the tracks who (at the door people stand close and tracks are young),
+so it does not guess. Everyone stays linked, nobody's items are lost, and the visit is
+flagged (``tailgaters_flagged``, ``over_party_visit_ids``, a warning) and ends into
+review: its receipt waits for staff, so nobody is billed for a tailgater's items
+without a person deciding. A visit that still has no
 track when its window closes is ended at once (an empty cart: nothing to charge), so it
 does not stay open for ever. A shopper seen in the store (outside the entry zones) with
 no visit is flagged (``unlinked_shoppers``, ``unlinked_track_ids``), never billed.
@@ -214,9 +216,11 @@ class _OpenVisit:
     # People the token said walk in on it; 0: not stated (everyone in the window).
     party_size: int = 0
 
-    def party_full(self) -> bool:
-        """Whether the visit has linked as many people as its token said walk in."""
-        return 0 < self.party_size <= len(self.tracks - self.retired)
+    def over_party(self) -> int:
+        """Return how many more people it linked than its token said walk in (0: none)."""
+        if not self.party_size:
+            return 0
+        return max(0, len(self.tracks - self.retired) - self.party_size)
 
     def all_left(self) -> bool:
         """Whether everyone of the visit has been seen leaving."""
@@ -266,8 +270,8 @@ class GateLogic:
         self._snapshot_stamp_ns: Optional[int] = None  # stamp of the last accepted snapshot
         self._snapshot_now_ns: Optional[int] = None  # gate time it was received
         self._unlinked: set[str] = set()
-        # Shoppers who walked in behind a full party: track id -> that visit.
-        self._tailgaters: dict[str, str] = {}
+        # Visits that linked more people than their party size -> how many more.
+        self._over_party: dict[str, int] = {}
         self._lost: dict[str, _LostTrack] = {}
         self.counters: dict[str, int] = {}
 
@@ -289,9 +293,9 @@ class GateLogic:
         return tuple(sorted(self._unlinked))
 
     @property
-    def tailgater_track_ids(self) -> tuple[str, ...]:
-        """Return live tracks that walked in behind a full party (flagged, never billed)."""
-        return tuple(sorted(t for t in self._tailgaters if t in self._live))
+    def over_party_visit_ids(self) -> tuple[str, ...]:
+        """Return open visits that more people walked in on than their token's party."""
+        return tuple(sorted(v for v in self._over_party if v in self._visits))
 
     def _count(self, key: str, increment: int = 1) -> None:
         self.counters[key] = self.counters.get(key, 0) + increment
@@ -345,11 +349,6 @@ class GateLogic:
             self._ledger.register_account(account_id, now)
             self._count('accounts_registered')
         candidates = self._tracks_at_scan(gate, now)
-        if verified.party_size:
-            candidates, behind = (candidates[:verified.party_size],
-                                  candidates[verified.party_size:])
-        else:
-            behind = []
         try:
             visit_id, created = self._open(account_id, candidates, now, verified, stamp_ns)
         except TokenReplayedError as error:
@@ -370,12 +369,10 @@ class GateLogic:
             visit.tracks.add(track_id)
             self._track_visit[track_id] = visit_id
             self._unlinked.discard(track_id)
-            self._linked_after_flag(track_id)
         if created:
             self._count('visits_opened')
             self._count('tracks_linked', len(visit.tracks))
-            for track_id in behind:
-                self._flag_tailgater(track_id, visit_id, visit)
+            self._check_party(visit_id, visit)
             if self._config.group_window_ns > 0:
                 self._windows.append(_GroupWindow(
                     visit_id=visit_id, gate=gate, end_ns=now + self._config.group_window_ns))
@@ -414,7 +411,7 @@ class GateLogic:
         return visit_id, created
 
     def _tracks_at_scan(self, gate: Gate, now_ns: int) -> list[str]:
-        """Return the unlinked shoppers at the scan, first to reach the zone first.
+        """Return the unlinked shoppers at the scan.
 
         Those in the gate zone in the latest (fresh) snapshot, and live ones seen in it
         within ``scan_lookback_ns`` before the scan (the scanner's report comes late).
@@ -423,30 +420,9 @@ class GateLogic:
                 self._snapshot_now_ns < now_ns - SNAPSHOT_MAX_AGE_NS:
             return []
         since_ns = now_ns - self._config.scan_lookback_ns
-        found = [track_id for track_id, state in self._live.items()
-                 if self._linkable(track_id, state, gate)
-                 or self._linkable(track_id, state, gate, since_ns)]
-        return sorted(found, key=lambda t: (self._reached(t, gate), t))
-
-    def _reached(self, track_id: str, gate: Gate) -> int:
-        """Gate time a live track was first seen (in its kept history) in ``gate``'s zone."""
-        return min((stamp_ns for stamp_ns, x_m, y_m in self._live[track_id].history
-                    if gate.contains(x_m, y_m)), default=self._live[track_id].last_seen_ns)
-
-    def _linked_after_flag(self, track_id: str) -> None:
-        """Unflag a track that a later scan linked (it was the next party, not a tailgater)."""
-        if self._tailgaters.pop(track_id, None) is not None:
-            self._count('tailgaters_scanned_later')
-
-    def _flag_tailgater(self, track_id: str, visit_id: str, visit: _OpenVisit) -> None:
-        """Leave a shopper who walked in behind a full party unlinked, and say so."""
-        if track_id in self._tailgaters:
-            return
-        self._tailgaters[track_id] = visit_id
-        self._count('tailgaters_flagged')
-        LOGGER.warning('track %s walked in behind the party of %d of visit %s (%s): a '
-                       'tailgater, flagged and not billed to that account', track_id,
-                       visit.party_size, visit_id, account_ref(visit.account_id))
+        return sorted(track_id for track_id, state in self._live.items()
+                      if self._linkable(track_id, state, gate)
+                      or self._linkable(track_id, state, gate, since_ns))
 
     def _linkable(self, track_id: str, state: _TrackState, gate: Gate,
                   since_ns: Optional[int] = None) -> bool:
@@ -457,6 +433,19 @@ class GateLogic:
             return gate.contains(state.x_m, state.y_m)
         return any(stamp_ns >= since_ns and gate.contains(x_m, y_m)
                    for stamp_ns, x_m, y_m in state.history)
+
+    def _check_party(self, visit_id: str, visit: _OpenVisit) -> None:
+        """Flag a visit into review once more people walked in on it than its party."""
+        extra = visit.over_party()
+        if extra <= self._over_party.get(visit_id, 0):
+            return
+        self._count('tailgaters_flagged', extra - self._over_party.get(visit_id, 0))
+        self._over_party[visit_id] = extra
+        visit.review_reason = (f'tailgater: {len(visit.tracks - visit.retired)} people '
+                               f'walked in on a party of {visit.party_size}')
+        LOGGER.warning('visit %s (%s): %d people walked in on a party of %d: a tailgater; '
+                       'the receipt waits for staff', visit_id, account_ref(visit.account_id),
+                       len(visit.tracks - visit.retired), visit.party_size)
 
     # -- tracks ---------------------------------------------------------------------------
 
@@ -514,8 +503,8 @@ class GateLogic:
         present = visit.tracks - visit.retired
         missing = sorted(present - visit.left.keys())
         visit.ended_at_ns = visit.last_seen_ns
-        visit.review_reason = (f'visit_lost: {len(missing)} of {len(present)} people '
-                               'not seen leaving')
+        lost = f'visit_lost: {len(missing)} of {len(present)} people not seen leaving'
+        visit.review_reason = '; '.join(r for r in (visit.review_reason, lost) if r)
         self._count('visits_lost_to_review')
         LOGGER.warning('visit %s: nobody seen for %.0f s and tracks %s not seen leaving: '
                        'ended into review (the receipt waits for staff)', visit_id,
@@ -575,7 +564,6 @@ class GateLogic:
         """Forget a track that is no longer live; it left if last seen in an exit zone."""
         state = self._live.pop(track_id)
         self._unlinked.discard(track_id)
-        self._tailgaters.pop(track_id, None)
         visit_id = self._track_visit.get(track_id)
         visit = self._visits.get(visit_id) if visit_id else None
         if visit is None or visit_id is None:
@@ -647,8 +635,7 @@ class GateLogic:
             inside = 0.0 <= track.x_m <= self._width_m and 0.0 <= track.y_m <= self._depth_m
             if not inside or any(g.contains(track.x_m, track.y_m) for g in self._entry.values()):
                 continue
-            update = None if track_id in self._tailgaters else self._rejoin(
-                track_id, track, now_ns)
+            update = self._rejoin(track_id, track, now_ns)
             if update is not None:
                 updates.append(update)
                 continue
@@ -708,25 +695,19 @@ class GateLogic:
         for window in sorted(self._windows, key=lambda w: -w.end_ns):  # latest scan first
             visit = self._visits[window.visit_id]
             added = []
-            arrivals = sorted(self._live, key=lambda t: (self._reached(t, window.gate), t))
-            for track_id in arrivals:
-                if not self._linkable(track_id, self._live[track_id], window.gate):
+            for track_id, state in sorted(self._live.items()):
+                if not self._linkable(track_id, state, window.gate):
                     continue
-                if self._tailgaters.get(track_id) == window.visit_id:
-                    continue  # flagged behind this full party (a later scan may link it)
                 if self._ledger.visit_for_track(track_id) is not None:
                     continue  # linked by another gate process meanwhile
-                if visit.party_full():
-                    self._flag_tailgater(track_id, window.visit_id, visit)
-                    continue
                 self._ledger.add_track(window.visit_id, track_id, now_ns)
                 self._track_visit[track_id] = window.visit_id
                 self._unlinked.discard(track_id)
-                self._linked_after_flag(track_id)
                 visit.tracks.add(track_id)
                 added.append(track_id)
             if added:
                 self._count('tracks_linked', len(added))
+                self._check_party(window.visit_id, visit)
                 updates.append(self._update(window.visit_id, visit, visit.opened_at_ns,
                                             VisitStatus.STARTED, window.gate.gate_id))
         return updates
@@ -736,6 +717,7 @@ class GateLogic:
         assert visit.ended_at_ns is not None
         self._ledger.mark_exit(visit_id, visit.ended_at_ns, review_reason=visit.review_reason)
         del self._visits[visit_id]
+        self._over_party.pop(visit_id, None)
         for track_id in visit.tracks:
             self._lost.pop(track_id, None)
             if track_id not in self._live:

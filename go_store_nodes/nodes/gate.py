@@ -379,7 +379,7 @@ class GateNode(Node):
             self.diagnostics.counters[f'logic_{key}'] = value
         self.diagnostics.values['open_visits'] = str(len(self.logic.open_visit_ids))
         self.diagnostics.values['unlinked_shoppers'] = str(len(self.logic.unlinked_track_ids))
-        self.diagnostics.values['tailgaters'] = ' '.join(self.logic.tailgater_track_ids)
+        self.diagnostics.values['over_party_visits'] = ' '.join(self.logic.over_party_visit_ids)
 
 
 def main(args: list[str] | None = None) -> None:

@@ -2,7 +2,9 @@
 
 A truth person's track is the predicted track matched to them in most truth frames
 (per frame, an optimal assignment within the tracking distance, as CLEAR MOT matches);
-the track's visit is the last ``Visit`` message listing it.
+the track's visit is the last ``Visit`` message listing it. A tailgater is billed when
+that visit's receipt was issued without review (or never came); one whose visit's
+receipt was held for staff is flagged, not billed.
 """
 
 from __future__ import annotations
@@ -31,18 +33,23 @@ def dominant_tracks(truth: GroundTruth, predictions: Predictions,
 
 def track_accounts(predictions: Predictions) -> Mapping[int, str]:
     """Return track id -> account of the last visit message that lists the track."""
-    accounts: dict[int, str] = {}
+    return {track_id: account for track_id, (_, account) in track_visits(predictions).items()}
+
+
+def track_visits(predictions: Predictions) -> Mapping[int, tuple[str, str]]:
+    """Return track id -> (visit id, account) of the last visit message listing the track."""
+    visits: dict[int, tuple[str, str]] = {}
     for visit in sorted(predictions.visits, key=lambda v: v.received_ns):
         for track_id in visit.track_ids:
-            accounts[track_id] = visit.account_id
-    return accounts
+            visits[track_id] = (visit.visit_id, visit.account_id)
+    return visits
 
 
 def visit_metrics(truth: GroundTruth, predictions: Predictions,
                   config: EvaluationConfig) -> list[Metric]:
     """Shoppers linked to the right visit, tailgaters billed, visits left open."""
     names = (('visit_link_accuracy', 'ratio'), ('tailgaters_billed', 'count'),
-             ('visits_left_open', 'count'))
+             ('tailgaters_held_for_review', 'count'), ('visits_left_open', 'count'))
     if not predictions.count(VISITS_TOPIC):
         return [no_messages(n, VISITS_TOPIC, u) for n, u in names]
     started = {v.visit_id for v in predictions.visits if v.started}
@@ -51,7 +58,7 @@ def visit_metrics(truth: GroundTruth, predictions: Predictions,
                        detail={'visits': len(started)})
     if not predictions.count(TRACKS_TOPIC) or not truth.frames:
         reason = 'no frames in truth.json' if truth.frames == () else 'no tracks'
-        return [missing(n, reason, u) for n, u in names[:2]] + [left_open]
+        return [missing(n, reason, u) for n, u in names[:3]] + [left_open]
     dominant = dominant_tracks(truth, predictions, config)
     accounts = track_accounts(predictions)
     shoppers = [p for p in truth.people if p.role == 'shopper' and p.account_id]
@@ -68,12 +75,18 @@ def visit_metrics(truth: GroundTruth, predictions: Predictions,
         else:
             outcome['unlinked' if not account else 'wrong'] += 1
             wrong.append(person.person_id)
-    billed = [p.person_id for p in tailgaters
-              if p.person_id in dominant and accounts.get(dominant[p.person_id][0])]
+    visits = track_visits(predictions)
+    held = {r.visit_id for r in predictions.receipts if not r.issued}
+    linked = [p.person_id for p in tailgaters
+              if p.person_id in dominant and dominant[p.person_id][0] in visits]
+    billed = [p for p in linked if visits[dominant[p][0]][0] not in held]
+    flagged = [p for p in linked if visits[dominant[p][0]][0] in held]
     link = (Metric('visit_link_accuracy', outcome['right'] / len(shoppers), 'ratio',
                    detail={**outcome, 'shoppers': len(shoppers), 'not_right': wrong})
             if shoppers else missing('visit_link_accuracy', 'no shopper with an account',
                                      'ratio'))
     return [link, Metric('tailgaters_billed', float(len(billed)), 'count',
                          detail={'tailgaters': len(tailgaters), 'billed': billed}),
+            Metric('tailgaters_held_for_review', float(len(flagged)), 'count',
+                   detail={'tailgaters': len(tailgaters), 'held': flagged}),
             left_open]

@@ -13,8 +13,8 @@ with the binary payload (big endian)::
 
 ``account_id`` is UTF-8 and takes the rest of the payload. ``party_size`` (version 2) is
 how many people the holder said walk in on this scan (the app asks before it shows the
-code), 1-16; the gate links at most that many and flags anyone else who walks in behind
-them. A version 1 token says nothing about its party (``party_size`` 0).
+code), 1-16; the gate flags a visit that more people walk in on (a tailgater). A version
+1 token says nothing about its party (``party_size`` 0).
 
 The signature covers a domain separation prefix followed by the payload, so a signature
 made for any other purpose with the same key never verifies as a token. Single use is
