@@ -3,8 +3,9 @@
 The gate core sees exactly what the gate node saw in the replay (every track snapshot of
 the output bag at the time it was recorded, every check-in of the sensor bag at the time
 it was played), with a fresh ledger in a temporary folder, and the visit metrics of
-``go-store eval`` score what it linked. Policy changes of the gate can be tried in seconds instead of a
-replay of the whole graph; the figures only hold for the tracks of that replay.
+``go-store eval`` score what it linked. Policy changes of the gate can be tried in
+seconds instead of a replay of the whole graph; the figures only hold for the tracks of
+that replay.
 
     PYTHONPATH=$PWD python tools/replay_gate.py --sensors BAG --outputs REPLAY/bag
         --truth truth.json [--set group_window_ns=3000000000 ...]
