@@ -199,6 +199,16 @@ def test_a_party_as_stated_or_a_token_without_one_ends_without_review(backend, s
     assert ledger.list_reviews(unstated.visit_id) == []
 
 
+def test_a_track_just_outside_the_entry_zone_is_linked_within_the_margin(backend, store):
+    gate = make_gate(backend, store, GateConfig(group_window_ns=3 * S, entry_margin_m=0.3))
+    # Entry zone [0, 1.2] x [0, 0.8]: 0.2 m beyond its edge is in, 0.5 m is not.
+    gate.on_tracks(T0, [at(1, (0.6, 1.0)), at(2, (0.6, 1.3))])
+    outcome, _ = gate.check_in('gate_entry', ISSUER.issue('acct-1', T0), T0)
+    assert outcome.track_ids == ('1',)
+    with pytest.raises(ValueError, match='entry_margin_m'):
+        GateConfig(entry_margin_m=-0.1)
+
+
 def walk_out(gate, stamp_ns, ids):
     """Every track to the exit zone, then out of the tracks; return the updates."""
     updates = gate.on_tracks(stamp_ns, [at(i, EXIT) for i in ids])

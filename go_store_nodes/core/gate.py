@@ -111,6 +111,9 @@ class GateConfig:
     # A new track appearing within walking reach (plus this margin, m) of where a visit's
     # track was lost, within ``visit_lost_after_ns``, rejoins that visit.
     rejoin_margin_m: float = 1.0
+    # A track this close to an entry zone counts as in it when linking people to a scan:
+    # a tracked position is a few tenths of a metre off, and the scanner is at the edge.
+    entry_margin_m: float = 0.0
 
     def __post_init__(self) -> None:
         """Validate the config."""
@@ -121,6 +124,9 @@ class GateConfig:
         if not (isinstance(self.rejoin_margin_m, (int, float))
                 and math.isfinite(self.rejoin_margin_m) and 0.0 <= self.rejoin_margin_m <= 20.0):
             raise ValueError(f'rejoin_margin_m must be in [0, 20], got {self.rejoin_margin_m!r}')
+        if not (isinstance(self.entry_margin_m, (int, float))
+                and math.isfinite(self.entry_margin_m) and 0.0 <= self.entry_margin_m <= 5.0):
+            raise ValueError(f'entry_margin_m must be in [0, 5], got {self.entry_margin_m!r}')
         if not isinstance(self.require_registered_accounts, bool):
             raise ValueError('require_registered_accounts must be a bool')
         _check_ns('future_tolerance_ns', self.future_tolerance_ns, 0, 3600 * NS_PER_SECOND)
@@ -429,9 +435,10 @@ class GateLogic:
         """Whether an unlinked shopper stands in ``gate`` (or stood there since ``since_ns``)."""
         if state.is_associate or self._track_visit.get(track_id) is not None:
             return False
+        margin_m = self._config.entry_margin_m
         if since_ns is None:
-            return gate.contains(state.x_m, state.y_m)
-        return any(stamp_ns >= since_ns and gate.contains(x_m, y_m)
+            return _distance_to_zone(gate, state.x_m, state.y_m) <= margin_m
+        return any(stamp_ns >= since_ns and _distance_to_zone(gate, x_m, y_m) <= margin_m
                    for stamp_ns, x_m, y_m in state.history)
 
     def _check_party(self, visit_id: str, visit: _OpenVisit) -> None:

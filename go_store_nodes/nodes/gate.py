@@ -102,6 +102,9 @@ PARAMETERS = (
     ParamSpec('rejoin_margin_m', Parameter.Type.DOUBLE,
               'm beyond walking reach within which a new track rejoins the visit of a '
               'track lost there (tracks_rejoined)', 0.0, 20.0),
+    ParamSpec('entry_margin_m', Parameter.Type.DOUBLE,
+              'm around an entry zone within which a track counts as in it when people are '
+              'linked to a scan (tracked positions are some tenths of a metre off)', 0.0, 5.0),
     ParamSpec('lock_wait_s', Parameter.Type.DOUBLE,
               's one database statement waits for another writer (SQLite busy timeout, '
               'PostgreSQL lock_timeout) before the write is retried', 0.1, 600.0),
@@ -148,7 +151,8 @@ class GateNode(Node):
                 max_scan_offset_ns=round(params['max_scan_offset_s'] * NS_PER_SECOND),
                 scan_lookback_ns=round(params['scan_lookback_s'] * NS_PER_SECOND),
                 visit_lost_after_ns=round(params['visit_lost_after_s'] * NS_PER_SECOND),
-                rejoin_margin_m=params['rejoin_margin_m'])
+                rejoin_margin_m=params['rejoin_margin_m'],
+                entry_margin_m=params['entry_margin_m'])
             token_config = TokenConfig(clock_skew_ns=round(params['clock_skew_s'] * NS_PER_SECOND))
             lock_wait_ms = round(params['lock_wait_s'] * 1000)
             ledger_config = LedgerConfig(
