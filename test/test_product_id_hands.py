@@ -18,10 +18,10 @@ from go_store_nodes.core.product_id import (
     ProductClassifier,
     ProductIdConfig,
     ProductIdentifier,
+    ShelfEventData,
     skeleton_data,
     SkeletonData,
     SkeletonRejectedError,
-    ShelfEventData,
 )
 from go_store_nodes.core.store import load_store_description
 from go_store_nodes.core.transforms import Transform
@@ -52,8 +52,10 @@ def classifier(store, references):
 
 
 def _points(store):
-    """A point inside the bin, one 35 cm in front of it (the hand holding the item), the
-    torso 45 cm further back, all in map."""
+    """Return a point inside the bin, one 35 cm in front of it (the hand), the torso.
+
+    The torso is 45 cm behind the hand and 20 cm higher; all in map.
+    """
     bin_ = store.bins()[BIN]
     shelf = store.shelf(bin_.shelf_id)
     low, high = np.asarray(bin_.min_m, float), np.asarray(bin_.max_m, float)
@@ -111,8 +113,11 @@ def _skeleton(inside_or_hand, bin_id, body):
 
 
 def _feed_pick(store, identifier, references, cameras, skeletons_in_bin=True):
-    """Frames of every camera before and after a pick whose item leaves in the right
-    hand; skeleton frames at 10 Hz through it. Returns the shelf event."""
+    """Feed frames and skeletons of a pick whose item leaves in the right hand.
+
+    Frames of every camera before and after it, skeleton frames at 10 Hz through it.
+    Returns the shelf event.
+    """
     inside, hand, body = _points(store)
     reference = next(r for r in references if r.sku == SKU)
     for index, camera in enumerate(cameras):

@@ -156,7 +156,7 @@ def test_node_publishes_one_observation_per_camera_and_drops_bad_input(node, sto
 
 
 def _skeletons(stamp_ns, frame_id, hands):
-    """A SkeletonArray: one skeleton per (track, right hand point, bin)."""
+    """Return a SkeletonArray: one skeleton per (track, right hand point, bin)."""
     msg = SkeletonArray()
     msg.header.stamp = ns_to_stamp(stamp_ns)
     msg.header.frame_id = frame_id

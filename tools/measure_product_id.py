@@ -34,12 +34,12 @@ from go_store_nodes.bagio.topics import camera_topics
 from go_store_nodes.core.locator.frames import decode_color, FrameRejectedError
 from go_store_nodes.core.product_id import (
     load_reference_folder,
-    skeleton_data,
-    SkeletonRejectedError,
     ProductClassifier,
     ProductIdConfig,
     ProductIdentifier,
     ShelfEventData,
+    skeleton_data,
+    SkeletonRejectedError,
 )
 from go_store_nodes.core.sim.truth import Truth
 from go_store_nodes.core.store import Intrinsics, load_store_description

@@ -495,7 +495,7 @@ class AssociationEngine:
         return 1.0
 
     def _weighted_likelihood(self, observation: ProductObservationIn, sku: str) -> float:
-        """An observation's likelihood of a SKU; a hand's to ``hand_observation_weight``."""
+        """Return an observation's likelihood of a SKU (a hand's: to hand_observation_weight)."""
         likelihood = self._observation_likelihood(observation, sku)
         if observation.hand == HAND_NONE:
             return likelihood

@@ -180,6 +180,6 @@ class HandRecord:
         return found
 
     def path(self, track_id: int, hand: str, start_ns: int, end_ns: int) -> list[HandPoint]:
-        """The seen points of one hand in [start, end], oldest first."""
+        """Return the seen points of one hand in [start, end], oldest first."""
         return [p for p in self._points if start_ns <= p.stamp_ns <= end_ns
                 and p.track_id == track_id and p.hand == hand and p.point_m is not None]

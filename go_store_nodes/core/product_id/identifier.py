@@ -336,7 +336,7 @@ class ProductIdentifier:
     # Crops round the hand ----------------------------------------------------------------------
 
     def _follow_window(self, event: ShelfEventData) -> tuple[int, int]:
-        """Times the hand holds the item outside the bin: after a pick, before a return."""
+        """Return when the hand holds the item outside the bin: after a pick, before a return."""
         follow = int(self.config.hand_follow_s * NS_PER_S)
         if event.kind == 'pick':
             return event.end_ns, event.end_ns + follow
@@ -385,7 +385,7 @@ class ProductIdentifier:
                    before: _Frame | None
                    ) -> tuple[_Frame, tuple[int, int, int, int], NDArray[np.bool_],
                               NDArray[np.float64] | None] | None:
-        """The frame, window, item pixels and pixel weights of one hand point, or None."""
+        """Return the frame, window, item pixels and pixel weights of one hand point, or None."""
         config = self.config
         view = self._views[camera_id]
         assert point.point_m is not None
