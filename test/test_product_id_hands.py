@@ -244,3 +244,21 @@ def test_skeleton_data_reads_seen_joints_only():
     assert (seen.left_hand, seen.right_hand, seen.body) == ((1.0, 2.0, 1.0), None,
                                                            (0.0, 0.0, 1.5))
     assert (seen.left_bin_id, seen.right_bin_id, seen.track_id) == (BIN, '', 4)
+
+
+def test_an_event_waits_for_hands_and_frames_through_the_follow_window(
+        store, classifier, references):
+    _, hand, body = _points(store)
+    cameras = _seeing(store, hand)
+    identifier = ProductIdentifier(store, classifier, ProductIdConfig(frame_candidates=1))
+    event = _feed_pick(store, identifier, references, cameras)    # hands and frames to 2.5 s
+    identifier.add_event(event)
+    assert identifier.poll(T0 + int(2.55 * S)) == []             # follow window ends at 2.6 s
+    identifier.add_skeletons(T0 + int(2.7 * S), [_skeleton(hand, '', body)],
+                             Transform.identity(), None)
+    assert identifier.poll(T0 + int(2.7 * S)) == []             # the frames are not there yet
+    for index, camera in enumerate(cameras):
+        identifier.add_frame(camera.camera_id, T0 + int(2.7 * S), _grey(camera, index),
+                             camera.model.color, camera.t_map_color)
+    assert [o for o in identifier.poll(T0 + int(2.7 * S)) if o.hand]
+    assert identifier.pending_events == 0

@@ -343,14 +343,16 @@ class ProductIdentifier:
         return event.start_ns - follow, event.start_ns
 
     def _hands_ready(self, event: ShelfEventData) -> bool:
-        """Whether hands and frames cover the follow window (no skeletons yet: no wait)."""
+        """Whether hands and live cameras' frames cover the follow window (no skeletons: go)."""
         latest = self.hands.latest_ns
         if self.config.hand_follow_s <= 0.0 or latest is None:
             return True
         _, until_ns = self._follow_window(event)
         if latest < until_ns:
             return False
-        return all(ring[-1].stamp_ns >= until_ns for ring in self._frames.values() if ring)
+        # Cameras silent since before the event (an outage) are not waited for.
+        return all(ring[-1].stamp_ns >= until_ns for ring in self._frames.values()
+                   if ring and ring[-1].stamp_ns >= event.start_ns)
 
     def _nearest_frame(self, camera_id: str, stamp_ns: int) -> _Frame | None:
         ring = self._frames.get(camera_id)
