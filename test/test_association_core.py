@@ -265,6 +265,45 @@ def test_bin_observation_counts_as_evidence():
     assert (events[0].sku, events[0].needs_review) == ('cola', False)
 
 
+@pytest.mark.parametrize('weight, sku', [(1.0, 'cola_zero'), (3.0, 'cola_zero'),
+                                          (0.0, 'cola')])
+def test_hand_crops_of_an_event_are_fused_with_its_bin_crops_by_weight(weight, sku):
+    """Product ID's '<event>/<camera>' and '<event>/<camera>/hand' observations of one pick.
+
+    The bin crop leans to cola (0.7), the crop round the hand that was in the bin to
+    cola_zero (0.95): with weight 1 (and more) the hand wins, with 0 it is left out.
+    """
+    eng = engine(hand_observation_weight=weight, min_sku_probability=0.0)
+    eng.add_shelf_event(shelf_event('se1', 'a', 1.0, 1.5), int(1.6 * S))
+    bin_view = ProductObservationIn('se1/cam_1', int(0.9 * S), 0, HAND_NONE, 'a', 'cam_1',
+                                    'soda', 0.9, (SkuCandidate('cola', 1, 0.7),
+                                                  SkuCandidate('cola_zero', 1, 0.3)))
+    hand_view = ProductObservationIn('se1/cam_1/hand', int(2.0 * S), 1, HAND_RIGHT, 'a',
+                                     'cam_1', 'soda', 0.95,
+                                     (SkuCandidate('cola_zero', 1, 0.95),
+                                      SkuCandidate('cola', 1, 0.05)))
+    events = play(eng, 0.0, 5.0, [SHOPPER_1],
+                  lambda t: [hand_in(1, 'a' if 1.0 <= t <= 1.5 else '')],
+                  [bin_view, hand_view])
+    assert len(events) == 1 and events[0].sku == sku
+    assert {'se1/cam_1', 'se1/cam_1/hand'} <= set(events[0].evidence_ids)
+
+
+def test_a_hand_crop_of_another_person_is_not_evidence():
+    eng = engine(min_sku_probability=0.0)
+    eng.add_shelf_event(shelf_event('se1', 'a', 1.0, 1.5), int(1.6 * S))
+    other_hand = ProductObservationIn('se1/cam_1/hand/2-right', int(2.0 * S), 2, HAND_RIGHT,
+                                      'a', 'cam_1', 'soda', 0.95,
+                                      (SkuCandidate('cola_zero', 1, 0.95),))
+    bin_view = ProductObservationIn('se1/cam_1', int(0.9 * S), 0, HAND_NONE, 'a', 'cam_1',
+                                    'soda', 0.9, (SkuCandidate('cola', 1, 0.7),))
+    events = play(eng, 0.0, 5.0, [SHOPPER_1, SHOPPER_2],
+                  lambda t: [hand_in(1, 'a' if 1.0 <= t <= 1.5 else '')],
+                  [bin_view, other_hand])
+    assert events[0].track_id == 1 and events[0].sku == 'cola'
+    assert 'se1/cam_1/hand/2-right' not in events[0].evidence_ids
+
+
 def test_track_without_visit_is_not_charged():
     eng = engine()
     stranger = TrackIn(7, 0.0, -0.6)

@@ -4,7 +4,14 @@ The node is created in this process with the shipped params file (nothing spins)
 Images are rendered by the simulator: a pick of paprika chips from shelf_01_bin_1.
 """
 
-from go_store.msg import ProductObservation, ProductObservationArray, ShelfEvent
+from go_store.msg import (
+    Keypoint,
+    ProductObservation,
+    ProductObservationArray,
+    ShelfEvent,
+    Skeleton,
+    SkeletonArray,
+)
 import numpy as np
 import pytest
 import rclpy
@@ -13,12 +20,18 @@ from rclpy.time import Time
 from sensor_msgs.msg import CameraInfo, Image
 
 from go_store_nodes.core.graph import NodeSpec
-from go_store_nodes.core.product_id import bin_window, sees_bin_front, visible_share
+from go_store_nodes.core.product_id import (
+    bin_window,
+    Classification,
+    Observation,
+    sees_bin_front,
+    visible_share,
+)
 from go_store_nodes.core.sim.render import Renderer
 from go_store_nodes.core.sim.render_scene import bin_slot_count
 from go_store_nodes.core.store import load_store_description
 from go_store_nodes.nodes.person_locator import ns_to_stamp
-from go_store_nodes.nodes.product_id import ProductIdNode
+from go_store_nodes.nodes.product_id import observations_msg, ProductIdNode
 from go_store_nodes.nodes.runner import ros_arguments
 
 T0 = 1_700_000_000 * 10**9
@@ -140,3 +153,48 @@ def test_node_publishes_one_observation_per_camera_and_drops_bad_input(node, sto
         assert item.skus[0].sku == SKU and item.skus[0].quantity == 1
         assert sum(s.likelihood for s in item.skus) <= 1.0 + 1e-6
     assert node.diagnostics.counters['observations'] == len(seen)
+
+
+def _skeletons(stamp_ns, frame_id, hands):
+    """Return a SkeletonArray: one skeleton per (track, right hand point, bin)."""
+    msg = SkeletonArray()
+    msg.header.stamp = ns_to_stamp(stamp_ns)
+    msg.header.frame_id = frame_id
+    for track_id, point, bin_id in hands:
+        skeleton = Skeleton()
+        skeleton.track_id = track_id
+        keypoint = Keypoint()
+        keypoint.joint = Keypoint.RIGHT_HAND
+        keypoint.position.x, keypoint.position.y, keypoint.position.z = point
+        keypoint.confidence = 0.9
+        skeleton.keypoints = [keypoint]
+        skeleton.right_hand_bin_id = bin_id
+        msg.skeletons.append(skeleton)
+    return msg
+
+
+def test_node_keeps_hands_from_skeletons_and_drops_bad_ones(node):
+    node.get_clock = lambda: _FixedClock(T0 + 10**9)
+    counters = node.identifier.counters
+    node.on_skeletons(_skeletons(T0, 'map', [(1, (1.0, 1.0, 1.0), BIN),
+                                             (2, (float('nan'), 1.0, 1.0), ''),
+                                             (3, (1.0, 1.0, 1.0), 'no_such_bin')]))
+    assert counters['skeletons'] == 1
+    assert counters['dropped_skeletons_nan_joint'] == 1
+    assert counters['dropped_skeletons_unknown_bin'] == 1
+    node.on_skeletons(_skeletons(T0, 'not_in_tf', [(4, (1.0, 1.0, 1.0), BIN)]))
+    assert counters['dropped_skeletons_no_transform'] == 1
+    node.on_skeletons(_skeletons(T0 + 60 * 10**9, 'map', [(5, (1.0, 1.0, 1.0), BIN)]))
+    assert counters['dropped_skeletons_future_stamp'] == 1
+    assert node.identifier.hands.reaching(BIN, T0, T0 + 10**9) == [(1, 'right')]
+    assert node.diagnostics.counters['skeleton_frames'] == 3
+
+
+def test_hand_observations_carry_track_and_hand():
+    classification = Classification('chips', 0.9, ((SKU, 0.8),))
+    hand = Observation('ev1/cam_01/hand', 'ev1', BIN, 'cam_01', T0, classification,
+                       (0, 0, 4, 4), 10, track_id=7, hand='left')
+    msg = observations_msg([hand], 'map', {'cam_01': 'cam_01_color_optical_frame'})
+    item = msg.observations[0]
+    assert (item.observation_id, item.track_id, item.hand, item.bin_id) == \
+        ('ev1/cam_01/hand', 7, ProductObservation.HAND_LEFT, BIN)

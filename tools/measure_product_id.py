@@ -10,7 +10,13 @@ the truth: class accuracy, SKU accuracy, and SKU accuracy on the events whose SK
 same-weight sibling in the catalog (|weight difference| <= the two tolerances), where
 the load cells cannot decide.
 
-  PYTHONPATH=$PWD python tools/measure_product_id.py --bag B --truth T --refs DIR
+With ``--skeletons`` (the output bag of a replay of the same sensor bag: pose's
+/people/skeletons, perception output, never truth) the identifier also follows the hand
+that was in the bin and classifies crops round it; the figures are then given for bin
+crops only, hand crops only and both fused (hand likelihoods times ``--hand-weight``).
+
+  PYTHONPATH=$PWD python tools/measure_product_id.py --bag B --truth T --refs DIR \
+      [--skeletons REPLAY_OUTPUT_BAG]
 """
 
 from __future__ import annotations
@@ -32,9 +38,12 @@ from go_store_nodes.core.product_id import (
     ProductIdConfig,
     ProductIdentifier,
     ShelfEventData,
+    skeleton_data,
+    SkeletonRejectedError,
 )
 from go_store_nodes.core.sim.truth import Truth
 from go_store_nodes.core.store import Intrinsics, load_store_description
+from go_store_nodes.core.transforms import Transform
 
 
 def same_weight_skus(catalog) -> set[str]:
@@ -46,6 +55,55 @@ def same_weight_skus(catalog) -> set[str]:
                     a.weight_tolerance_g + b.weight_tolerance_g):
                 found.add(a.sku)
     return found
+
+
+def read_skeletons(path: str) -> list[tuple[int, list]]:
+    """Skeleton frames (stamp ns, [SkeletonData]) of a replay output bag, by stamp."""
+    frames = []
+    for _, _, msg in messages(path, ['/people/skeletons']):
+        stamp_ns = int(msg.header.stamp.sec) * 10**9 + int(msg.header.stamp.nanosec)
+        frames.append((stamp_ns, [skeleton_data(
+            int(s.track_id), {int(k.joint): (k.position.x, k.position.y, k.position.z,
+                                             k.confidence) for k in s.keypoints},
+            s.left_hand_bin_id, s.right_hand_bin_id) for s in msg.skeletons]))
+    return sorted(frames, key=lambda frame: frame[0])
+
+
+def score(events, observations, truth_of, store, hard, bins, hand_weight: float) -> None:
+    """Print per-observation and per-event accuracy of a set of observations."""
+    by_event = defaultdict(list)
+    for o in observations:
+        by_event[o.event_id].append(o)
+    obs_class = [store.catalog[truth_of[o.event_id].sku].category == o.classification.category
+                 for o in observations]
+    obs_sku = [truth_of[o.event_id].sku == o.classification.best_sku for o in observations]
+    event_right, event_class, hard_right, planogram_right = [], [], [], []
+    for e in events:
+        found = by_event.get(e.event_id, [])
+        summed: dict[str, float] = defaultdict(float)
+        for o in found:
+            for sku, likelihood in o.classification.skus:
+                summed[sku] += likelihood * (hand_weight if o.hand else 1.0)
+        best = max(summed, key=summed.get) if summed else ''
+        event_right.append(best == e.sku)
+        event_class.append(bool(best) and store.catalog[best].category
+                           == store.catalog[e.sku].category)
+        if e.sku in hard:
+            hard_right.append(best == e.sku)
+        stocked = {s: v for s, v in summed.items() if s in bins[e.bin_id].skus}
+        planogram_right.append(bool(stocked) and max(stocked, key=stocked.get) == e.sku)
+        print(f'{e.event_id} {e.kind:6s} {e.bin_id:16s} {e.sku:32s} -> {best or "-":32s} '
+              f'({len(found)} obs)')
+
+    def share(values):
+        return f'{np.mean(values):.3f} ({sum(values)}/{len(values)})' if values else 'n/a'
+    print(f'events (picks and returns): {len(events)}, observations: {len(observations)}, '
+          f'events with an observation: {len(by_event)}')
+    print(f'per observation: class accuracy {share(obs_class)}, SKU accuracy {share(obs_sku)}')
+    print(f'per event (cameras fused; no observation = wrong): class accuracy '
+          f'{share(event_class)}, SKU accuracy {share(event_right)}')
+    print(f'per event, SKUs with a same-weight sibling: SKU accuracy {share(hard_right)}')
+    print(f"per event, best among the bin's stocked SKUs: {share(planogram_right)}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -61,6 +119,10 @@ def main(argv: list[str] | None = None) -> int:
                         help='settings: the product_id section of this params file')
     parser.add_argument('--set', action='append', default=[], metavar='NAME=VALUE',
                         help='override one setting (repeatable)')
+    parser.add_argument('--skeletons', default='',
+                        help='replay output bag with /people/skeletons (hand crops)')
+    parser.add_argument('--hand-weight', type=float, default=1.0,
+                        help='weight of hand observations when fused with bin ones')
     args = parser.parse_args(argv)
     store = load_store_description(args.store)
     refs = args.refs or store.product_images
@@ -86,9 +148,19 @@ def main(argv: list[str] | None = None) -> int:
     topics = {camera_topics(c.camera_id).color_image: c for c in store.cameras}
     infos = {camera_topics(c.camera_id).color_info: c for c in store.cameras}
     intrinsics: dict[str, Intrinsics] = {}
+    skeleton_frames = read_skeletons(args.skeletons) if args.skeletons else []
+    next_skeletons = 0
     observations = []
     next_event = 0
     for topic, log_ns, msg in messages(args.bag, list(topics) + list(infos)):
+        while next_skeletons < len(skeleton_frames) and \
+                skeleton_frames[next_skeletons][0] <= log_ns:
+            stamp_ns, skeletons = skeleton_frames[next_skeletons]
+            try:
+                identifier.add_skeletons(stamp_ns, skeletons, Transform.identity(), log_ns)
+            except SkeletonRejectedError:
+                pass
+            next_skeletons += 1
         while next_event < len(events) and events[next_event].end_ns + settle_ns <= log_ns:
             e = events[next_event]
             identifier.add_event(ShelfEventData(e.event_id, e.bin_id, e.kind, e.start_ns,
@@ -122,46 +194,22 @@ def main(argv: list[str] | None = None) -> int:
         out.mkdir(parents=True, exist_ok=True)
         for o in observations:
             shown = np.hstack([o.crop, o.other, np.repeat(o.mask[:, :, None] * 255, 3, 2)])
-            name = f'{o.event_id}_{o.camera_id}_{truth_of[o.event_id].sku}_' \
+            kind = f'hand_{o.track_id}_{o.hand}' if o.hand else 'bin'
+            name = f'{o.event_id}_{o.camera_id}_{kind}_{truth_of[o.event_id].sku}_' \
                 f'{o.classification.best_sku}.png'
             cv2.imwrite(str(out / name), cv2.resize(shown[:, :, ::-1].astype(np.uint8), None,
                                                    fx=3, fy=3,
                                                    interpolation=cv2.INTER_NEAREST))
     hard = same_weight_skus(store.catalog)
-    by_event = defaultdict(list)
-    for o in observations:
-        by_event[o.event_id].append(o)
-    obs_class = [store.catalog[truth_of[o.event_id].sku].category == o.classification.category
-                 for o in observations]
-    obs_sku = [truth_of[o.event_id].sku == o.classification.best_sku for o in observations]
-    event_right, event_class, hard_right, planogram_right = [], [], [], []
     bins = store.bins()
-    for e in events:
-        found = by_event.get(e.event_id, [])
-        summed: dict[str, float] = defaultdict(float)
-        for o in found:
-            for sku, likelihood in o.classification.skus:
-                summed[sku] += likelihood
-        best = max(summed, key=summed.get) if summed else ''
-        event_right.append(best == e.sku)
-        event_class.append(bool(best) and store.catalog[best].category
-                           == store.catalog[e.sku].category)
-        if e.sku in hard:
-            hard_right.append(best == e.sku)
-        stocked = {s: v for s, v in summed.items() if s in bins[e.bin_id].skus}
-        planogram_right.append(bool(stocked) and max(stocked, key=stocked.get) == e.sku)
-        print(f'{e.event_id} {e.kind:6s} {e.bin_id:16s} {e.sku:32s} -> {best or "-":32s} '
-              f'({len(found)} cam)')
-
-    def share(values):
-        return f'{np.mean(values):.3f} ({sum(values)}/{len(values)})' if values else 'n/a'
-    print(f'events (picks and returns): {len(events)}, observations: {len(observations)}, '
-          f'events with an observation: {len(by_event)}')
-    print(f'per observation: class accuracy {share(obs_class)}, SKU accuracy {share(obs_sku)}')
-    print(f'per event (cameras fused; no observation = wrong): class accuracy '
-          f'{share(event_class)}, SKU accuracy {share(event_right)}')
-    print(f'per event, SKUs with a same-weight sibling: SKU accuracy {share(hard_right)}')
-    print(f"per event, best among the bin's stocked SKUs: {share(planogram_right)}")
+    kinds = [('bin crops only', lambda o: not o.hand, 1.0)]
+    if args.skeletons:
+        kinds += [('hand crops only', lambda o: bool(o.hand), 1.0),
+                  ('both fused', lambda o: True, args.hand_weight)]
+    for title, chosen, hand_weight in kinds:
+        print(f'== {title}')
+        score(events, [o for o in observations if chosen(o)], truth_of, store, hard, bins,
+              hand_weight)
     print(f'counters: {dict(sorted(identifier.counters.items()))}')
     return 0
 

@@ -5,15 +5,22 @@ Subscribes:
   cameras/<cam>/color/camera_info   sensor_msgs/CameraInfo
   /tf_static                        map -> <cam>_color_optical_frame (calibration)
   shelves/events                    go_store/ShelfEvent (weight fusion): bin, start, end
+  people/skeletons                  go_store/SkeletonArray (pose): hand points and the bin
+                                    each hand is in (best effort, keep last 100)
 Publishes:
   products/observations   go_store/ProductObservationArray, one per classified frame
                           (stamp = its capture time, frame map); one observation per
                           camera that sees the bin front, observation_id
-                          '<shelf event id>/<camera id>', category, SKU likelihoods
+                          '<shelf event id>/<camera id>', category, SKU likelihoods; and
+                          one per camera that sees the hand that was in the bin, after a
+                          pick (before a return): '<shelf event id>/<camera id>/hand',
+                          track_id and hand set
   diagnostics             frames, events, observations, drops by reason
 Reference images come from the store description's ``product_images`` folder (or the
 ``product_images`` parameter). Bad input (a camera not in TF, an unknown bin, a folder
-of a SKU not in the catalog, a malformed image) is logged, counted and dropped.
+of a SKU not in the catalog, a malformed image, a skeleton with a joint that is not a
+finite number, in an unknown bin, from the future or in a frame not in TF) is logged,
+counted and dropped.
 Logic: go_store_nodes.core.product_id; docs/shelf-to-cart.md, section Product ID.
 """
 
@@ -23,7 +30,13 @@ import sys
 import time
 from typing import Any
 
-from go_store.msg import ProductObservation, ProductObservationArray, ShelfEvent, SkuLikelihood
+from go_store.msg import (
+    ProductObservation,
+    ProductObservationArray,
+    ShelfEvent,
+    SkeletonArray,
+    SkuLikelihood,
+)
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
@@ -40,6 +53,9 @@ from ..core.product_id import (
     ReferenceImage,
     ReferenceProblem,
     ShelfEventData,
+    skeleton_data,
+    SkeletonData,
+    SkeletonRejectedError,
 )
 from ..core.store import Intrinsics, load_store_description
 from ..core.tf_buffer import FrameLookupError, TransformBuffer
@@ -75,7 +91,12 @@ IMAGE_QOS = QoSProfile(depth=5, history=HistoryPolicy.KEEP_LAST,
 EVENT_QOS = QoSProfile(depth=100, history=HistoryPolicy.KEEP_LAST,
                        reliability=ReliabilityPolicy.RELIABLE,
                        durability=DurabilityPolicy.VOLATILE)
+SKELETON_QOS = QoSProfile(depth=100, history=HistoryPolicy.KEEP_LAST,
+                          reliability=ReliabilityPolicy.BEST_EFFORT,
+                          durability=DurabilityPolicy.VOLATILE)
 LOG_REPEAT_S = 5.0
+HAND_OF = {'': ProductObservation.HAND_NONE, 'left': ProductObservation.HAND_LEFT,
+           'right': ProductObservation.HAND_RIGHT}
 KIND_OF_EVENT = {ShelfEvent.PICK: 'pick', ShelfEvent.RETURN: 'return'}
 
 
@@ -86,6 +107,15 @@ def shelf_event_from_msg(msg: ShelfEvent) -> ShelfEventData | None:
         return None
     return ShelfEventData(str(msg.event_id), str(msg.bin_id), kind, stamp_to_ns(msg.start),
                           stamp_to_ns(msg.end))
+
+
+def skeletons_from_msg(msg: SkeletonArray) -> list[SkeletonData]:
+    """Convert a SkeletonArray: hand and torso points (header frame), hand bins."""
+    return [skeleton_data(
+        int(s.track_id),
+        {int(k.joint): (float(k.position.x), float(k.position.y), float(k.position.z),
+                        float(k.confidence)) for k in s.keypoints},
+        str(s.left_hand_bin_id), str(s.right_hand_bin_id)) for s in msg.skeletons]
 
 
 def observations_msg(observations: list[Observation], frame_id: str,
@@ -99,8 +129,8 @@ def observations_msg(observations: list[Observation], frame_id: str,
         item.header.stamp = ns_to_stamp(observation.stamp_ns)
         item.header.frame_id = camera_frames.get(observation.camera_id, '')
         item.observation_id = observation.observation_id
-        item.track_id = 0
-        item.hand = ProductObservation.HAND_NONE
+        item.track_id = int(observation.track_id)
+        item.hand = HAND_OF[observation.hand]
         item.bin_id = observation.bin_id
         item.camera_id = observation.camera_id
         item.category = observation.classification.category
@@ -155,7 +185,9 @@ class ProductIdNode(Node):
         self._publisher = self.create_publisher(
             ProductObservationArray, 'products/observations', EVENT_QOS)
         self._subscriptions_kept = [self.create_subscription(
-            ShelfEvent, 'shelves/events', self.on_event, EVENT_QOS)]
+            ShelfEvent, 'shelves/events', self.on_event, EVENT_QOS),
+            self.create_subscription(SkeletonArray, 'people/skeletons', self.on_skeletons,
+                                     SKELETON_QOS)]
         for camera in self.description.cameras:
             cam = camera.camera_id
             prefix = f'cameras/{cam}/color'
@@ -222,6 +254,26 @@ class ProductIdNode(Node):
             self.identifier.add_event(event)
         except EventRejectedError as rejection:
             self._warn(f'dropped shelf event {event.event_id}: {rejection}', rejection.reason)
+
+    def on_skeletons(self, msg: SkeletonArray) -> None:
+        """Keep the hands of one frame of skeletons (bad ones dropped and counted)."""
+        self.diagnostics.count('skeleton_frames')
+        if self.identifier is None:
+            return
+        frame_id = msg.header.frame_id or self._map_frame
+        transform: Transform | None
+        try:
+            transform = self.tf_buffer.lookup(self._map_frame, frame_id)
+        except FrameLookupError:
+            transform = None
+        now = self.get_clock().now().nanoseconds
+        try:
+            self.identifier.add_skeletons(stamp_to_ns(msg.header.stamp),
+                                          skeletons_from_msg(msg), transform,
+                                          now if now > 0 else None)
+        except SkeletonRejectedError as rejection:
+            self._warn(f'dropped skeletons ({rejection.reason}): {rejection}',
+                       f'skeletons_{rejection.reason}')
 
     def on_timer(self) -> None:
         """Classify events that are ready; publish one array per capture time."""

@@ -494,6 +494,13 @@ class AssociationEngine:
             return max(floor, p if self._catalog.get(sku) == observation.category else 1.0 - p)
         return 1.0
 
+    def _weighted_likelihood(self, observation: ProductObservationIn, sku: str) -> float:
+        """Return an observation's likelihood of a SKU (a hand's: to hand_observation_weight)."""
+        likelihood = self._observation_likelihood(observation, sku)
+        if observation.hand == HAND_NONE:
+            return likelihood
+        return float(likelihood ** self.config.hand_observation_weight)
+
     def _evidence_observations(self, event: ShelfEventIn, track_id: Optional[int],
                                sides: set[str]) -> list[ProductObservationIn]:
         pad = self.config.ns(self.config.observation_pad_s)
@@ -518,7 +525,7 @@ class AssociationEngine:
             if held is not None and held.get(candidate.sku, 0) <= 0:
                 score *= self.config.not_in_cart_prior
             for observation in observations:
-                score *= self._observation_likelihood(observation, candidate.sku)
+                score *= self._weighted_likelihood(observation, candidate.sku)
             scored.append((score, candidate))
         total = sum(score for score, _ in scored)
         if total <= 0.0:
@@ -582,7 +589,7 @@ class AssociationEngine:
         options = list(dict.fromkeys([*seen, *stocked]))
         if not options:
             return None
-        scores = {sku: math.prod(self._observation_likelihood(o, sku) for o in observations)
+        scores = {sku: math.prod(self._weighted_likelihood(o, sku) for o in observations)
                   for sku in options}
         return max(options, key=lambda sku: (scores[sku], sku in stocked))
 

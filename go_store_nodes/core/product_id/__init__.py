@@ -10,6 +10,13 @@ from .classifier import Classification, ProductClassifier
 from .config import ProductIdConfig, SettingInfo
 from .crops import bin_window, changed_mask, sees_bin_front, visible_share
 from .features import item_feature, LocalFeatures, LocalMatch, OrbMatcher
+from .hands import (
+    HandPoint,
+    HandRecord,
+    skeleton_data,
+    SkeletonData,
+    SkeletonRejectedError,
+)
 from .identifier import (
     EventRejectedError,
     Observation,
@@ -25,7 +32,8 @@ from .references import (
 )
 
 __all__ = [
-    'bin_window', 'changed_mask', 'Classification', 'EventRejectedError', 'item_feature',
+    'bin_window', 'changed_mask', 'Classification', 'EventRejectedError', 'HandPoint',
+    'HandRecord', 'item_feature', 'skeleton_data', 'SkeletonData', 'SkeletonRejectedError',
     'load_reference_folder', 'LocalFeatures', 'LocalMatch', 'Observation', 'OrbMatcher',
     'ProductClassifier', 'ProductIdConfig', 'ProductIdentifier', 'read_reference_image',
     'ReferenceImage', 'ReferenceProblem', 'sees_bin_front', 'SettingInfo', 'ShelfEventData',

@@ -68,6 +68,33 @@ class ProductIdConfig:
         'region (the shelf) count exp(-this x relative density) (0: all count fully)')
     min_changed_px: int = _setting(
         6, 1, 100000, 'changed pixels in the bin region below which nothing is classified')
+    # Crops round the hand (from pose's skeletons).
+    hand_record_points: int = _setting(
+        6000, 10, 1000000, 'hand points (one hand of one person at one time) kept; a full '
+        'record drops its oldest, counted')
+    skeleton_future_s: float = _setting(
+        1.0, 0.0, 60.0, 's, skeletons stamped further ahead of the node clock are dropped')
+    hand_pad_s: float = _setting(
+        0.3, 0.0, 5.0, "s, a hand whose skeleton puts it in the event's bin within this of "
+        '[start, end] is followed')
+    hand_follow_s: float = _setting(
+        1.0, 0.0, 5.0, 's the hand is followed after the end of a pick (before the start '
+        'of a return), where it holds the item (0: no hand crops)')
+    hand_radius_m: float = _setting(
+        0.08, 0.01, 0.5, 'm, radius of the ball round the hand that is projected (about an '
+        "item's size)")
+    hand_frame_tolerance_s: float = _setting(
+        0.15, 0.0, 2.0, 's, largest gap between a hand point and the colour frame used for it')
+    hand_views: int = _setting(
+        4, 1, 100, 'hand points per camera and event classified (spread over the follow '
+        'window)')
+    hand_pixels: int = _setting(
+        2, 0, 2, "which pixels of the hand's disc are the item: 0 all, 1 those that differ "
+        "from the camera's frame before the reach, 2 all, colours of the person's body "
+        'played down')
+    hand_body_suppression: float = _setting(
+        2.0, 0.0, 10.0, "with hand_pixels 2: pixels in colours common round the person's "
+        'torso count exp(-this x relative density)')
     # Classifier.
     neighbours: int = _setting(
         3, 1, 50, 'nearest references per label averaged into its distance')

@@ -88,6 +88,31 @@ def background_weights(rgb: NDArray[np.uint8], mask: NDArray[np.bool_],
     return np.exp(-strength * density[ix, iy])
 
 
+def familiar_colour_weights(rgb: NDArray[np.uint8], known: NDArray[np.uint8],
+                            strength: float) -> NDArray[np.float64]:
+    """Return per-pixel weights (HxW, 0..1) that play down colours seen in ``known``.
+
+    ``known`` is any array of RGB pixels (..., 3), e.g. a person's torso: a pixel whose
+    chromaticity is d times as common there as a uniform spread would make it gets
+    exp(-strength x d).
+    """
+    pixels = np.asarray(rgb, dtype=np.float64)
+    weights = np.ones(pixels.shape[:2])
+    known_pixels = np.asarray(known, dtype=np.float64).reshape(-1, 3)
+    if strength <= 0.0 or len(known_pixels) == 0:
+        return weights
+    low, high = CHROMA_RANGE
+    known_total = np.maximum(known_pixels.sum(axis=1), 1.0)
+    histogram = _soft_histogram_2d(known_pixels[:, 0] / known_total,
+                                   known_pixels[:, 1] / known_total, CHROMA_BINS, low, high)
+    density = histogram.reshape(CHROMA_BINS, CHROMA_BINS) / histogram.sum() * CHROMA_BINS ** 2
+    total = np.maximum(pixels.sum(axis=2), 1.0)
+    scale = CHROMA_BINS / (high - low)
+    ix = np.clip(((pixels[:, :, 0] / total - low) * scale).astype(int), 0, CHROMA_BINS - 1)
+    iy = np.clip(((pixels[:, :, 1] / total - low) * scale).astype(int), 0, CHROMA_BINS - 1)
+    return np.exp(-strength * density[ix, iy])
+
+
 def item_feature(rgb: NDArray[np.uint8], mask: NDArray[np.bool_],
                  weights: NDArray[np.float64] | None = None) -> NDArray[np.float64]:
     """Return the appearance feature (length FEATURE_LENGTH) of the masked pixels.

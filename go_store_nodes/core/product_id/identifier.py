@@ -7,8 +7,17 @@ pick: the item is in the before frame) or came (a return: in the after frame); t
 pixels are classified. One observation per camera and event; its id is
 ``<event id>/<camera id>`` so that evidence cites the shelf event it came from.
 
+Crops round the hand: pose's skeletons say which hand was in the bin around [start,
+end] (``hands.HandRecord``). That hand is followed for ``hand_follow_s`` after the end
+of a pick (before the start of a return), where it holds the item out of the shelf;
+each camera that sees a hand point (in front, inside the image, no shelf in the way)
+classifies a disc the size of a ball of ``hand_radius_m`` round it at the colour frame
+nearest in time (``hand_pixels`` says which of its pixels count). One observation per
+camera and hand: ``<event id>/<camera id>/hand``, with the track and the hand.
+
 Frames wait in a ring per camera (``ring_frames``; a full ring drops its oldest frame).
-An event is resolved once every camera that sees its bin has a frame after its end, or
+An event is resolved once every camera that sees its bin has a frame after its end (and,
+once skeletons come, hands and frames cover the follow window), or
 ``max_wait_s`` of node clock after the end (cameras without an after frame then give
 nothing). Stamps are integer ns; frame stamps are capture times (header stamps).
 """
@@ -23,13 +32,15 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
+from ..coverage import blocked_by_shelves
 from ..locator.frames import FrameRejectedError
 from ..store import Bin, Intrinsics, StoreDescription
 from ..transforms import Transform
 from .classifier import Classification, ProductClassifier
 from .config import ProductIdConfig
-from .crops import bin_window, changed_mask, sees_bin_front, visible_share
-from .features import background_weights
+from .crops import bin_window, changed_mask, NEAR_M, sees_bin_front, visible_share
+from .features import background_weights, familiar_colour_weights
+from .hands import HandPoint, HandRecord, SkeletonData
 
 KINDS = ('pick', 'return')
 NS_PER_S = 1_000_000_000
@@ -87,6 +98,8 @@ class Observation:
                                     default_factory=lambda: np.zeros((0, 0), bool))
     other: NDArray[np.uint8] = field(repr=False, compare=False,
                                      default_factory=lambda: np.zeros((0, 0, 3), np.uint8))
+    track_id: int = 0            # person whose hand held the item (hand observations)
+    hand: str = ''               # 'left' or 'right' for a hand observation, '' for a bin
 
 
 @dataclass
@@ -111,6 +124,8 @@ class ProductIdentifier:
         self._views: dict[str, _View] = {}
         self._pending: list[_Pending] = []
         self.counters: dict[str, int] = {}
+        self.hands = HandRecord(config.hand_record_points, self._bins,
+                                int(config.skeleton_future_s * NS_PER_S))
 
     def count(self, key: str, increment: int = 1) -> None:
         """Add to a counter (frames, drops by reason, observations)."""
@@ -155,6 +170,17 @@ class ProductIdentifier:
             ring.popleft()
             self.count('ring_evicted')
         self.count('frames')
+
+    def add_skeletons(self, stamp_ns: int, skeletons: list[SkeletonData],
+                      t_map_frame: Transform | None, now_ns: int | None) -> int:
+        """Keep the hands of one frame of skeletons (``HandRecord.add``), counted here too.
+
+        Raises SkeletonRejectedError for a dropped frame or skeleton (the others are kept).
+        """
+        try:
+            return self.hands.add(stamp_ns, skeletons, t_map_frame, now_ns)
+        finally:
+            self.counters.update(self.hands.counters)
 
     def add_event(self, event: ShelfEventData) -> None:
         """Queue a shelf event; EventRejectedError (counted) for an unknown bin or kind."""
@@ -203,13 +229,14 @@ class ProductIdentifier:
         for pending in self._pending:
             after_ns = pending.event.end_ns + int(self.config.after_margin_s * NS_PER_S)
             ready = all(len(self._afters(c, after_ns)) >= self.config.frame_candidates
-                        for c in pending.cameras)
+                        for c in pending.cameras) and self._hands_ready(pending.event)
             timed_out = now_ns is not None and now_ns >= pending.event.end_ns + wait_ns
             if not (ready or timed_out):
                 still.append(pending)
                 continue
             found = [o for o in (self._observe(pending.event, c) for c in pending.cameras)
                      if o is not None]
+            found += self._observe_hands(pending.event)
             if not pending.cameras:
                 self.count('events_unseen')
             elif not found:
@@ -224,6 +251,7 @@ class ProductIdentifier:
         for pending in self._pending:
             observations.extend(o for o in (self._observe(pending.event, c)
                                             for c in pending.cameras) if o is not None)
+            observations.extend(self._observe_hands(pending.event))
         self._pending = []
         return observations
 
@@ -304,3 +332,141 @@ class ProductIdentifier:
         return Observation(f'{event.event_id}/{camera_id}', event.event_id, event.bin_id,
                            camera_id, frame.stamp_ns, classification, window, changed,
                            item, mask, other)
+
+    # Crops round the hand ----------------------------------------------------------------------
+
+    def _follow_window(self, event: ShelfEventData) -> tuple[int, int]:
+        """Return when the hand holds the item outside the bin: after a pick, before a return."""
+        follow = int(self.config.hand_follow_s * NS_PER_S)
+        if event.kind == 'pick':
+            return event.end_ns, event.end_ns + follow
+        return event.start_ns - follow, event.start_ns
+
+    def _hands_ready(self, event: ShelfEventData) -> bool:
+        """Whether hands and live cameras' frames cover the follow window (no skeletons: go)."""
+        latest = self.hands.latest_ns
+        if self.config.hand_follow_s <= 0.0 or latest is None:
+            return True
+        _, until_ns = self._follow_window(event)
+        if latest < until_ns:
+            return False
+        # Cameras silent since before the event (an outage) are not waited for.
+        return all(ring[-1].stamp_ns >= until_ns for ring in self._frames.values()
+                   if ring and ring[-1].stamp_ns >= event.start_ns)
+
+    def _nearest_frame(self, camera_id: str, stamp_ns: int) -> _Frame | None:
+        ring = self._frames.get(camera_id)
+        if not ring:
+            return None
+        frame = min(ring, key=lambda f: abs(f.stamp_ns - stamp_ns))
+        tolerance = int(self.config.hand_frame_tolerance_s * NS_PER_S)
+        return frame if abs(frame.stamp_ns - stamp_ns) <= tolerance else None
+
+    def _disc(self, view: _View, point: tuple[float, float, float], radius_m: float
+              ) -> tuple[tuple[int, int, int, int], NDArray[np.bool_]] | None:
+        """Pixel window (col0, row0, width, height) and disc mask of a ball, or None."""
+        local = view.t_map_color.inverse().apply(np.asarray(point, float)[None])[0]
+        if local[2] < NEAR_M:
+            return None
+        k = view.intrinsics
+        u = k.fx * local[0] / local[2] + k.cx
+        v = k.fy * local[1] / local[2] + k.cy
+        if not (0 <= u < k.width and 0 <= v < k.height):
+            return None
+        r = k.fx * radius_m / local[2]
+        col0, row0 = max(0, int(np.floor(u - r))), max(0, int(np.floor(v - r)))
+        col1 = min(k.width, int(np.ceil(u + r)) + 1)
+        row1 = min(k.height, int(np.ceil(v + r)) + 1)
+        if min(col1 - col0, row1 - row0) < self.config.min_window_px:
+            return None
+        rows, cols = np.mgrid[row0:row1, col0:col1]
+        disc = (cols - u) ** 2 + (rows - v) ** 2 <= r * r
+        return (col0, row0, col1 - col0, row1 - row0), disc
+
+    def _hand_view(self, event: ShelfEventData, camera_id: str, point: HandPoint,
+                   before: _Frame | None
+                   ) -> tuple[_Frame, tuple[int, int, int, int], NDArray[np.bool_],
+                              NDArray[np.float64] | None] | None:
+        """Return the frame, window, item pixels and pixel weights of one hand point, or None."""
+        config = self.config
+        view = self._views[camera_id]
+        assert point.point_m is not None
+        if blocked_by_shelves(view.t_map_color.translation, np.asarray(point.point_m)[None],
+                              list(self._shelves.values()))[0]:
+            self.count('hand_hidden_by_shelf')
+            return None
+        disc = self._disc(view, point.point_m, config.hand_radius_m)
+        if disc is None:
+            self.count('hand_outside_image')
+            return None
+        frame = self._nearest_frame(camera_id, point.stamp_ns)
+        if frame is None:
+            self.count('hand_no_frame')
+            return None
+        window, mask = disc
+        col0, row0, width, height = window
+        crop = frame.rgb[row0:row0 + height, col0:col0 + width]
+        weights = None
+        if config.hand_pixels == 1:
+            if before is None or before.rgb.shape != frame.rgb.shape:
+                self.count('hand_no_before_frame')
+                return None
+            mask = mask & changed_mask(before.rgb[row0:row0 + height, col0:col0 + width],
+                                       crop, config.change_threshold_dn)
+        elif config.hand_pixels == 2 and point.body_m is not None:
+            body = self._disc(view, point.body_m, 2.0 * config.hand_radius_m)
+            if body is not None:
+                (b_col, b_row, b_width, b_height), b_disc = body
+                torso = frame.rgb[b_row:b_row + b_height, b_col:b_col + b_width][b_disc]
+                weights = familiar_colour_weights(crop, torso, config.hand_body_suppression)
+        if int(mask.sum()) < config.min_changed_px:
+            self.count('hand_too_few_pixels')
+            return None
+        return frame, window, mask, weights
+
+    def _observe_hands(self, event: ShelfEventData) -> list[Observation]:
+        """Classify the item in the hand(s) that reached into the event's bin, per camera.
+
+        Observation ids: '<event id>/<camera id>/hand' for the hand first in the bin,
+        '<event id>/<camera id>/hand/<track id>-<hand>' for any further one.
+        """
+        config = self.config
+        if config.hand_follow_s <= 0.0:
+            return []
+        pad = int(config.hand_pad_s * NS_PER_S)
+        reaching = self.hands.reaching(event.bin_id, event.start_ns - pad, event.end_ns + pad)
+        if not reaching:
+            self.count('events_without_hand')
+            return []
+        since, until = self._follow_window(event)
+        observations = []
+        for rank, (track_id, hand) in enumerate(reaching):
+            path = [p for p in self.hands.path(track_id, hand, since, until)
+                    if p.bin_id != event.bin_id]
+            if not path:
+                self.count('hand_not_followed')
+                continue
+            if len(path) > config.hand_views:
+                picks = np.linspace(0, len(path) - 1, config.hand_views).round().astype(int)
+                path = [path[i] for i in sorted(set(picks))]
+            suffix = '' if rank == 0 else f'/{track_id}-{hand}'
+            for camera_id in sorted(self._views):
+                befores = self._befores(
+                    camera_id, event.start_ns - int(config.before_margin_s * NS_PER_S))
+                before = befores[0] if befores else None
+                views = [v for v in (self._hand_view(event, camera_id, p, before)
+                                     for p in path) if v is not None]
+                if not views:
+                    continue
+                classification = self.classifier.classify_views(
+                    [(frame.rgb[w[1]:w[1] + w[3], w[0]:w[0] + w[2]], mask, 1.0, weights)
+                     for frame, w, mask, weights in views])
+                frame, window, mask, _ = views[0]
+                crop = frame.rgb[window[1]:window[1] + window[3],
+                                 window[0]:window[0] + window[2]]
+                self.count('hand_observations')
+                observations.append(Observation(
+                    f'{event.event_id}/{camera_id}/hand{suffix}', event.event_id,
+                    event.bin_id, camera_id, frame.stamp_ns, classification, window,
+                    int(mask.sum()), crop, mask, crop, track_id, hand))
+        return observations
