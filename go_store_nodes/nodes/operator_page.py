@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import sys
 import threading
-import time
 from typing import Any, Callable
 
 from go_store.msg import CartEvent, LoadCellBatch, ShelfEvent, Track, TrackArray, Visit
@@ -57,7 +56,7 @@ from ..core.operator import (
 )
 from ..core.store import load_store_description
 from ..core.tf_buffer import FrameLookupError, TransformBuffer
-from ..ros.diagnostics import ERROR, NodeDiagnostics, OK
+from ..ros.diagnostics import ERROR, LOG_REPEAT_S, LogLimiter, NodeDiagnostics, OK
 from ..ros.params import (
     declare_parameters,
     DIAGNOSTICS_PERIOD,
@@ -140,7 +139,6 @@ IMAGE_QOS = QoSProfile(depth=2, history=HistoryPolicy.KEEP_LAST,
                        reliability=ReliabilityPolicy.RELIABLE,
                        durability=DurabilityPolicy.VOLATILE)
 ROLES = {Track.ROLE_SHOPPER: 'shopper', Track.ROLE_ASSOCIATE: 'associate'}
-LOG_REPEAT_S = 5.0
 
 
 class LedgerServices:
@@ -224,7 +222,7 @@ class OperatorPageNode(Node):
         self.tf_buffer = TransformBuffer()
         self._tf_listener = StaticTransformListener(self.tf_buffer, self)
         self._map_frame = self.description.map_frame
-        self._last_log: dict[str, float] = {}
+        self._log_limit = LogLimiter(LOG_REPEAT_S)
         self._color_frames = {c.camera_id: c.color_frame_id for c in self.description.cameras}
         self._posed: set[str] = set()
         self.ledger = LedgerServices(self, params['service_timeout_s'])
@@ -396,9 +394,7 @@ class OperatorPageNode(Node):
 
     def _warn(self, message: str, key: str) -> None:
         """Log a drop, at most every LOG_REPEAT_S per reason."""
-        now = time.monotonic()
-        if now - self._last_log.get(key, -LOG_REPEAT_S) >= LOG_REPEAT_S:
-            self._last_log[key] = now
+        if self._log_limit.ready(key):
             self.get_logger().warning(message)
 
 

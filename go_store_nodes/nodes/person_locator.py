@@ -20,7 +20,6 @@ and dropped; the node keeps running. Logic: go_store_nodes.core.locator; docs/pe
 from __future__ import annotations
 
 import sys
-import time
 from typing import Any
 
 from builtin_interfaces.msg import Time as StampMsg
@@ -44,7 +43,7 @@ from ..core.locator.frames import check_intrinsics
 from ..core.store import Intrinsics, load_store_description
 from ..core.tf_buffer import FrameLookupError, TransformBuffer
 from ..core.transforms import Transform
-from ..ros.diagnostics import NodeDiagnostics, OK, WARN
+from ..ros.diagnostics import LOG_REPEAT_S, LogLimiter, NodeDiagnostics, OK, WARN
 from ..ros.params import (
     declare_parameters,
     DIAGNOSTICS_PERIOD,
@@ -74,7 +73,6 @@ IMAGE_QOS = QoSProfile(depth=5, history=HistoryPolicy.KEEP_LAST,
 DETECTIONS_QOS = QoSProfile(depth=10, history=HistoryPolicy.KEEP_LAST,
                             reliability=ReliabilityPolicy.RELIABLE,
                             durability=DurabilityPolicy.VOLATILE)
-LOG_REPEAT_S = 5.0
 NS_PER_SECOND = 1_000_000_000
 
 
@@ -159,7 +157,7 @@ class PersonLocatorNode(Node):
         self._map_frame = self.description.map_frame
         self._depth_info: dict[str, Intrinsics] = {}
         self._color_info: dict[str, Intrinsics] = {}
-        self._last_log: dict[tuple[str, str], float] = {}
+        self._log_limit = LogLimiter(LOG_REPEAT_S)
         self._publisher = self.create_publisher(
             PersonDetectionArray, 'people/detections', DETECTIONS_QOS)
         self._camera_subscriptions = []
@@ -266,10 +264,7 @@ class PersonLocatorNode(Node):
         """Count a dropped frame; log it, at most every LOG_REPEAT_S per camera and reason."""
         key = f'dropped_{stream}_{rejection.reason}'
         self.diagnostics.count(key)
-        now = time.monotonic()
-        last = self._last_log.get((camera_id, key))
-        if last is None or now - last >= LOG_REPEAT_S:
-            self._last_log[(camera_id, key)] = now
+        if self._log_limit.ready((camera_id, key)):
             total = self.diagnostics.counters[key]
             self.get_logger().warning(
                 f'camera {camera_id}: dropped a {stream} frame ({rejection.reason}): '

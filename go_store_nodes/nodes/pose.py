@@ -22,7 +22,6 @@ from __future__ import annotations
 
 from dataclasses import replace
 import sys
-import time
 from typing import Any
 
 from go_store.msg import Keypoint, Skeleton, SkeletonArray, TrackArray
@@ -43,7 +42,7 @@ from ..core.pose import (
 from ..core.store import Intrinsics, load_store_description
 from ..core.tf_buffer import FrameLookupError, TransformBuffer
 from ..core.transforms import Transform
-from ..ros.diagnostics import NodeDiagnostics, OK
+from ..ros.diagnostics import LOG_REPEAT_S, LogLimiter, NodeDiagnostics, OK
 from ..ros.params import (
     declare_parameters,
     DIAGNOSTICS_PERIOD,
@@ -87,7 +86,6 @@ TRACKS_QOS = QoSProfile(depth=10, history=HistoryPolicy.KEEP_LAST,
                         reliability=ReliabilityPolicy.RELIABLE,
                         durability=DurabilityPolicy.VOLATILE)
 SKELETONS_QOS = TRACKS_QOS
-LOG_REPEAT_S = 5.0
 KEYPOINT_OF = {name: index for index, name in enumerate(JOINTS)}   # == Keypoint constants
 
 
@@ -146,7 +144,7 @@ class PoseNode(Node):
         self._map_frame = self.description.map_frame
         self._depth_info: dict[str, Intrinsics] = {}
         self._shelves_from_tf: set[str] = set()
-        self._last_log: dict[tuple[str, str], float] = {}
+        self._log_limit = LogLimiter(LOG_REPEAT_S)
         self._publisher = self.create_publisher(SkeletonArray, 'people/skeletons',
                                                 SKELETONS_QOS)
         self._input_subscriptions = [
@@ -238,10 +236,7 @@ class PoseNode(Node):
         """Count a dropped input; log it, at most every LOG_REPEAT_S per source and reason."""
         key = f'dropped_{stream}_{reason}'
         self.diagnostics.count(key)
-        now = time.monotonic()
-        last = self._last_log.get((source, key))
-        if last is None or now - last >= LOG_REPEAT_S:
-            self._last_log[(source, key)] = now
+        if self._log_limit.ready((source, key)):
             self.get_logger().warning(
                 f'{source}: dropped {stream} ({reason}): {message} '
                 f'[{key} = {self.diagnostics.counters[key]}]')

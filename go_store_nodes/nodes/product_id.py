@@ -27,7 +27,6 @@ Logic: go_store_nodes.core.product_id; docs/shelf-to-cart.md, section Product ID
 from __future__ import annotations
 
 import sys
-import time
 from typing import Any
 
 from go_store.msg import (
@@ -60,7 +59,7 @@ from ..core.product_id import (
 from ..core.store import Intrinsics, load_store_description
 from ..core.tf_buffer import FrameLookupError, TransformBuffer
 from ..core.transforms import Transform
-from ..ros.diagnostics import ERROR, NodeDiagnostics, OK, WARN
+from ..ros.diagnostics import ERROR, LOG_REPEAT_S, LogLimiter, NodeDiagnostics, OK, WARN
 from ..ros.params import (
     declare_parameters,
     DIAGNOSTICS_PERIOD,
@@ -94,7 +93,6 @@ EVENT_QOS = QoSProfile(depth=100, history=HistoryPolicy.KEEP_LAST,
 SKELETON_QOS = QoSProfile(depth=100, history=HistoryPolicy.KEEP_LAST,
                           reliability=ReliabilityPolicy.BEST_EFFORT,
                           durability=DurabilityPolicy.VOLATILE)
-LOG_REPEAT_S = 5.0
 HAND_OF = {'': ProductObservation.HAND_NONE, 'left': ProductObservation.HAND_LEFT,
            'right': ProductObservation.HAND_RIGHT}
 KIND_OF_EVENT = {ShelfEvent.PICK: 'pick', ShelfEvent.RETURN: 'return'}
@@ -151,7 +149,7 @@ class ProductIdNode(Node):
         path = params['store_description'] or str(default_store_description())
         self.description = load_store_description(path)
         self.diagnostics = NodeDiagnostics(self, params['diagnostics_period_s'])
-        self._last_log: dict[str, float] = {}
+        self._log_limit = LogLimiter(LOG_REPEAT_S)
         folder = params['product_images'] or self.description.product_images
         try:
             config = ProductIdConfig(**{info.name: params[info.name]
@@ -292,9 +290,7 @@ class ProductIdNode(Node):
 
     def _warn(self, message: str, key: str) -> None:
         """Log a drop, at most every LOG_REPEAT_S per reason."""
-        now = time.monotonic()
-        if now - self._last_log.get(key, -LOG_REPEAT_S) >= LOG_REPEAT_S:
-            self._last_log[key] = now
+        if self._log_limit.ready(key):
             self.get_logger().warning(message)
 
 

@@ -2,12 +2,42 @@
 
 from __future__ import annotations
 
+import time
+from typing import Callable, Hashable
+
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.node import Node
 
 OK = DiagnosticStatus.OK
 WARN = DiagnosticStatus.WARN
 ERROR = DiagnosticStatus.ERROR
+
+
+LOG_REPEAT_S = 5.0
+
+
+class LogLimiter:
+    """Lets a repeated warning through at most once every ``period_s`` per key.
+
+    A camera sending 15 bad frames a second is one log line every few seconds, not 15;
+    the counters in diagnostics still count every one.
+    """
+
+    def __init__(self, period_s: float = LOG_REPEAT_S,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        """Keep the period and the clock (seconds)."""
+        self._period_s = period_s
+        self._clock = clock
+        self._last: dict[Hashable, float] = {}
+
+    def ready(self, key: Hashable) -> bool:
+        """Return True (and start a new period) when ``key`` may be logged now."""
+        now = self._clock()
+        last = self._last.get(key)
+        if last is not None and now - last < self._period_s:
+            return False
+        self._last[key] = now
+        return True
 
 
 class NodeDiagnostics:
