@@ -243,7 +243,9 @@ def test_a_track_lost_inside_the_store_ends_its_visit_into_review_after_a_while(
     assert gate.counters['tracks_lost'] == 1
     ledger = gate._ledger
     assert ledger.get_visit(outcome.visit_id).state == 'open'
-    lost_after = CONFIG.visit_lost_after_ns
+    # One of the party left by the exit: the other is taken as gone after the shorter wait.
+    lost_after = CONFIG.party_left_after_ns
+    assert lost_after < CONFIG.visit_lost_after_ns
     # Nobody of the visit seen since T0 + 20 s: not yet lost one tick before the limit.
     assert gate.on_tracks(T0 + 20 * S + lost_after, []) == []
     updates = gate.on_tracks(T0 + 21 * S + lost_after, [])
@@ -264,6 +266,22 @@ def test_a_track_lost_inside_the_store_ends_its_visit_into_review_after_a_while(
     ledger.resolve_review(review.review_id, 'staff-1', 'cart checked on camera', 0, now)
     receipt = ledger.issue_receipt(outcome.visit_id, now, force=True)
     assert receipt.visit_id == outcome.visit_id and receipt.total_cents == 0
+
+
+def test_a_visit_whose_people_were_all_lost_in_the_store_waits_the_longer_time(
+        backend, store):
+    gate = make_gate(backend, store)
+    gate.on_tracks(T0, [at(1, ENTRY)])
+    outcome, _ = gate.check_in('gate_entry', ISSUER.issue('acct-1', T0), T0)
+    gate.on_tracks(T0 + 10 * S, [at(1, AISLE)])
+    gate.on_tracks(T0 + 11 * S, [])                     # lost mid-store, nobody left
+    assert gate.on_tracks(T0 + 10 * S + CONFIG.party_left_after_ns + S, []) == []
+    assert gate.open_visit_ids == (outcome.visit_id,)
+    # No snapshot comes any more (the tracker stopped): the gate's clock ends the visit.
+    assert gate.on_clock(T0 + 9 * S + CONFIG.visit_lost_after_ns) == []
+    updates = gate.on_clock(T0 + 11 * S + CONFIG.visit_lost_after_ns)
+    assert [(u.status, u.visit_id) for u in updates] == [(VisitStatus.ENDED, outcome.visit_id)]
+    assert gate.counters['visits_lost_to_review'] == 1 and gate.open_visit_ids == ()
 
 
 def test_a_lost_person_under_a_new_track_id_rejoins_the_visit(backend, store):

@@ -46,7 +46,8 @@ def _value(text: str) -> object:
 
 
 def run(sensors: pathlib.Path, outputs: pathlib.Path, config: GateConfig,
-        store_path: pathlib.Path, key_path: pathlib.Path) -> tuple[list, dict[str, int]]:
+        store_path: pathlib.Path, key_path: pathlib.Path, tail_s: float = 35.0
+        ) -> tuple[list, dict[str, int]]:
     """Return the gate's visit updates (with the time they were made) and its counters."""
     store = load_store_description(store_path)
     folder = tempfile.mkdtemp(prefix='replay_gate_')
@@ -65,6 +66,11 @@ def run(sensors: pathlib.Path, outputs: pathlib.Path, config: GateConfig,
                       for t in msg.tracks]
             made = gate.on_tracks(stamp_ns, tracks, now_ns)
         updates += [(now_ns, u) for u in made]
+    # The replay's tail: the gate's clock runs on (one tick a second) with no input.
+    end_ns = max((t for t, _, _ in inputs), default=0)
+    for step in range(1, int(tail_s) + 1):
+        now_ns = end_ns + step * 1_000_000_000
+        updates += [(now_ns, u) for u in gate.on_clock(now_ns)]
     return updates, gate.counters
 
 
@@ -77,6 +83,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--store', default=str(REPO / 'config' / 'store.yaml'))
     parser.add_argument('--key', default=str(REPO / 'config' / 'demo_keys' /
                                              'store_app_public.pem'))
+    parser.add_argument('--tail', type=float, default=35.0,
+                        help="s of gate clock after the last input (the replay's tail)")
     parser.add_argument('--set', action='append', default=[], metavar='NAME=VALUE',
                         help='a GateConfig field (ns for times)')
     args = parser.parse_args(argv)
@@ -84,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     overrides = dict(item.split('=', 1) for item in args.set)
     config = dataclasses.replace(GateConfig(), **{k: _value(v) for k, v in overrides.items()})
     updates, counters = run(pathlib.Path(args.sensors), pathlib.Path(args.outputs), config,
-                            pathlib.Path(args.store), pathlib.Path(args.key))
+                            pathlib.Path(args.store), pathlib.Path(args.key), args.tail)
     recorded = load_predictions(args.outputs)
     visits = tuple(PredictedVisit(now_ns, u.stamp_ns, u.visit_id, u.account_id,
                                   u.status is VisitStatus.STARTED,

@@ -108,6 +108,9 @@ class GateConfig:
     # A visit none of whose people has been seen for this long (lost in the store, never
     # seen leaving) is ended into review: staff confirm the cart before its receipt.
     visit_lost_after_ns: int = 120 * NS_PER_SECOND
+    # ... or this long, once one of its people was seen leaving by an exit: a party leaves
+    # together, so the others are most likely gone too, lost by the tracker at the door.
+    party_left_after_ns: int = 30 * NS_PER_SECOND
     # A new track appearing within walking reach (plus this margin, m) of where a visit's
     # track was lost, within ``visit_lost_after_ns``, rejoins that visit.
     rejoin_margin_m: float = 1.0
@@ -121,6 +124,8 @@ class GateConfig:
         _check_ns('scan_lookback_ns', self.scan_lookback_ns, 0, 60 * NS_PER_SECOND)
         _check_ns('visit_lost_after_ns', self.visit_lost_after_ns, NS_PER_SECOND,
                   24 * 3600 * NS_PER_SECOND)
+        _check_ns('party_left_after_ns', self.party_left_after_ns, NS_PER_SECOND,
+                  self.visit_lost_after_ns)
         if not (isinstance(self.rejoin_margin_m, (int, float))
                 and math.isfinite(self.rejoin_margin_m) and 0.0 <= self.rejoin_margin_m <= 20.0):
             raise ValueError(f'rejoin_margin_m must be in [0, 20], got {self.rejoin_margin_m!r}')
@@ -500,10 +505,35 @@ class GateLogic:
                 updates.append(self._end(visit_id, visit))
         return updates
 
+    def on_clock(self, now_ns: int) -> list[VisitUpdate]:
+        """End visits lost for too long when no track snapshot comes (gate clock ``now_ns``).
+
+        Snapshots drive everything else; with none arriving (the tracker stopped, or a
+        replay's tail after the last camera frame) visits whose people are gone must still
+        end into review. Does nothing before the first snapshot.
+        """
+        if self._snapshot_now_ns is None:
+            return []
+        now = max(now_ns, self._snapshot_now_ns)
+        updates = []
+        for visit_id in list(self._visits):
+            visit = self._visits[visit_id]
+            if visit.ended_at_ns is None:
+                self._end_if_lost(visit_id, visit, now)
+            if visit.ended_at_ns is not None:
+                updates.append(self._end(visit_id, visit))
+        return updates
+
     def _end_if_lost(self, visit_id: str, visit: _OpenVisit, now_ns: int) -> None:
-        """End a visit into review when none of its people was seen for too long."""
+        """End a visit into review when none of its people was seen for too long.
+
+        Too long is ``visit_lost_after_ns``, or ``party_left_after_ns`` once one of them
+        was seen leaving by an exit.
+        """
+        wait_ns = (self._config.party_left_after_ns if visit.left
+                   else self._config.visit_lost_after_ns)
         if any(track_id in self._live for track_id in visit.tracks) or \
-                now_ns - visit.last_seen_ns <= self._config.visit_lost_after_ns:
+                now_ns - visit.last_seen_ns <= wait_ns:
             return
         if any(w.visit_id == visit_id for w in self._windows):
             return  # still collecting its group

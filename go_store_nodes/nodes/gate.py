@@ -99,6 +99,10 @@ PARAMETERS = (
     ParamSpec('visit_lost_after_s', Parameter.Type.DOUBLE,
               "s none of a visit's people may go unseen before the visit is ended into "
               'review (visits_lost_to_review): the receipt waits for staff', 1.0, 86400.0),
+    ParamSpec('party_left_after_s', Parameter.Type.DOUBLE,
+              "s none of a visit's people may go unseen, once one of them was seen leaving "
+              'by an exit, before the visit is ended into review (a party leaves together)',
+              1.0, 86400.0),
     ParamSpec('rejoin_margin_m', Parameter.Type.DOUBLE,
               'm beyond walking reach within which a new track rejoins the visit of a '
               'track lost there (tracks_rejoined)', 0.0, 20.0),
@@ -115,6 +119,7 @@ PARAMETERS = (
 )
 # The demo key pair of config/demo_keys: its private half is public (in the repository).
 DEMO_PUBLIC_KEY = 'config/demo_keys/store_app_public.pem'
+LOST_CHECK_PERIOD_S = 1.0   # node clock: how often lost visits are looked for
 
 VISITS_QOS = QoSProfile(depth=100, history=HistoryPolicy.KEEP_LAST,
                         reliability=ReliabilityPolicy.RELIABLE,
@@ -151,6 +156,7 @@ class GateNode(Node):
                 max_scan_offset_ns=round(params['max_scan_offset_s'] * NS_PER_SECOND),
                 scan_lookback_ns=round(params['scan_lookback_s'] * NS_PER_SECOND),
                 visit_lost_after_ns=round(params['visit_lost_after_s'] * NS_PER_SECOND),
+                party_left_after_ns=round(params['party_left_after_s'] * NS_PER_SECOND),
                 rejoin_margin_m=params['rejoin_margin_m'],
                 entry_margin_m=params['entry_margin_m'])
             token_config = TokenConfig(clock_skew_ns=round(params['clock_skew_s'] * NS_PER_SECOND))
@@ -192,6 +198,9 @@ class GateNode(Node):
         self._queue_timer = self.create_timer(
             params['diagnostics_period_s'], self._report_queue,
             clock=Clock(clock_type=ClockType.STEADY_TIME))
+        # Node clock (sim time in a replay): visits whose people are gone end into review
+        # even while no track snapshot comes.
+        self._lost_timer = self.create_timer(LOST_CHECK_PERIOD_S, self.on_clock)
         self.get_logger().info(
             f'gate started: entry gates {", ".join(self._entry_gate_ids)}, ledger '
             f'{printable_url(url)}, key {key_path}')
@@ -268,6 +277,20 @@ class GateNode(Node):
             f'input queue full ({self.worker.capacity}): {label} dropped')
         self._set_status(ERROR, f'input queue full: {label} dropped')
         return False
+
+    def on_clock(self) -> None:
+        """Queue a check for visits lost for too long (the node clock's time).
+
+        With the queue full it is skipped, not counted as a loss: the next tick checks.
+        """
+        now_ns = self._now_ns()
+        if now_ns is not None:
+            self.worker.submit('lost visits', lambda: self._lost_visits(now_ns))
+
+    def _lost_visits(self, now_ns: int) -> None:
+        """End visits whose people are gone for too long (worker thread)."""
+        if self.logic is not None:
+            self._publish(self.logic.on_clock(now_ns))
 
     def _report_queue(self) -> None:
         stats = self.worker.stats
