@@ -197,7 +197,8 @@ def _tracking_bag(path, frames, swap_at):
         for k, (stamp, people) in enumerate(frames):
             detections = [detection_type(
                 header=messages.header(stamp, 'map'), position=point(x=x, y=y, z=0.0),
-                position_covariance=np.diag([0.01, 0.01, 0.0]).ravel(), height_m=1.75, blob_area_m2=0.2, confidence=0.9,
+                position_covariance=np.diag([0.01, 0.01, 0.0]).ravel(),
+                height_m=1.75, blob_area_m2=0.2, confidence=0.9,
                 appearance=np.zeros(0, dtype=np.float32), camera_ids=['cam_a'])
                 for _, x, y in people]
             bag.write('/people/detections', 'go_store/msg/PersonDetectionArray', stamp,
