@@ -111,7 +111,10 @@ class LedgerNodes:
                                          'store_app_public.pem'),
             'store_description': str(share / 'config' / 'store.yaml'),
             'grace_period_s': 0.0, 'receipt_check_period_s': 0.1, 'receipt_holdoff_s': 0.0,
-            'diagnostics_period_s': 0.2, 'use_sim_time': False}
+            'diagnostics_period_s': 0.2, 'use_sim_time': False,
+            # The feed runs on the wall clock at whatever pace the machine allows (and
+            # stalls while a node is killed): no visit may end as lost for that.
+            'visit_lost_after_s': 3600.0, 'party_left_after_s': 3600.0}
         self.parameters.update(overrides)
         self.node_overrides = node_overrides or {}
         self.params_file = share / 'config' / 'go_store.yaml'
