@@ -30,7 +30,8 @@ def add_subcommand(sub: argparse._SubParsersAction, store_path) -> None:
         'coverage', help='floor and bin-front coverage of the cameras; heat-map PNG',
         description='Share of free floor seen by >= 1 and >= 2 depth cameras (at 1.5 m, '
         '1.8 m and --height above the floor) and share of each bin front seen by >= 1 and '
-        '>= 2 colour cameras, shelves occluding. Exit 1 when a --min-* threshold is missed.')
+        '>= 2 colour cameras, shelves occluding; share of each gate zone seen by a near depth '
+        'camera. Exit 1 when a --min-* threshold is missed.')
     parser.add_argument('--store', default=None,
                         help='store description YAML (default: the package config/store.yaml)')
     parser.add_argument('--png', help='write the heat map (cameras per floor cell at '
@@ -47,6 +48,13 @@ def add_subcommand(sub: argparse._SubParsersAction, store_path) -> None:
     parser.add_argument('--min-bin-2', type=float, default=None, metavar='SHARE',
                         help='least share (0..1) of every bin front seen by >= 2 colour '
                         'cameras')
+    parser.add_argument('--min-gate-near', type=float, default=None, metavar='SHARE',
+                        help='least share (0..1) of every gate zone seen at head height by a '
+                        'depth camera within --gate-near metres')
+    parser.add_argument('--gate-near', type=float, default=CoverageConfig.gate_near_m,
+                        metavar='M', help='range (m) within which a depth camera sees a gate '
+                        'zone well enough to find people at the door (default %(default)s; '
+                        'a D435 at 424x240 has about 15 cm RMS depth error there)')
     parser.add_argument('--cell', type=float, default=CoverageConfig.cell_m, metavar='M',
                         help='floor grid pitch in m (default %(default)s)')
     parser.set_defaults(func=lambda args: run(args, store_path(args)))
@@ -56,9 +64,9 @@ def run(args: argparse.Namespace, store_file: str) -> int:
     """Run the command; return the exit status."""
     try:
         thresholds = CoverageThresholds(args.height, args.min_floor_1, args.min_floor_2,
-                                        args.min_bin_1, args.min_bin_2)
+                                        args.min_bin_1, args.min_bin_2, args.min_gate_near)
         heights = tuple(sorted(set(DEFAULT_HEIGHTS_M) | {args.height}))
-        config = CoverageConfig(cell_m=args.cell, heights_m=heights)
+        config = CoverageConfig(cell_m=args.cell, heights_m=heights, gate_near_m=args.gate_near)
     except ValueError as error:
         print(f'go-store coverage: {error}', file=sys.stderr)
         return 2

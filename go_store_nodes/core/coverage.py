@@ -48,12 +48,17 @@ class CoverageConfig:
     ``face_step_m``: sample pitch on each bin front face (m).
     ``face_offset_m``: how far in front of the shelf front the face is taken (m); the hand
     passes there, and it keeps the samples off the shelf box.
+    ``gate_near_m``: a gate zone counts as seen where a depth camera nearer than this sees
+    it at head height. A stereo camera's depth error grows with the square of the range
+    (a D435 at 424x240: about 15 cm RMS at 4.5 m, 37 cm at 7 m), so a far, tilted view
+    of the door finds people late or not at all, and the gate links visits at the door.
     """
 
     cell_m: float = 0.05
     heights_m: tuple[float, ...] = (1.5, 1.8)
     face_step_m: float = 0.05
     face_offset_m: float = 0.02
+    gate_near_m: float = 4.5
 
     def __post_init__(self) -> None:
         """Validate the numbers."""
@@ -68,6 +73,8 @@ class CoverageConfig:
             raise ValueError(f'face_step_m must be in [0.005, 0.5] m, got {self.face_step_m}')
         if not (math.isfinite(self.face_offset_m) and 0.0 < self.face_offset_m <= 0.5):
             raise ValueError(f'face_offset_m must be in (0, 0.5] m, got {self.face_offset_m}')
+        if not (math.isfinite(self.gate_near_m) and 0.5 <= self.gate_near_m <= 50.0):
+            raise ValueError(f'gate_near_m must be in [0.5, 50] m, got {self.gate_near_m}')
 
 
 @dataclass(frozen=True)
@@ -82,12 +89,14 @@ class CoverageThresholds:
     min_floor_2: float | None = None
     min_bin_1: float | None = None
     min_bin_2: float | None = None
+    min_gate_near: float | None = None
 
     def __post_init__(self) -> None:
         """Validate the shares (0..1) and the height."""
         if not (math.isfinite(self.height_m) and 0.0 <= self.height_m <= 10.0):
             raise ValueError(f'height_m must be in [0, 10] m, got {self.height_m}')
-        for name in ('min_floor_1', 'min_floor_2', 'min_bin_1', 'min_bin_2'):
+        for name in ('min_floor_1', 'min_floor_2', 'min_bin_1', 'min_bin_2',
+                     'min_gate_near'):
             value = getattr(self, name)
             if value is not None and not (math.isfinite(value) and 0.0 <= value <= 1.0):
                 raise ValueError(f'{name} must be a share in [0, 1], got {value}')
@@ -128,13 +137,29 @@ class BinCoverage:
 
 
 @dataclass(frozen=True)
+class GateCoverage:
+    """Depth-camera coverage of one gate zone from near cameras (``gate_near_m``).
+
+    ``share_near``: share of the zone's floor cells seen, at every height of the report,
+    by a depth camera nearer than ``near_m``; ``cameras``: the near cameras seeing any of it.
+    """
+
+    gate_id: str
+    kind: str
+    near_m: float
+    share_near: float
+    cameras: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class CoverageReport:
-    """Floor coverage per height and bin-front coverage per bin."""
+    """Floor coverage per height, bin-front coverage per bin and gate-zone coverage."""
 
     store_name: str
     camera_count: int
     floors: tuple[FloorCoverage, ...]
     bins: tuple[BinCoverage, ...]
+    gates: tuple[GateCoverage, ...] = ()
 
     def floor(self, height_m: float) -> FloorCoverage:
         """Return the floor coverage computed at ``height_m``, or raise KeyError."""
@@ -301,11 +326,42 @@ def bin_coverage(store: StoreDescription,
     return tuple(results)
 
 
+def gate_coverage(store: StoreDescription,
+                  config: CoverageConfig = CoverageConfig()) -> tuple[GateCoverage, ...]:
+    """Near depth-camera coverage of every gate zone, in description order."""
+    results = []
+    for gate in store.gates:
+        nx = max(1, int(math.ceil((gate.max_m[0] - gate.min_m[0]) / config.cell_m - 1e-9)))
+        ny = max(1, int(math.ceil((gate.max_m[1] - gate.min_m[1]) / config.cell_m - 1e-9)))
+        xs = gate.min_m[0] + (np.arange(nx) + 0.5) * (gate.max_m[0] - gate.min_m[0]) / nx
+        ys = gate.min_m[1] + (np.arange(ny) + 0.5) * (gate.max_m[1] - gate.min_m[1]) / ny
+        cells = np.stack(np.meshgrid(xs, ys), axis=-1).reshape(-1, 2)
+        seen_everywhere = np.ones(len(cells), dtype=bool)
+        seeing: set[str] = set()
+        for height in config.heights_m:
+            points = np.column_stack([cells, np.full(len(cells), height)])
+            seen = np.zeros(len(cells), dtype=bool)
+            for camera in store.cameras:
+                near = np.linalg.norm(points - camera.t_map_depth.translation, axis=1) \
+                    <= config.gate_near_m
+                by_camera = near & _depth_sees(camera, points, store.shelves)
+                if by_camera.any():
+                    seeing.add(camera.camera_id)
+                seen |= by_camera
+            seen_everywhere &= seen
+        results.append(GateCoverage(gate.gate_id, gate.kind, config.gate_near_m,
+                                    float(np.mean(seen_everywhere)),
+                                    tuple(c.camera_id for c in store.cameras
+                                          if c.camera_id in seeing)))
+    return tuple(results)
+
+
 def compute_coverage(store: StoreDescription,
                      config: CoverageConfig = CoverageConfig()) -> CoverageReport:
-    """Floor coverage at every configured height and bin-front coverage of every bin."""
+    """Floor coverage at every configured height, bin fronts and gate zones."""
     floors = tuple(floor_coverage(store, h, config) for h in config.heights_m)
-    return CoverageReport(store.name, len(store.cameras), floors, bin_coverage(store, config))
+    return CoverageReport(store.name, len(store.cameras), floors, bin_coverage(store, config),
+                          gate_coverage(store, config))
 
 
 def check_thresholds(report: CoverageReport, thresholds: CoverageThresholds) -> list[str]:
@@ -324,6 +380,12 @@ def check_thresholds(report: CoverageReport, thresholds: CoverageThresholds) -> 
             if share < minimum:
                 failures.append(f'{entry.bin_id} front seen by >= {at_least} colour '
                                 f'camera(s): {share:.1%} < {minimum:.1%}')
+    if thresholds.min_gate_near is not None:
+        for gate in report.gates:
+            if gate.share_near < thresholds.min_gate_near:
+                failures.append(f'{gate.gate_id} ({gate.kind}) seen by a depth camera within '
+                                f'{gate.near_m:g} m: {gate.share_near:.1%} < '
+                                f'{thresholds.min_gate_near:.1%}')
     return failures
 
 
@@ -349,6 +411,14 @@ def format_report(report: CoverageReport) -> str:
         worst = min(report.bins, key=lambda e: (e.share_2, e.share_1))
         lines.append(f'worst bin: {worst.bin_id} ({worst.share_1:.1%} by >= 1, '
                      f'{worst.share_2:.1%} by >= 2)')
+    if report.gates:
+        near = report.gates[0].near_m
+        heights = ', '.join(f'{f.height_m:g}' for f in report.floors)
+        lines += ['', f'gate zones seen by a depth camera within {near:g} m (at {heights} m)',
+                  f'{"gate":<18}  {"kind":<6}  {"seen":>8}  cameras']
+        for gate in report.gates:
+            lines.append(f'{gate.gate_id:<18}  {gate.kind:<6}  {gate.share_near:8.1%}  '
+                         f'{" ".join(gate.cameras) or "-"}')
     return '\n'.join(lines)
 
 
