@@ -28,6 +28,7 @@ ENTRY = (0.6, 0.4)
 EXIT = (9.4, 0.4)
 AISLE = (5.0, 3.0)
 OUTSIDE = (9.4, -0.5)
+STAFF_DOOR = (9.7, 4.4)   # staff zone [9.4, 10] x [4.0, 4.8]
 MS = 1_000_000
 
 
@@ -282,6 +283,47 @@ def test_a_visit_whose_people_were_all_lost_in_the_store_waits_the_longer_time(
     updates = gate.on_clock(T0 + 11 * S + CONFIG.visit_lost_after_ns)
     assert [(u.status, u.visit_id) for u in updates] == [(VisitStatus.ENDED, outcome.visit_id)]
     assert gate.counters['visits_lost_to_review'] == 1 and gate.open_visit_ids == ()
+
+
+def test_a_shopper_track_leaving_by_the_staff_door_ends_its_visit_into_review(backend, store):
+    # A shopper's track that walks out through the staff door: the person left, or the
+    # track took over an associate's identity. Either way the visit ends now, and staff
+    # check the cart, instead of the visit waiting for the lost-visit timeout.
+    gate = make_gate(backend, store)
+    gate.on_tracks(T0, [at(1, ENTRY)])
+    outcome, _ = gate.check_in('gate_entry', ISSUER.issue('acct-1', T0), T0)
+    gate.on_tracks(T0 + 10 * S, [at(1, AISLE)])
+    assert gate.on_tracks(T0 + 20 * S, [at(1, STAFF_DOOR)]) == []
+    updates = gate.on_tracks(T0 + 21 * S, [])
+    assert [(u.status, u.visit_id, u.gate_id) for u in updates] == [
+        (VisitStatus.ENDED, outcome.visit_id, 'gate_staff')]
+    assert gate.counters['left_by_staff_door'] == 1 and gate.open_visit_ids == ()
+    (review,) = gate._ledger.list_reviews(outcome.visit_id)
+    assert review.reason == 'left_by_staff_door: track 1 left by gate_staff'
+
+
+def test_a_coasting_prediction_does_not_take_a_track_out_of_the_exit_zone(backend, store):
+    # The tracker publishes a hidden track at its predicted position, with the stamp of
+    # the detection it last fused. A prediction drifting on past the exit zone's inner
+    # edge is not a sighting: the track still left by the exit when it ends.
+    gate = make_gate(backend, store)
+    gate.on_tracks(T0, [at(1, ENTRY)])
+    outcome, _ = gate.check_in('gate_entry', ISSUER.issue('acct-1', T0), T0)
+    seen = T0 + 20 * S
+    gate.on_tracks(seen, [TrackObservation('1', *EXIT, seen_ns=seen)])
+    drifted = (EXIT[0], 1.2)                   # inside the store, north of the exit zone
+    assert gate.on_tracks(seen + S, [TrackObservation('1', *drifted, seen_ns=seen)]) == []
+    updates = gate.on_tracks(seen + 2 * S, [])
+    assert [(u.status, u.visit_id, u.gate_id) for u in updates] == [
+        (VisitStatus.ENDED, outcome.visit_id, 'gate_exit')]
+    # A fresh sighting there does move it out: that person turned back into the store.
+    gate.on_tracks(T0 + 40 * S, [at(2, ENTRY)])
+    second, _ = gate.check_in('gate_entry', ISSUER.issue('acct-2', T0 + 40 * S), T0 + 40 * S)
+    seen = T0 + 60 * S
+    gate.on_tracks(seen, [TrackObservation('2', *EXIT, seen_ns=seen)])
+    gate.on_tracks(seen + S, [TrackObservation('2', *drifted, seen_ns=seen + S)])
+    assert gate.on_tracks(seen + 2 * S, []) == []
+    assert gate.open_visit_ids == (second.visit_id,) and gate.counters['tracks_lost'] == 1
 
 
 def test_a_lost_person_under_a_new_track_id_rejoins_the_visit(backend, store):

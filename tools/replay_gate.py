@@ -62,7 +62,9 @@ def run(sensors: pathlib.Path, outputs: pathlib.Path, config: GateConfig,
             _, made = gate.check_in(msg.gate_id, msg.token, stamp_ns, now_ns)
         else:
             tracks = [TrackObservation(str(t.track_id), float(t.position.x),
-                                       float(t.position.y), t.role == ASSOCIATE)
+                                       float(t.position.y), t.role == ASSOCIATE,
+                                       t.header.stamp.sec * 1_000_000_000
+                                       + t.header.stamp.nanosec or None)
                       for t in msg.tracks]
             made = gate.on_tracks(stamp_ns, tracks, now_ns)
         updates += [(now_ns, u) for u in made]

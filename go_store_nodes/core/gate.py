@@ -37,7 +37,10 @@ was last seen (inside the store) in an exit gate zone and then disappeared from 
 or was seen outside the store bounds; when snapshots are missing before it disappeared
 (a gap longer than ``max_snapshot_gap_ns``), it has left if from its last position it
 could have walked into an exit zone in that gap (``exits_inferred_after_gap``). A visit
-ends when every one of its tracks has left; the exit is recorded in the ledger
+ends when every one of its tracks has left; a shopper's track that leaves by a staff door
+counts as left too (the person is gone, or the track took on an associate's identity),
+but the visit then ends into review (``left_by_staff_door``): its receipt waits for
+staff instead of for a lost-visit timeout. The exit is recorded in the ledger
 (``mark_exit``, which starts the receipt grace period) and reported as a ``VisitUpdate``
 ENDED. The cart ledger issues receipts from that record only.
 """
@@ -160,6 +163,9 @@ class TrackObservation:
     x_m: float
     y_m: float
     is_associate: bool = False
+    # Stamp of the detection last fused into the track (None: not given). While it stays
+    # the same the track is coasting and its position is a prediction.
+    seen_ns: Optional[int] = None
 
 
 class VisitStatus(str, Enum):
@@ -202,7 +208,8 @@ class _TrackState:
     y_m: float
     is_associate: bool
     history: Deque[tuple[int, float, float]]
-    exit_gate: Optional[str] = None  # exit zone it was last seen in, inside the store
+    exit_gate: Optional[str] = None  # exit or staff zone it was last seen in, inside the store
+    seen_ns: Optional[int] = None    # the tracker's stamp of its last fused detection
 
     @property
     def last_seen_ns(self) -> int:
@@ -269,6 +276,9 @@ class GateLogic:
         self._ledger = ledger
         self._entry = {gate.gate_id: gate for gate in store.gates_of_kind('entry')}
         self._exit = store.gates_of_kind('exit')
+        # Ways out for a visit's track: exits, and staff doors (into review).
+        self._doors = self._exit + store.gates_of_kind('staff')
+        self._staff_doors = {gate.gate_id for gate in store.gates_of_kind('staff')}
         self._all_gates = {gate.gate_id: gate for gate in store.gates}
         self._width_m, self._depth_m = store.size_m
         # No ``consume``: the ledger consumes the token with the visit (one transaction).
@@ -584,17 +594,38 @@ class GateLogic:
         if visit is not None:
             visit.last_seen_ns = max(visit.last_seen_ns, now_ns)
         inside = 0.0 <= track.x_m <= self._width_m and 0.0 <= track.y_m <= self._depth_m
+        # A coasting track's position is the tracker's prediction: it may carry a track
+        # into a door zone, but not out of the zone it was last seen in (a prediction
+        # drifts on past the person who stopped there and left).
+        coasting = track.seen_ns is not None and track.seen_ns == state.seen_ns
+        state.seen_ns = track.seen_ns
         if inside:
-            state.exit_gate = next((gate.gate_id for gate in self._exit
-                                    if gate.contains(track.x_m, track.y_m)), None)
+            door = next((gate.gate_id for gate in self._doors
+                         if gate.contains(track.x_m, track.y_m)), None)
+            if door is not None or not coasting:
+                state.exit_gate = door
             if visit is not None and visit.left.pop(track.track_id, None) is not None:
                 self._count('tracks_returned')
             return set()
         if visit is not None and state.exit_gate is not None:
-            visit.left[track.track_id] = state.exit_gate
             assert visit_id is not None
+            self._left(visit_id, visit, track.track_id, state.exit_gate)
             return {visit_id}
         return set()
+
+    def _left(self, visit_id: str, visit: _OpenVisit, track_id: str, gate_id: str) -> None:
+        """Record that a visit's track left by ``gate_id``; a staff door means review."""
+        visit.left[track_id] = gate_id
+        if gate_id not in self._staff_doors:
+            return
+        reason = f'left_by_staff_door: track {track_id} left by {gate_id}'
+        if reason in visit.review_reason:
+            return
+        visit.review_reason = '; '.join(r for r in (visit.review_reason, reason) if r)
+        self._count('left_by_staff_door')
+        LOGGER.warning('visit %s: its shopper track %s left by the staff door %s: the visit '
+                       'ends into review (the receipt waits for staff)', visit_id, track_id,
+                       gate_id)
 
     def _disappeared(self, track_id: str, now_ns: int, missed_before: bool = False
                      ) -> set[str]:
@@ -608,7 +639,7 @@ class GateLogic:
             return set()
         exit_gate = state.exit_gate or self._exit_across_gap(state, now_ns, missed_before)
         if exit_gate is not None:
-            visit.left[track_id] = exit_gate
+            self._left(visit_id, visit, track_id, exit_gate)
             return {visit_id}
         if track_id not in visit.left:
             LOGGER.warning('track %s of visit %s disappeared inside the store (not in an '

@@ -99,9 +99,11 @@ def track_observations(msg: TrackArray) -> list[TrackObservation]:
         if track.track_id in seen:
             raise ValueError(f'track {track.track_id} appears twice')
         seen.add(track.track_id)
+        # A track's stamp is that of the detection last fused into it (0: not given).
+        seen_ns = stamp_to_ns(track.header.stamp) or None
         tracks.append(TrackObservation(
             track_id=track_id_to_str(track.track_id), x_m=x_m, y_m=y_m,
-            is_associate=track.role == Track.ROLE_ASSOCIATE))
+            is_associate=track.role == Track.ROLE_ASSOCIATE, seen_ns=seen_ns))
     return tracks
 
 
