@@ -122,6 +122,23 @@ def test_without_skeletons_the_nearest_track_within_reach_is_chosen():
     assert [(e.visit_id, e.needs_review) for e in events] == [('v1', False)]
 
 
+def test_a_lone_hand_seen_only_just_before_the_change_is_no_ambiguity():
+    # Track 1's hand was in the bin only in the padding before the weight changed (its
+    # overlap score is 0) and nobody else's was: it is the picker, not an ambiguity
+    # with a second candidate that does not exist. Resolving it once crashed the pass
+    # and lost the cart events resolved with it.
+    eng = engine()
+    eng.add_shelf_event(shelf_event('se1', 'a', 1.0, 1.5, candidates=COLA), int(1.6 * S))
+    eng.add_shelf_event(shelf_event('se2', 'b', 1.0, 1.6, candidates=CHIPS_SALT),
+                        int(1.7 * S))
+    events = play(eng, 0.0, 5.0, [SHOPPER_1, SHOPPER_2],
+                  lambda t: [hand_in(1, 'a' if 0.55 <= t <= 0.7 else ''),
+                             hand_in(2, 'b' if 1.0 <= t <= 1.6 else '')])
+    assert sorted((e.event_id, e.visit_id, e.sku) for e in events) == [
+        ('cart-se1', 'v1', 'cola'), ('cart-se2', 'v2', 'chips_salt')]
+    assert eng.counters['resolve_errors'] == 0
+
+
 def test_two_hands_in_one_bin_at_once_go_to_review():
     eng = engine()
     eng.add_shelf_event(shelf_event('se1', 'a', 1.0, 1.5), int(1.6 * S))

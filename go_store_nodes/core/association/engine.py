@@ -329,7 +329,7 @@ class AssociationEngine:
                     self.counters['resolved_after_wait'] += 1
                 del self._pending[event.event_id]
                 self._remember(event.event_id)
-                out.extend(self._resolve(event))
+                out.extend(self._resolve_safely(event))
             else:
                 assert isinstance(item, _Meeting)
                 ready = self._covered(item.end_ns + config.ns(config.observation_pad_s),
@@ -417,7 +417,8 @@ class AssociationEngine:
         evidence = [f'skeleton:{t}@{stamps[t][0]}' for t, _ in ranked[:2]]
         self._reaches.append((event.bin_id, event.start_ns, event.end_ns, best))
         confidence = best_score / (best_score + second_score) if best_score > 0 else 0.5
-        if second_score >= config.ambiguous_person_ratio * best_score:
+        # (One track whose hand was in the bin only in the padding scores 0: not ambiguous.)
+        if len(ranked) > 1 and second_score >= config.ambiguous_person_ratio * best_score:
             return _Choice(best, confidence, f'ambiguous_person:{ranked[1][0]}',
                            sides[best], evidence)
         return _Choice(best, confidence, '', sides[best], evidence)
@@ -534,6 +535,19 @@ class AssociationEngine:
                       key=lambda item: (-item[0], item[1].sku, item[1].quantity))
 
     # -- one shelf event ----------------------------------------------------------------------
+
+    def _resolve_safely(self, event: ShelfEventIn) -> list[CartEventOut]:
+        """Resolve one event; a failure is counted and reported, never lost with the tick.
+
+        A bug met while resolving one event must not drop the cart events already made in
+        the same pass (they are remembered as done) nor stop the watermark.
+        """
+        try:
+            return self._resolve(event)
+        except Exception as error:  # noqa: BLE001 (one bad event must not stop the others)
+            self._note('resolve_errors', f'shelf event {event.event_id} on {event.bin_id} '
+                       f'could not be resolved ({error!r}); not charged')
+            return []
 
     def _resolve(self, event: ShelfEventIn) -> list[CartEventOut]:
         choice = self._choose_person(event)
