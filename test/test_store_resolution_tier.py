@@ -41,4 +41,15 @@ def test_easy_at_store_resolution_replays_within_its_bounds(repo, tmp_path):
     assert evaluated.returncode == 0, evaluated.stdout + evaluated.stderr
     metrics = json.loads((tmp_path / 'eval.json').read_text())['metrics']
     assert metrics['tracking_idf1']['value'] is not None
+    # The tracker re-run offline on the replay's recorded detections gives its figures.
+    offline = subprocess.run(
+        [sys.executable, str(repo / 'tools' / 'replay_tracker.py'), '--outputs',
+         str(tmp_path / 'out' / 'bag'), '--truth', str(truth), '--no-peer'], cwd=repo,
+        env=dict(os.environ, PYTHONPATH=str(repo)), capture_output=True, text=True,
+        timeout=600)
+    assert offline.returncode == 0, offline.stdout + offline.stderr
+    figures = dict(line.split()[:2] for line in offline.stdout.splitlines()
+                   if line.startswith('tracking_'))
+    for name in ('tracking_idf1', 'tracking_mota'):
+        assert float(figures[name]) == pytest.approx(metrics[name]['value'], abs=0.005), name
 

@@ -228,6 +228,11 @@ class CameraFrameLocator:
             foreground_pixels=int(keep.size), intrinsics=frame.intrinsics,
             t_map_depth=frame.t_map_depth)
 
+    @property
+    def last_sideways_map(self) -> NDArray[np.float32] | None:
+        """The sideways error map of the camera's latest pose (None before a frame)."""
+        return None if self._sideways_map is None else self._sideways_map[1]
+
     def sideways_map(self, intrinsics: Intrinsics, t_map_depth: Transform) -> NDArray[np.float32]:
         """Per floor cell, the RMS sideways error of a point at standing height; inf unseen.
 

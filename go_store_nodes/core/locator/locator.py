@@ -134,7 +134,7 @@ class PersonLocator:
         observations = frame_set.members
         self.health.frame_set(frame_set.stamp_ns, {o.camera_id: o.stamp_ns for o in observations})
         blur = np.minimum.reduce([o.sideways_map_m for o in observations])
-        observations = self._sharpest(observations, blur)
+        observations = self._sharpest(observations, self._sharpest_live(observations, blur))
         cells = np.concatenate([o.cells for o in observations])
         heights = np.concatenate([o.points[:, 2] for o in observations])
         bands = np.concatenate([o.bands_m for o in observations])
@@ -159,13 +159,29 @@ class PersonLocator:
         return LocatedSet(frame_set.stamp_ns, tuple(o.camera_id for o in observations),
                           detections)
 
+    def _sharpest_live(self, observations: tuple[CameraObservation, ...], blur: np.ndarray
+                       ) -> np.ndarray:
+        """Per cell, the least sideways error of the set's cameras and of every live one.
+
+        Cameras are not synchronised, so a frame set often lacks the camera that sees a
+        spot best; that camera's own frame set will locate the person there. A live camera
+        (not in outage) outside the set therefore still sets the bar, so a far view
+        alone in a set does not add a blurred second head beside the person.
+        """
+        members = {o.camera_id for o in observations}
+        live = self.assembler.live_cameras() - members
+        maps = [m for c in sorted(live)
+                if (m := self.cameras[c].last_sideways_map) is not None]
+        return np.minimum.reduce([blur, *maps]) if maps else blur
+
     def _sharpest(self, observations: tuple[CameraObservation, ...], best: np.ndarray
                   ) -> tuple[CameraObservation, ...]:
-        """Drop points blurred sideways far more than another camera of the set sees there.
+        """Drop points blurred sideways far more than a live camera sees there.
 
         A far, tilted view places a head anywhere along a stretch of its ray; where a
-        camera with a steeper or nearer view covers the cell, the blurred points would
-        only add false maxima beside the head (see ``max_sideways_error_m``).
+        camera with a steeper or nearer view covers the cell (in this set or in its own),
+        the blurred points would only add false maxima beside the head (see
+        ``max_sideways_error_m``).
         """
         cfg = self.config
         kept = []
