@@ -27,7 +27,7 @@ ALL_TOPICS = ('/people/tracks', '/shelves/events', '/cart/events', '/visits', '/
               '/gates/check_in_result', '/calibration/status')
 
 
-def _truth(frames=(), touches=()):
+def _truth(frames=(), touches=(), extra_people=()):
     events = [
         {'event_id': 'e1', 'kind': 'pick', 'stamp_ns': T0 + 10 * S, 'start_ns': T0 + 9 * S,
          'end_ns': T0 + 11 * S, 'person_id': 1, 'account_id': 'acct_a', 'sku': 'cola',
@@ -47,7 +47,7 @@ def _truth(frames=(), touches=()):
                    {'person_id': 2, 'role': 'shopper', 'account_id': 'acct_b', 'party_id': 2,
                     'enter_ns': T0, 'exit_ns': T0 + 50 * S},
                    {'person_id': 3, 'role': 'associate', 'account_id': None, 'party_id': None,
-                    'enter_ns': T0, 'exit_ns': None}],
+                    'enter_ns': T0, 'exit_ns': None}, *extra_people],
         'frames': list(frames), 'events': events, 'check_ins': [], 'touches': list(touches),
         'receipts': [{'account_id': 'acct_a', 'lines': [{'sku': 'cola', 'quantity': 2}]},
                      {'account_id': 'acct_b', 'lines': [{'sku': 'chips', 'quantity': 1},
@@ -155,6 +155,23 @@ def test_held_receipt_is_no_exact_match_but_flags_a_review():
     assert values['receipt_exact_match_rate'] == pytest.approx(0.5)
     assert values['cart_line_f1'] == 1.0
     assert values['review_visits'] == 1 and values['review_visit_rate'] == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize('receipt, exact', [
+    (lambda: _receipt('acct_c', {}, 55), 1.0),                 # issued, nothing on it
+    (lambda: _receipt('acct_c', {}, 55, issued=False), 2 / 3),  # held for review
+    (lambda: None, 2 / 3),                                      # never issued
+])
+def test_an_empty_cart_matches_only_with_an_issued_receipt(receipt, exact):
+    browser = {'person_id': 4, 'role': 'shopper', 'account_id': 'acct_c', 'party_id': 4,
+               'enter_ns': T0, 'exit_ns': T0 + 54 * S}
+    run = _perfect()
+    made = receipt()
+    run['receipts'] = (*run['receipts'], *([made] if made else []))
+    report = evaluate(_truth(extra_people=[browser]), _predictions(**run))
+    assert report.get('receipt_exact_match_rate').value == pytest.approx(exact)
+    detail = report.get('receipt_exact_match_rate').detail['accounts']['acct_c']
+    assert detail['issued'] == (exact == 1.0) and detail['predicted'] == {}
 
 
 def test_shelf_events_match_by_bin_and_time_tolerance():

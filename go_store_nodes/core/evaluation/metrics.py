@@ -142,10 +142,13 @@ def receipt_metrics(truth: GroundTruth, predictions: Predictions) -> list[Metric
     accounts = truth.shopper_accounts()
     per_account = {}
     for account in accounts:
+        # An account needs an issued receipt to match, even with nothing bought: a held
+        # or missing receipt is not "ready as they walk out".
         expected = dict(truth.receipts.get(account, {}))
-        got = issued.get(account, {})
-        per_account[account] = {'expected': expected, 'predicted': got,
-                                'match': expected == got}
+        got = issued.get(account)
+        per_account[account] = {'expected': expected, 'predicted': got or {},
+                                'issued': got is not None,
+                                'match': got is not None and expected == got}
     matched = sum(1 for a in per_account.values() if a['match'])
     unexpected = sorted(a for a in issued if a not in set(accounts))
     return [Metric(name, _ratio(matched, len(accounts)), 'ratio',
