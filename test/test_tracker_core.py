@@ -154,6 +154,24 @@ def test_straight_walk_from_entry_to_exit_keeps_one_id_and_ends_at_the_exit(zone
     assert tracker.counters['ended_exit'] == 1 and 'ended_lost' not in tracker.counters
 
 
+def test_a_track_kept_only_by_the_next_person_at_the_exit_ends_there(zones):
+    # b waits in the exit zone; a walks out past b. Once a has gone, a's track could
+    # only share b's detection: it ends as an exit after exit_lost_s, instead of riding
+    # on b until b leaves (which held a's visit open and its receipt back).
+    tracker = make_tracker(zones)
+    b = Person('b', lambda t: (9.3, 0.5) if t < 9.0 else None, 1.70, BLUE)
+    a = Person('a', path([(8.0, 2.5), (9.45, 0.65)], 0.5), 1.80, RED)
+    frames = run(tracker, [a, b], 8.0)
+    gone_s = next(t_s for t_s, _, truth in frames if 'a' not in truth)
+    a_id = next(i for i in ids_of(frames, 'a') if i is not None)
+    b_id = next(i for i in ids_of(frames, 'b', settle_s=2.0) if i is not None)
+    ended = next(t_s for t_s, tracks, _ in frames
+                 if t_s > gone_s and a_id not in {tr.track_id for tr in tracks})
+    assert ended - gone_s <= tracker.config.exit_lost_s + 0.2
+    assert tracker.counters['ended_exit_shared'] == 1
+    assert [tr.track_id for tr in frames[-1][1]] == [b_id]
+
+
 def test_birth_needs_consecutive_hits_in_the_entry_zone(zones):
     tracker = make_tracker(zones)
     person = Person('a', lambda t: (0.5, 0.4), 1.7, RED)

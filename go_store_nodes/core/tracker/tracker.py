@@ -143,6 +143,7 @@ class _Body:
     last_seen_ns: int
     last_zone_kind: Optional[str]
     shared_since_ns: Optional[int] = None  # sharing one detection with others since
+    last_own_ns: Optional[int] = None    # stamp of its last detection not shared (None: birth)
     detection: Optional[_Clean] = None   # detection fused this frame
     shared: bool = False                 # this frame's detection also explains another
     sep_heights: list[float] = field(default_factory=list)
@@ -403,6 +404,8 @@ class Tracker:
     def _fuse(self, body: _Body, det: _Clean, stamp_ns: int, shared: bool = False) -> None:
         body.kf.update(det.z, self._share_r if shared else self._r)
         body.last_seen_ns = stamp_ns
+        if not shared:
+            body.last_own_ns = stamp_ns
         body.detection = det
         body.shared = shared
         body.last_zone_kind = self._zone_kind(body.kf.position)
@@ -747,9 +750,18 @@ class Tracker:
         kept = []
         for track in self._tracks:
             unseen_s = (stamp_ns - track.body.last_seen_ns) / NS_PER_SECOND
-            if track.body.last_zone_kind in LEAVE_KINDS and unseen_s >= c.exit_lost_s \
-                    and unseen_s > 0.0:
+            # At a way out, a track kept only by a detection another track took is the
+            # person who already left: people go out one behind the other, and the one
+            # still in the zone must not carry the tracks of those gone before.
+            own_ns = track.body.last_own_ns
+            own_unseen_s = unseen_s if own_ns is None else (stamp_ns - own_ns) / NS_PER_SECOND
+            if track.body.last_zone_kind in LEAVE_KINDS and unseen_s > 0.0 \
+                    and unseen_s >= c.exit_lost_s:
                 reason = 'exit'
+            elif track.body.last_zone_kind in LEAVE_KINDS and track.body.shared \
+                    and own_unseen_s >= c.exit_lost_s and own_unseen_s > 0.0:
+                reason = 'exit'
+                self._count('ended_exit_shared')
             elif unseen_s >= c.max_lost_s:
                 reason = 'lost'
             elif track.track_id in ghosts:
