@@ -170,10 +170,14 @@ def test_calibrate_recovers_every_camera_within_2cm_and_half_a_degree(captured, 
 def test_depth_check_flags_the_camera_whose_description_is_10cm_off(captured, capsys):
     truth, store_copy, session = captured
     data = yaml.safe_load(store_copy.read_text())
-    high, tilted = truth.cameras[1], truth.cameras[-1]
-    data['cameras'][1]['pose']['translation_m'][2] += 0.10  # written 10 cm too high
+    # cam_08 looks west, so a tilt about map x turns it about its line of sight: the floor
+    # it expects leans without moving under the middle of its view. (A camera looking
+    # north, as cam_09 over the entrance does, would read that tilt partly as height.)
+    high, tilted = truth.camera('cam_02'), truth.camera('cam_08')
+    index = {c['id']: i for i, c in enumerate(data['cameras'])}
+    data['cameras'][index['cam_02']]['pose']['translation_m'][2] += 0.10  # 10 cm too high
     # Written tilted by a further 2 degrees about map x: the floor it expects leans 2 degrees.
-    data['cameras'][-1]['pose']['rotation'] = {'matrix': (
+    data['cameras'][index['cam_08']]['pose']['rotation'] = {'matrix': (
         rotation_from_rpy(math.radians(2.0), 0.0, 0.0) @ tilted.t_map_depth.rotation).tolist()}
     wrong = store_copy.parent / 'wrong_store.yaml'
     wrong.write_text(yaml.safe_dump(data))
