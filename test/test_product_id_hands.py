@@ -73,13 +73,19 @@ def _pixel(camera, point):
             local[2])
 
 
-def _seeing(store, point, margin_px=30):
-    """Cameras that see a point unobstructed, well inside the image."""
+def _seeing(store, point, margin_px=30, min_radius_px=6.0):
+    """Cameras that see a point unobstructed, well inside the image, and near enough.
+
+    Near enough: the ball of ``hand_radius_m`` (8 cm) round the hand spans at least
+    ``min_radius_px``; farther views (cam_09 over the entrance sees this bin from 5 m, a
+    5 px disc) are too coarse to tell a pasted item from its neighbours in this test.
+    """
     found = []
     for camera in store.cameras:
         u, v, z = _pixel(camera, point)
         k = camera.model.color
-        if z > 0.2 and margin_px <= u < k.width - margin_px and \
+        if z > 0.2 and k.fx * ProductIdConfig().hand_radius_m / z >= min_radius_px and \
+                margin_px <= u < k.width - margin_px and \
                 margin_px <= v < k.height - margin_px and not blocked_by_shelves(
                     camera.t_map_color.translation, np.asarray(point)[None],
                     store.shelves)[0]:
