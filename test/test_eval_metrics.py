@@ -65,9 +65,9 @@ def _cart(event_id, account, sku, quantity, at_s, received_s=None, evidence=()):
                               tuple(evidence))
 
 
-def _shelf(event_id, bin_id, at_s, kind='pick'):
+def _shelf(event_id, bin_id, at_s, kind='pick', candidates=()):
     return PredictedShelfEvent(T0 + int(at_s * S), T0 + int(at_s * S), event_id, 's1', bin_id,
-                               kind)
+                               kind, candidates=tuple(candidates))
 
 
 def _perfect():
@@ -172,6 +172,32 @@ def test_an_empty_cart_matches_only_with_an_issued_receipt(receipt, exact):
     assert report.get('receipt_exact_match_rate').value == pytest.approx(exact)
     detail = report.get('receipt_exact_match_rate').detail['accounts']['acct_c']
     assert detail['issued'] == (exact == 1.0) and detail['predicted'] == {}
+
+
+def test_sku_accuracy_scores_weight_alone_and_the_fused_cart_event():
+    run = _perfect()
+    # Weight alone: e1 right, e2 a same-weight sibling first, e3 no candidates at all.
+    run['shelf_events'] = (
+        _shelf('se1', 'b1', 11.2, candidates=[('cola', 2, 0.9), ('cola_zero', 2, 0.1)]),
+        _shelf('se2', 'b2', 21.1, candidates=[('chips_paprika', 1, 0.5), ('chips', 1, 0.5)]),
+        _shelf('se3', 'b3', 31.0))
+    # Fused: vision puts e2 right, e3's cart event names another product, and e1 has none.
+    run['cart_events'] = (_cart('c2', 'acct_b', 'chips', 1, 21.1, 21.3, ['se2']),
+                          _cart('c3', 'acct_b', 'mint', 1, 31.0, 31.5, ['se3']))
+    report = evaluate(_truth(), _predictions(**run))
+    values = _values(report)
+    assert values['sku_accuracy_weight_only'] == pytest.approx(1 / 3)
+    assert values['sku_accuracy_fused'] == pytest.approx(1 / 3)
+    detail = next(m.detail for m in report.metrics if m.name == 'sku_accuracy_weight_only')
+    assert detail['without_cart_event'] == 1
+    assert {w['truth'] for w in detail['fused_wrong']} == {'e1', 'e3'}
+    perfect = _perfect()
+    perfect['shelf_events'] = tuple(
+        _shelf(e.event_id, e.bin_id, (e.stamp_ns - T0) / S, candidates=[(sku, q, 1.0)])
+        for e, (sku, q) in zip(perfect['shelf_events'],
+                               (('cola', 2), ('chips', 1), ('gum', 1)), strict=True))
+    values = _values(evaluate(_truth(), _predictions(**perfect)))
+    assert values['sku_accuracy_weight_only'] == values['sku_accuracy_fused'] == 1.0
 
 
 def test_shelf_events_match_by_bin_and_time_tolerance():

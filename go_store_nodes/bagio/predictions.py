@@ -70,7 +70,8 @@ def load_predictions(bag: str | pathlib.Path) -> Predictions:
         elif topic == SHELF_EVENTS_TOPIC:
             shelf_events.append(PredictedShelfEvent(
                 received_ns, stamp, m.event_id, m.shelf_id, m.bin_id,
-                SHELF_KINDS.get(int(m.event_type), 'unknown'), float(m.delta_grams)))
+                SHELF_KINDS.get(int(m.event_type), 'unknown'), float(m.delta_grams),
+                tuple((c.sku, int(c.quantity), float(c.likelihood)) for c in m.candidates)))
         elif topic == TRACKS_TOPIC:
             track_frames.append(PredictedTrackFrame(stamp, tuple(
                 (int(t.track_id), float(t.position.x), float(t.position.y))

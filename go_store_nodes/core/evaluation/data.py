@@ -164,6 +164,7 @@ class PredictedShelfEvent:
     bin_id: str
     kind: str
     delta_grams: float = 0.0
+    candidates: tuple[tuple[str, int, float], ...] = ()   # (sku, quantity, likelihood)
 
 
 @dataclass(frozen=True)

@@ -313,6 +313,46 @@ def association_metrics(truth: GroundTruth, predictions: Predictions,
                            'wrong': wrong})]
 
 
+def sku_metrics(truth: GroundTruth, predictions: Predictions,
+                config: EvaluationConfig) -> list[Metric]:
+    """Which product was taken, from weight alone and after fusion with vision.
+
+    Over true shopper picks and returns matched to a shelf event (``match_shelf_events``):
+    ``sku_accuracy_weight_only`` when the shelf event's most likely candidate (load cells
+    and planogram only) is the true SKU; ``sku_accuracy_fused`` when the cart event citing
+    that shelf event first carries it (one with no such cart event is wrong). Quantity and
+    account are scored by ``association_accuracy``, not here.
+    """
+    names = ('sku_accuracy_weight_only', 'sku_accuracy_fused')
+    if not predictions.count(SHELF_EVENTS_TOPIC):
+        return [no_messages(n, SHELF_EVENTS_TOPIC, 'ratio') for n in names]
+    _, _, matches = match_shelf_events(truth, predictions, config)
+    matches = [(t, p) for t, p in matches if t.account_id and t.kind in ('pick', 'return')]
+    if not matches:
+        return [Metric(n, None, 'ratio', 'no shopper pick or return matched a shelf event')
+                for n in names]
+    citing: dict[str, PredictedCartEvent] = {}
+    for cart in unique_cart_events(predictions.cart_events):
+        for evidence in cart.evidence_ids[:1]:
+            citing.setdefault(evidence, cart)
+    weight_right = fused_right = uncited = 0
+    wrong = []
+    for event, shelf in matches:
+        weight_sku = shelf.candidates[0][0] if shelf.candidates else ''
+        cart = citing.get(shelf.event_id)
+        fused_sku = cart.sku if cart is not None else ''
+        weight_right += weight_sku == event.sku
+        fused_right += fused_sku == event.sku
+        uncited += cart is None
+        if fused_sku != event.sku:
+            wrong.append({'truth': event.event_id, 'sku': event.sku, 'weight': weight_sku,
+                          'fused': fused_sku})
+    detail = {'events': len(matches), 'weight_right': weight_right,
+              'fused_right': fused_right, 'without_cart_event': uncited, 'fused_wrong': wrong}
+    return [Metric(names[0], _ratio(weight_right, len(matches)), 'ratio', detail=detail),
+            Metric(names[1], _ratio(fused_right, len(matches)), 'ratio')]
+
+
 def review_metrics(predictions: Predictions) -> list[Metric]:
     """Visits flagged for review: a held receipt or a cart event that needs review."""
     if not predictions.count(RECEIPTS_TOPIC) and not predictions.count(CART_EVENTS_TOPIC):

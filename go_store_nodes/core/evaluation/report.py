@@ -47,6 +47,7 @@ from .metrics import (
     receipt_metrics,
     review_metrics,
     shelf_event_metrics,
+    sku_metrics,
     tracking_hota_metric_list,
     tracking_metric_list,
     TRACKING_NAMES,
@@ -208,6 +209,7 @@ def evaluate(truth: GroundTruth, predictions: Predictions,
     metrics += cart_line_metrics(truth, predictions)
     metrics += cart_event_line_metrics(truth, predictions)
     metrics += shelf_event_metrics(truth, predictions, config)
+    metrics += sku_metrics(truth, predictions, config)
     metrics += association_metrics(truth, predictions, config)
     metrics += tracking_metric_list(truth, predictions, config)
     metrics += tracking_hota_metric_list(truth, predictions, config)
