@@ -94,7 +94,7 @@ def shelf_event(event_id, bin_id, event_type, start_ns, end_ns):
     return msg
 
 
-def test_node_publishes_one_observation_per_camera_and_drops_bad_input(node, store_path):
+def test_node_publishes_one_array_per_event_with_every_camera_and_drops_bad_input(node, store_path):
     store = load_store_description(store_path)
     bin_ = store.bins()[BIN]
     shelf = store.shelf(bin_.shelf_id)
@@ -118,8 +118,10 @@ def test_node_publishes_one_observation_per_camera_and_drops_bad_input(node, sto
         if camera is not lost:
             node.tf_buffer.set_transform(store.map_frame, camera.color_frame_id,
                                          camera.t_map_color)
-    for camera, (_, rgb) in zip(cameras, before, strict=True):
-        node.on_color(colour_image(rgb, T0, camera.color_frame_id), camera.camera_id)
+    # The cameras' clocks differ: each before frame has its own capture time.
+    for k, (camera, (_, rgb)) in enumerate(zip(cameras, before, strict=True)):
+        node.on_color(colour_image(rgb, T0 + k * 10**6, camera.color_frame_id),
+                      camera.camera_id)
     assert counters['dropped_frame_no_transform'] == 1
     broken = colour_image(before[0][1], T0 + 10**8, cameras[0].color_frame_id)
     broken.data = bytes(10)
@@ -138,11 +140,17 @@ def test_node_publishes_one_observation_per_camera_and_drops_bad_input(node, sto
     assert not node.published            # waits for more after frames (or max_wait_s)
     node.get_clock = lambda: _FixedClock(T0 + 5 * 10**9)
     node.on_timer()
+    # One array for the event, whatever the capture times: association resolves an
+    # event once evidence of it is in, so it must not see the first camera's crop alone.
     assert len(node.published) == 1
     msg = node.published[0]
     assert isinstance(msg, ProductObservationArray)
     assert msg.header.frame_id == 'map'
-    assert (msg.header.stamp.sec, msg.header.stamp.nanosec) == (T0 // 10**9, 0)
+    newest = T0 + (len(cameras) - 2) * 10**6      # the last camera is never in TF
+    assert (msg.header.stamp.sec, msg.header.stamp.nanosec) == (newest // 10**9,
+                                                                newest % 10**9)
+    stamps = [o.header.stamp.nanosec for o in msg.observations]
+    assert stamps == sorted(stamps) and len(set(stamps)) == len(stamps)
     seen = {o.camera_id: o for o in msg.observations}
     assert set(seen) == {c.camera_id for c in cameras if c is not lost}
     for camera_id, item in seen.items():

@@ -10,7 +10,8 @@ the times they were recorded, through the node's own message conversions into
 ``--set``), advances it every ``tick_period_s`` and scores the cart events it makes with
 the evaluation's association and cart-event line metrics, in a few seconds instead of a
 replay. The ledger and the receipts are not run: held receipts and review counts come
-only from a real replay.
+only from a real replay. Product observations are fed one group per shelf event, as the
+product_id node publishes them (a recording from before it did is regrouped).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from go_store_nodes.core.evaluation.data import PredictedCartEvent
 from go_store_nodes.core.evaluation.metrics import (
     association_metrics,
     cart_event_line_metrics,
+    sku_metrics,
 )
 from go_store_nodes.core.store import load_store_description
 from go_store_nodes.nodes.association import (
@@ -56,14 +58,38 @@ def node_settings(params_path: pathlib.Path) -> dict:
     return dict(document['association']['ros__parameters'])
 
 
+def regroup_observations(recorded: list) -> list:
+    """Return the recording with the product observations of each shelf event in one item.
+
+    The product_id node publishes all of an event's observations in one array; a
+    recording made when it published one array per capture time is regrouped so, each
+    event's observations arriving when the last of them was recorded. Observation items
+    become lists of ``ProductObservationIn``.
+    """
+    groups: dict[str, tuple[int, list]] = {}
+    others = []
+    for received_ns, topic, msg in recorded:
+        if topic != '/products/observations':
+            others.append((received_ns, topic, msg))
+            continue
+        for observation in observations_from_msg(msg):
+            event_id = observation.observation_id.split(f'/{observation.camera_id}')[0]
+            last_ns, members = groups.get(event_id, (received_ns, []))
+            groups[event_id] = (max(last_ns, received_ns), members + [observation])
+    others += [(last_ns, '/products/observations', members)
+               for last_ns, members in groups.values()]
+    return sorted(others, key=lambda item: item[0])
+
+
 def run(outputs: pathlib.Path, config: core.AssociationConfig, store_path: pathlib.Path,
         tick_ns: int) -> tuple[list[core.CartEventOut], dict[str, int], list[str]]:
     """Feed the recorded inputs through the engine; return its events, counters, notes."""
     description = load_store_description(store_path)
     engine = core.AssociationEngine(config, core.bin_sites(description),
                                     core.catalog_of(description))
-    recorded = sorted(((t, topic, m) for topic, t, m in messages(outputs, list(TOPICS))),
-                      key=lambda item: item[0])
+    recorded = regroup_observations(sorted(
+        ((t, topic, m) for topic, t, m in messages(outputs, list(TOPICS))),
+        key=lambda item: item[0]))
     made: list[core.CartEventOut] = []
     next_tick = recorded[0][0] if recorded else 0
     for now_ns, topic, msg in recorded:
@@ -76,7 +102,8 @@ def run(outputs: pathlib.Path, config: core.AssociationConfig, store_path: pathl
             except core.InputRejectedError as error:
                 print(f'dropped: {error}', file=sys.stderr)
         elif topic == '/products/observations':
-            engine.add_observations(stamp_to_ns(msg.header.stamp), observations_from_msg(msg),
+            observations = msg
+            engine.add_observations(max(o.stamp_ns for o in observations), observations,
                                     now_ns)
         elif topic == '/people/skeletons':
             engine.add_skeletons(stamp_to_ns(msg.header.stamp), skeletons_from_msg(msg), now_ns)
@@ -123,7 +150,8 @@ def main(argv: list[str] | None = None) -> int:
                   f'{event.quantity_delta:+d} {event.review_reason}')
         for note in notes:
             print(f'note: {note}')
-    for metric in [*association_metrics(truth, predictions, EvaluationConfig()),
+    for metric in [*sku_metrics(truth, predictions, EvaluationConfig()),
+                   *association_metrics(truth, predictions, EvaluationConfig()),
                    *cart_event_line_metrics(truth, predictions)]:
         print(f'{metric.name:28s} {metric.value:.3f}')
     print('counters', json.dumps(dict(sorted(counters.items()))))

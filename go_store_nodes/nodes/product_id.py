@@ -8,8 +8,9 @@ Subscribes:
   people/skeletons                  go_store/SkeletonArray (pose): hand points and the bin
                                     each hand is in (best effort, keep last 100)
 Publishes:
-  products/observations   go_store/ProductObservationArray, one per classified frame
-                          (stamp = its capture time, frame map); one observation per
+  products/observations   go_store/ProductObservationArray, one per shelf event with
+                          every observation of that event at once (stamp = the newest
+                          capture time among them, frame map); one observation per
                           camera that sees the bin front, observation_id
                           '<shelf event id>/<camera id>', category, SKU likelihoods; and
                           one per camera that sees the hand that was in the bin, after a
@@ -118,9 +119,9 @@ def skeletons_from_msg(msg: SkeletonArray) -> list[SkeletonData]:
 
 def observations_msg(observations: list[Observation], frame_id: str,
                      camera_frames: dict[str, str]) -> ProductObservationArray:
-    """Return the array of observations of one capture time (the first one's stamp)."""
+    """Return the array of one shelf event's observations, stamped with the newest capture."""
     msg = ProductObservationArray()
-    msg.header.stamp = ns_to_stamp(observations[0].stamp_ns)
+    msg.header.stamp = ns_to_stamp(max(o.stamp_ns for o in observations))
     msg.header.frame_id = frame_id
     for observation in observations:
         item = ProductObservation()
@@ -274,17 +275,24 @@ class ProductIdNode(Node):
                        f'skeletons_{rejection.reason}')
 
     def on_timer(self) -> None:
-        """Classify events that are ready; publish one array per capture time."""
+        """Classify events that are ready; publish one array per shelf event.
+
+        All of an event's observations (every camera's bin crop and hand crops) go in one
+        message, so the association, which resolves an event once evidence of it is in,
+        never resolves it on the first camera's crop alone.
+        """
         if self.identifier is None:
             return
         now = self.get_clock().now().nanoseconds
         observations = self.identifier.poll(now if now > 0 else None)
-        by_stamp: dict[int, list[Observation]] = {}
+        by_event: dict[str, list[Observation]] = {}
         for observation in observations:
-            by_stamp.setdefault(observation.stamp_ns, []).append(observation)
-        for stamp_ns in sorted(by_stamp):
-            self._publisher.publish(observations_msg(by_stamp[stamp_ns], self._map_frame,
-                                                     self._camera_frames))
+            by_event.setdefault(observation.event_id, []).append(observation)
+        for event_observations in sorted(by_event.values(),
+                                         key=lambda group: max(o.stamp_ns for o in group)):
+            self._publisher.publish(observations_msg(
+                sorted(event_observations, key=lambda o: o.stamp_ns), self._map_frame,
+                self._camera_frames))
         self.diagnostics.counters.update(self.identifier.counters)
         self.diagnostics.values['pending_events'] = str(self.identifier.pending_events)
 
