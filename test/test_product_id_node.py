@@ -94,7 +94,7 @@ def shelf_event(event_id, bin_id, event_type, start_ns, end_ns):
     return msg
 
 
-def test_node_publishes_one_array_per_event_with_every_camera_and_drops_bad_input(node, store_path):
+def test_node_publishes_one_array_per_event_with_all_cameras_and_drops_bad_input(node, store_path):
     store = load_store_description(store_path)
     bin_ = store.bins()[BIN]
     shelf = store.shelf(bin_.shelf_id)

@@ -339,11 +339,11 @@ def sku_metrics(truth: GroundTruth, predictions: Predictions,
     wrong = []
     for event, shelf in matches:
         weight_sku = shelf.candidates[0][0] if shelf.candidates else ''
-        cart = citing.get(shelf.event_id)
-        fused_sku = cart.sku if cart is not None else ''
+        cited = citing.get(shelf.event_id)
+        fused_sku = cited.sku if cited is not None else ''
         weight_right += weight_sku == event.sku
         fused_right += fused_sku == event.sku
-        uncited += cart is None
+        uncited += cited is None
         if fused_sku != event.sku:
             wrong.append({'truth': event.event_id, 'sku': event.sku, 'weight': weight_sku,
                           'fused': fused_sku})
