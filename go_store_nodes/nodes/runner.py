@@ -10,6 +10,7 @@ from typing import Callable, Iterator, Sequence
 import rclpy
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
+from rclpy.subscription import RCLError
 
 from ..core.graph import NodeSpec
 from ..core.store import StoreDescriptionError
@@ -31,6 +32,13 @@ def run_single_node(factory: Callable[..., Node], args: Sequence[str] | None = N
         return 1
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
+    except RCLError:
+        # rclpy's SIGINT handler shuts the context down from another thread; an executor
+        # building its wait set just then fails with "the given context is not valid"
+        # instead of ExternalShutdownException. A normal stop (it made nodes exit 1 on
+        # Ctrl-C now and then); any other RCLError is a failure.
+        if rclpy.ok():
+            raise
     finally:
         if node is not None:
             node.destroy_node()
@@ -48,6 +56,9 @@ def spin_nodes(nodes: Sequence[Node], until: Callable[[], bool] | None = None) -
             executor.spin_once(timeout_sec=0.1)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
+    except RCLError:
+        if rclpy.ok():      # see run_single_node: SIGINT's shutdown racing the spin
+            raise
     finally:
         executor.shutdown()
 
