@@ -66,18 +66,19 @@ def regroup_observations(recorded: list) -> list:
     event's observations arriving when the last of them was recorded. Observation items
     become lists of ``ProductObservationIn``.
     """
-    groups: dict[str, tuple[int, list]] = {}
+    last_ns: dict[str, int] = {}
+    members: dict[str, list] = {}
     others = []
     for received_ns, topic, msg in recorded:
         if topic != '/products/observations':
             others.append((received_ns, topic, msg))
             continue
         for observation in observations_from_msg(msg):
+            # '<event id>/<camera id>[/hand...]': the event is what precedes the camera.
             event_id = observation.observation_id.split(f'/{observation.camera_id}')[0]
-            last_ns, members = groups.get(event_id, (received_ns, []))
-            groups[event_id] = (max(last_ns, received_ns), members + [observation])
-    others += [(last_ns, '/products/observations', members)
-               for last_ns, members in groups.values()]
+            last_ns[event_id] = received_ns     # the recording is in time order
+            members.setdefault(event_id, []).append(observation)
+    others += [(last_ns[e], '/products/observations', group) for e, group in members.items()]
     return sorted(others, key=lambda item: item[0])
 
 
@@ -101,10 +102,8 @@ def run(outputs: pathlib.Path, config: core.AssociationConfig, store_path: pathl
                 engine.add_shelf_event(shelf_event_from_msg(msg), now_ns)
             except core.InputRejectedError as error:
                 print(f'dropped: {error}', file=sys.stderr)
-        elif topic == '/products/observations':
-            observations = msg
-            engine.add_observations(max(o.stamp_ns for o in observations), observations,
-                                    now_ns)
+        elif topic == '/products/observations':     # one shelf event's group (above)
+            engine.add_observations(max(o.stamp_ns for o in msg), msg, now_ns)
         elif topic == '/people/skeletons':
             engine.add_skeletons(stamp_to_ns(msg.header.stamp), skeletons_from_msg(msg), now_ns)
         elif topic == '/people/tracks':
