@@ -356,8 +356,12 @@ class FeedPlayer:
     def wait_for_receipts(self, accounts: Optional[Sequence[str]] = None) -> None:
         """Wait for an ISSUED receipt of every ended visit (or of ``accounts``)."""
         wanted = [self.visit_of[account] for account in (accounts or self.ended)]
-        self.spin_until(lambda: all(self.issued(visit_id) for visit_id in wanted),
-                        f'the receipts of {len(wanted)} visits')
+        try:
+            self.spin_until(lambda: all(self.issued(visit_id) for visit_id in wanted),
+                            f'the receipts of {len(wanted)} visits')
+        except FeedTimeoutError as error:
+            missing = [visit_id for visit_id in wanted if not self.issued(visit_id)]
+            raise FeedTimeoutError(f'{error}: none for {missing}') from None
 
     # -- publishing --------------------------------------------------------------------------
 

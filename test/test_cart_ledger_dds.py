@@ -8,6 +8,7 @@ and, to show that something did not happen, for later receipt checks in diagnost
 
 from __future__ import annotations
 
+import signal
 import time
 
 from go_store.msg import CartEvent, Receipt, Visit
@@ -25,6 +26,7 @@ from test_gate_dds import (  # noqa: F401 - fixtures
 )
 
 from go_store_nodes.core.ledger import TokenIssuer
+from go_store_nodes.nodes.cart_ledger import DURABLE_QOS
 from go_store_nodes.ros.ledger_conversions import ns_to_stamp
 
 pytestmark = pytest.mark.slow
@@ -187,3 +189,45 @@ def test_a_receipt_with_an_open_review_is_held_until_resolved(store, probe):  # 
         ('resolved', 'staff-7', 'seen on camera 3')]
     assert 'resolved by staff-7' in store.output('cart_ledger')
     assert 'seen on camera 3' in store.output('cart_ledger')
+
+
+def test_a_restarted_ledger_gives_late_subscribers_the_receipts_announced_before(
+        repo, tmp_path, backend, probe):  # noqa: F811
+    """``receipts`` is durable across a kill: its history is refilled from the database.
+
+    A consumer that subscribes after the ledger was killed and restarted (one that was
+    starting, or reconnecting, when the receipt went out) still gets the receipt.
+    """
+    store = StoreProcesses(repo, tmp_path, database_url(backend), ('gate', 'cart_ledger'))
+    try:
+        ready(store, probe)
+        now = time.time_ns()
+        visit_id = enter(store, probe, 'acct-late-consumer', now, t21=ENTRY)
+        probe.tracks(now + S, t21=AISLE)
+        probe.events_pub.publish(event(visit_id, 'l-1', 'coffee_beans_250g', 1, track=21))
+        probe.spin_until(lambda: cart(probe, visit_id).total_cents == 599,
+                         'the pick in the cart', store)
+        probe.tracks(now + 2 * S, t21=EXIT)
+        probe.tracks(now + 2 * S + 100_000_000)
+        issued = probe.spin_until(lambda: receipts_of(probe, visit_id, Receipt.ISSUED),
+                                  'the receipt', store)
+        # Recorded as announced (counted after the record): not announced again as new.
+        probe.spin_until(lambda: probe.counter(LEDGER, 'receipts_issued') == 1,
+                         'the receipt recorded as announced', store)
+        assert store.kill('cart_ledger') == -signal.SIGKILL
+        store.start('cart_ledger')
+        probe.wait_for_cart_ledger(store)
+        later_receipt_checks(store, probe)
+        assert probe.counter(LEDGER, 'receipts_issued') == 0  # the new process reports
+        late: list[Receipt] = []
+        probe.node.create_subscription(Receipt, 'receipts', late.append, DURABLE_QOS)
+        probe.spin_until(lambda: [r for r in late if r.visit_id == visit_id],
+                         'the receipt at a subscriber that came after the restart', store)
+        assert {(r.receipt_id, r.total_cents, r.status) for r in late
+                if r.visit_id == visit_id} == {(issued[0].receipt_id, 599, Receipt.ISSUED)}
+        assert probe.counter(LEDGER, 'receipts_republished') == 1
+        # Issued once: the repeats are the same receipt.
+        assert {r.receipt_id for r in receipts_of(probe, visit_id, Receipt.ISSUED)} == \
+            {issued[0].receipt_id}
+    finally:
+        store.stop()

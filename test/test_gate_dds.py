@@ -57,13 +57,25 @@ class StoreProcesses:
         for name, value in parameters.items():
             text = str(value).lower() if isinstance(value, bool) else str(value)
             args += ['-p', f'{name}:={text}']
+        self._repo, self._args = repo, args
         self.logs = {name: tmp_path / f'{name}.log' for name in nodes}
         self.processes = {}
         for name in nodes:
-            with open(self.logs[name], 'w') as log:
-                self.processes[name] = subprocess.Popen(
-                    [sys.executable, '-m', f'go_store_nodes.nodes.{name}', '--ros-args', *args],
-                    cwd=repo, stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ))
+            self.start(name)
+
+    def start(self, name: str) -> None:
+        """Start one node process (again, after ``kill``), its output appended to its log."""
+        with open(self.logs[name], 'a') as log:
+            self.processes[name] = subprocess.Popen(
+                [sys.executable, '-m', f'go_store_nodes.nodes.{name}', '--ros-args',
+                 *self._args],
+                cwd=self._repo, stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ))
+
+    def kill(self, name: str) -> int:
+        """SIGKILL one node process; return its exit status."""
+        process = self.processes.pop(name)
+        process.kill()
+        return process.wait(timeout=15)
 
     def output(self, name: str) -> str:
         return self.logs[name].read_text()

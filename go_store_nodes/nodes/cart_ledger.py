@@ -116,7 +116,8 @@ PARAMETERS = (
     DIAGNOSTICS_PERIOD,
 )
 
-DURABLE_QOS = QoSProfile(depth=100, history=HistoryPolicy.KEEP_LAST,
+RECEIPT_HISTORY_DEPTH = 100
+DURABLE_QOS = QoSProfile(depth=RECEIPT_HISTORY_DEPTH, history=HistoryPolicy.KEEP_LAST,
                          reliability=ReliabilityPolicy.RELIABLE,
                          durability=DurabilityPolicy.TRANSIENT_LOCAL)
 EVENTS_QOS = QoSProfile(depth=1000, history=HistoryPolicy.KEEP_LAST,
@@ -227,11 +228,35 @@ class CartLedgerNode(Node):
             raise core.DatabaseUnavailableError(
                 f'cannot open the ledger {printable_url(self._url)}: {error}') from error
         self.ledger, self._service_ledger = ledger, service_ledger
+        self._restore_receipt_history(ledger)
         self._connected_at = time.monotonic()
         self.diagnostics.set_status(OK, f'{len(self._catalog)} SKUs priced')
         self.get_logger().info(
             f'cart ledger connected to {printable_url(self._url)}; receipts from '
             f'{self._holdoff_s} s on')
+
+    def _restore_receipt_history(self, ledger: core.Ledger) -> None:
+        """Publish the receipts announced last again, as the durable history of the topic.
+
+        ``receipts`` is transient local: a subscriber that matches later gets the last
+        messages from the writer's history. That history dies with the process, so a
+        receipt announced just before a crash could reach no one who had not matched yet
+        (a consumer starting, or reconnecting). After a restart the history is refilled
+        from the database; consumers keep one message per receipt_id.
+        """
+        try:
+            receipts = ledger.announced_receipts(RECEIPT_HISTORY_DEPTH)
+        except Exception as error:  # noqa: BLE001 - receipts go on; only the history is short
+            self.diagnostics.count('errors')
+            self.get_logger().error(f'reading the receipts announced last failed: {error!r}')
+            return
+        for receipt in receipts:
+            self._receipt_publisher.publish(receipt_msg(receipt, self._names, self._frame_id))
+        if receipts:
+            self.diagnostics.count('receipts_republished', len(receipts))
+            self.get_logger().info(
+                f'{len(receipts)} receipts announced before this start published again '
+                '(the durable history of receipts)')
 
     def destroy_node(self) -> None:
         """Stop the worker, release the database connections, then the node."""

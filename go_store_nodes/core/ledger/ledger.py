@@ -755,6 +755,19 @@ class Ledger:
 
         return self._read(work)
 
+    def announced_receipts(self, limit: int) -> list[Receipt]:
+        """Return the ``limit`` receipts announced last, oldest first."""
+        def work(session: Session) -> list[Receipt]:
+            rows = list(reversed(session.scalars(select(ReceiptRow).where(
+                ReceiptRow.published_at_ns.is_not(None)).order_by(
+                    ReceiptRow.published_at_ns.desc(), ReceiptRow.issued_at_ns.desc())
+                .limit(limit)).all()))
+            charges = {c.receipt_id: c for c in session.scalars(select(ChargeRow).where(
+                ChargeRow.receipt_id.in_([r.receipt_id for r in rows])))} if rows else {}
+            return [_receipt_view(row, charges.get(row.receipt_id)) for row in rows]
+
+        return self._read(work)
+
     def mark_receipt_published(self, receipt_id: str, now_ns: int) -> bool:
         """Record that a receipt was announced; False if it already was (or is unknown)."""
         def work(session: Session) -> bool:
