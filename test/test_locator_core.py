@@ -180,6 +180,20 @@ def test_two_people_touching_are_two_detections():
     assert detections[1].height_m == pytest.approx(1.62, abs=0.05)
 
 
+@pytest.mark.parametrize('apart_m', [0.22, 0.30, 0.38])
+def test_two_people_of_one_height_close_in_one_view_are_two_detections(apart_m):
+    # Heads of one height so close that nothing between them drops a head's depth: as
+    # two cameras' offset views of one head look. One camera never shows a head twice.
+    loc = locator()
+    learn_empty(loc)
+    bodies = person(2.8, 2.5, 1.72) + person(2.8 + apart_m, 2.5, 1.70)
+    detections = sorted(last_detections(run(loc, [(k, bodies) for k in range(5, 8)])),
+                        key=lambda d: d.x_m)
+    assert len(detections) == 2
+    assert abs(detections[0].x_m - 2.8) < 0.08
+    assert abs(detections[1].x_m - (2.8 + apart_m)) < 0.08
+
+
 def test_person_under_a_gap_between_two_views_is_one_detection_between_them():
     # Two cameras 2 m apart at 3 m: at head height their views leave a gap around y = 2.5.
     north, south = camera_pose(3.0, 3.5, 3.0), camera_pose(3.0, 1.5, 3.0)

@@ -164,7 +164,8 @@ def _describe(cells: NDArray[np.int64], peak: tuple[float, float], heights: NDAr
 def segment_people(heights: NDArray[np.float32], level: NDArray[np.float32], grid: FloorGrid,
                    config: LocatorConfig,
                    visible: Callable[[FloatArray], NDArray[np.bool_]] | None = None,
-                   blur_m: NDArray[np.float32] | None = None
+                   blur_m: NDArray[np.float32] | None = None,
+                   main_camera: NDArray[np.int64] | None = None
                    ) -> tuple[list[Segment], NDArray[np.int32]]:
     """Split the height map into person candidates.
 
@@ -227,6 +228,17 @@ def segment_people(heights: NDArray[np.float32], level: NDArray[np.float32], gri
     same_head: set[int] = set()       # parts merged as one head seen twice
     kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (3, 3))
     level_flat = level.reshape(-1)   # not closed: a valley between heads stays
+    def one_view(a: int, b: int) -> bool:
+        """Whether the same camera dominates the head cells of parts a and b."""
+        if main_camera is None:
+            return False
+        cells = [grid.cells_of(np.array([p.head_xy_m[0]]), np.array([p.head_xy_m[1]]))
+                 for p in (parts[a], parts[b])]
+        if not (cells[0][1][0] and cells[1][1][0]):
+            return False
+        first, second = (int(main_camera[c[0][0]]) for c in cells)
+        return first >= 0 and first == second
+
     def twin_reach(a: int, b: int) -> float:
         reach = 1.5 * config.head_separation_m
         if blur_m is None:
@@ -268,7 +280,8 @@ def segment_people(heights: NDArray[np.float32], level: NDArray[np.float32], gri
                     and math.hypot(parts[i].head_xy_m[0] - hx,
                                    parts[i].head_xy_m[1] - hy) < twin_reach(i, k)
                     and _saddle(window, k + 1, i + 1, level_flat, r0, c0, grid)
-                    >= min(parts[i].top_m, parts[k].top_m) - config.head_depth_m]
+                    >= min(parts[i].top_m, parts[k].top_m) - config.head_depth_m
+                    and not one_view(i, k)]
             if twin and not clipped[k]:
                 merged_into[k] = max(twin, key=lambda i: parts[i].top_m)
                 same_head.update((k, merged_into[k]))

@@ -147,7 +147,8 @@ class PersonLocator:
             return seen
 
         segments, labels = segment_people(top, level, self.grid, self.config, visible,
-                                          np.where(np.isfinite(blur), blur, 0.0))
+                                          np.where(np.isfinite(blur), blur, 0.0),
+                                          self._main_camera(observations))
         flat_labels = labels.reshape(-1)
         point_labels = [flat_labels[o.cells] for o in observations]
         for observation, owner in zip(observations, point_labels, strict=True):
@@ -158,6 +159,14 @@ class PersonLocator:
             for k, segment in enumerate(segments))
         return LocatedSet(frame_set.stamp_ns, tuple(o.camera_id for o in observations),
                           detections)
+
+    def _main_camera(self, observations: tuple[CameraObservation, ...]) -> np.ndarray:
+        """Per floor cell (flat), the index of the camera with most points there; -1: none."""
+        size = self.grid.nx * self.grid.ny
+        if not observations:
+            return np.full(size, -1, np.int64)
+        counts = np.stack([np.bincount(o.cells, minlength=size) for o in observations])
+        return np.where(counts.max(axis=0) > 0, np.argmax(counts, axis=0), -1)
 
     def _sharpest_live(self, observations: tuple[CameraObservation, ...], blur: np.ndarray
                        ) -> np.ndarray:
