@@ -339,6 +339,62 @@ def test_the_uniform_signature_makes_an_associate(zones):
     assert {roles[i]: r for i, r in by_id.items()} == {'s': ROLE_ASSOCIATE, 'p': ROLE_SHOPPER}
 
 
+def test_associates_from_the_staff_door_teach_the_uniform_to_tracks_born_elsewhere(zones):
+    tracker = make_tracker(zones, learn_uniform_after_s=1.0)
+    # An associate in the uniform comes in by the staff door and walks into the store.
+    staff = Person('s', path([(9.7, 4.4), (3.0, 4.4)], 1.0), 1.8, UNIFORM)
+    # Later, people first seen mid-store (tracks born away from any door, as after an
+    # identity lost in a crowd): one in the uniform, one not.
+    again = Person('a', path([(5.5, 1.5), (5.5, 3.5)], 0.5), 1.75, UNIFORM, start_s=3.0)
+    other = Person('o', path([(2.5, 3.4), (2.5, 1.4)], 0.5), 1.7, RED, start_s=3.0)
+    # A shopper dressed like the uniform who comes in by the shoppers' entrance.
+    lookalike = Person('l', path([(0.6, 0.4), (2.0, 1.5)], 0.5), 1.7, UNIFORM, start_s=3.0)
+    frames = run(tracker, [staff, again, other, lookalike], 6.0)
+    tracks, truth = frames[-1][1], frames[-1][2]
+    role = {n: next(t.role for t in tracks if t.track_id == nearest_id(tracks, truth[n]))
+            for n in 'saol'}
+    assert role == {'s': ROLE_ASSOCIATE, 'a': ROLE_ASSOCIATE, 'o': ROLE_SHOPPER,
+                    'l': ROLE_SHOPPER}
+    assert tracker.counters['uniform_teachers'] == 1
+    assert tracker.counters['associates_by_uniform'] == 1
+
+
+def test_nothing_is_learned_when_learning_is_off_and_no_associate_teaches(zones):
+    for overrides, people in (
+            ({'learn_uniform_after_s': 0.0},
+             [Person('s', path([(9.7, 4.4), (7.0, 4.4)], 1.0), 1.8, UNIFORM)]),
+            ({}, [Person('p', path([(0.6, 0.4), (3.0, 1.0)], 1.0), 1.7, UNIFORM)])):
+        tracker = make_tracker(zones, **overrides)
+        again = Person('a', path([(5.5, 1.5), (5.5, 3.5)], 0.5), 1.75, UNIFORM, start_s=3.0)
+        frames = run(tracker, [*people, again], 6.0)
+        tracks, truth = frames[-1][1], frames[-1][2]
+        assert next(t.role for t in tracks
+                    if t.track_id == nearest_id(tracks, truth['a'])) == ROLE_SHOPPER
+        assert 'associates_by_uniform' not in tracker.counters
+
+
+def test_a_track_linked_to_a_visit_is_never_made_an_associate_by_its_colours(zones):
+    tracker = make_tracker(zones, associate_signature=UNIFORM)
+    shopper = Person('p', path([(0.6, 0.4), (6.0, 3.0)], 1.0), 1.8, RED)
+    linked = []
+
+    def scan_then_jacket(t_s, tracks, truth):
+        if t_s >= 1.0 and not linked and tracks:
+            assert tracker.link_visit([tracks[0].track_id], 'visit-1', 'acct-1') == 1
+            linked.append(tracks[0].track_id)
+        # Puts on a jacket of the uniform's colour, bit by bit (one track follows).
+        f = min(1.0, max(0.0, (t_s - 1.0) / 2.0))
+        look = (1.0 - f) * np.asarray(RED) + f * np.asarray(UNIFORM)
+        shopper.look = tuple(look / np.linalg.norm(look))
+    frames = run(tracker, [shopper], 6.0, on_frame=scan_then_jacket)
+    assert [t.track_id for t in frames[-1][1]] == linked
+    assert set(t.role for _, tracks, _ in frames for t in tracks) == {ROLE_SHOPPER}
+    # Not linked, the same person in the uniform is an associate: the signature is in use.
+    tracker = make_tracker(zones, associate_signature=UNIFORM)
+    frames = run(tracker, [shopper], 5.0)
+    assert [t.role for t in frames[-1][1]] == [ROLE_ASSOCIATE]
+
+
 # -- bad input ----------------------------------------------------------------------------
 
 def test_bad_input_is_dropped_counted_and_the_tracker_keeps_going(zones):

@@ -130,6 +130,10 @@ CONFIG_PARAMETERS: tuple[tuple[str, ParamSpec], ...] = (
     ('associate_min_similarity', ParamSpec(
         'associate_min_similarity', DOUBLE, 'cosine similarity to the uniform signature '
         'that makes a track an associate', 0.0, 1.0)),
+    ('learn_uniform_after_s', ParamSpec(
+        'learn_uniform_after_s', DOUBLE, 's a track born in a staff zone is followed before '
+        'its colours teach the uniform (no associate_signature set); 0: no learning',
+        0.0, 3600.0)),
     ('first_track_id', ParamSpec(
         'first_track_id', INTEGER, 'first track id; 0 derives it from the first stamp '
         '(ms * 1000 + 1) so a restarted tracker never reuses an id', 0, 2 ** 62)),

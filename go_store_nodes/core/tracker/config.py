@@ -103,8 +103,13 @@ class TrackerConfig:
       re-identification); a confirmed re-identification restores the confidence the
       track had before the tangle.
     Roles:
-      associate_signature: unit-norm uniform colour signature; () disables it.
+      associate_signature: unit-norm uniform colour signature; () learns it instead.
       associate_min_similarity: cosine similarity to it that makes a track an associate.
+      learn_uniform_after_s: without a configured signature, a track born in a staff
+        zone teaches the uniform (the mean of such tracks' signatures) once it has been
+        tracked this long; 0 turns learning off. The learned uniform makes associates
+        only of tracks not born at an entry door. A track linked to a visit is never
+        made an associate by its colours.
     Other:
       first_track_id: first id handed out; 0 derives it from the first stamp
         (milliseconds * 1000 + 1) so a restarted tracker never reuses an earlier id.
@@ -142,6 +147,7 @@ class TrackerConfig:
     confidence_guess: float = 0.4
     associate_signature: tuple[float, ...] = ()
     associate_min_similarity: float = 0.9
+    learn_uniform_after_s: float = 3.0
     first_track_id: int = 0
     max_future_s: float = 1.0
 
@@ -155,7 +161,7 @@ class TrackerConfig:
                     'reid_velocity_std', 'reid_velocity_memory_s', 'candidate_max_unseen_s',
                     'max_future_s')
         non_negative = ('birth_anywhere_after_s', 'exit_lost_s', 'long_miss_s',
-                        'separation_confirm_s', 'reid_margin')
+                        'separation_confirm_s', 'reid_margin', 'learn_uniform_after_s')
         unit = ('confidence_entry', 'confidence_anywhere', 'confidence_tangled',
                 'confidence_guess', 'associate_min_similarity')
         for f in fields(self):

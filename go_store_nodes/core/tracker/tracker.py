@@ -167,6 +167,7 @@ class _Track:
     pre_tangle_velocity: Optional[NDArray] = None
     visit_id: str = ''
     account_id: str = ''
+    born_zone_kind: Optional[str] = None  # the zone kind of its first detection
 
 
 @dataclass
@@ -228,6 +229,10 @@ class Tracker:
         self._appearance_length = c.appearance_length
         self._associate = (np.asarray(c.associate_signature, dtype=float)
                            if c.associate_signature else None)
+        # Learned uniform (no configured signature): sum of the signatures of tracks born
+        # at a staff door, and the ids that taught it.
+        self._uniform_sum: Optional[NDArray] = None
+        self._uniform_teachers: set[int] = set()
         self._tracks: list[_Track] = []
         self._candidates: list[_Candidate] = []
         self._next_id: Optional[int] = c.first_track_id or None
@@ -285,7 +290,7 @@ class Tracker:
                     and not track.body.shared and track.tangle is None:
                 self._learn_features(track, track.body.detection)
         self._end_tracks(stamp_ns)
-        self._update_roles()
+        self._update_roles(stamp_ns)
         self._count('frames')
         return self.tracks(stamp_ns)
 
@@ -573,7 +578,8 @@ class Tracker:
             role=role, confidence=confidence,
             height_ref=float(np.median(heights)) if heights else math.nan,
             appearance_ref=candidate.appearance,
-            identity_confirmed=confidence >= self.config.confidence_entry)
+            identity_confirmed=confidence >= self.config.confidence_entry,
+            born_zone_kind=candidate.first_zone_kind)
         self._next_id += 1
         self._tracks.append(track)
         self._count(counter)
@@ -774,15 +780,48 @@ class Tracker:
             self._count(f'ended_{reason}')
         self._tracks = kept
 
-    def _update_roles(self) -> None:
-        if self._associate is None:
-            return
+    def _learn_uniform(self, stamp_ns: int) -> None:
+        """Add the signature of tracks born at a staff door, once tracked long enough."""
+        after_ns = self.config.learn_uniform_after_s * NS_PER_SECOND
         for track in self._tracks:
-            if track.role == ROLE_ASSOCIATE or track.tangle is not None or \
-                    track.appearance_ref is None or \
-                    track.appearance_ref.shape != self._associate.shape:
+            if track.born_zone_kind != 'staff' or track.role != ROLE_ASSOCIATE or \
+                    track.track_id in self._uniform_teachers or track.tangle is not None \
+                    or track.appearance_ref is None or stamp_ns - track.born_ns < after_ns:
                 continue
-            similarity = float(np.dot(track.appearance_ref, self._associate))
+            if self._uniform_sum is not None and \
+                    self._uniform_sum.shape != track.appearance_ref.shape:
+                continue
+            self._uniform_sum = track.appearance_ref.copy() if self._uniform_sum is None \
+                else self._uniform_sum + track.appearance_ref
+            self._uniform_teachers.add(track.track_id)
+            self._count('uniform_teachers')
+
+    def _uniform(self) -> Optional[NDArray]:
+        """Return the configured uniform signature, else the learned one (unit norm)."""
+        if self._associate is not None:
+            return self._associate
+        if self._uniform_sum is None:
+            return None
+        norm = float(np.linalg.norm(self._uniform_sum))
+        return self._uniform_sum / norm if norm > 0.0 else None
+
+    def _update_roles(self, stamp_ns: int) -> None:
+        if self._associate is None and self.config.learn_uniform_after_s > 0.0:
+            self._learn_uniform(stamp_ns)
+        uniform = self._uniform()
+        if uniform is None:
+            return
+        learned = self._associate is None
+        for track in self._tracks:
+            # A shopper who checked in is billed whatever they wear; with a learned
+            # uniform, someone who came in by a shoppers' entrance stays a shopper (the
+            # gate links them at the scan).
+            if track.role == ROLE_ASSOCIATE or track.visit_id or \
+                    (learned and track.born_zone_kind == 'entry') or \
+                    track.tangle is not None or track.appearance_ref is None or \
+                    track.appearance_ref.shape != uniform.shape:
+                continue
+            similarity = float(np.dot(track.appearance_ref, uniform))
             if similarity >= self.config.associate_min_similarity:
                 track.role = ROLE_ASSOCIATE
                 self._count('associates_by_uniform')
