@@ -14,7 +14,7 @@ from dataclasses import replace
 import json
 import logging
 from types import MappingProxyType
-from typing import Any, Callable, Iterable, Mapping, Optional, TypeVar, Union
+from typing import Any, Callable, Iterable, Mapping, Optional, Sequence, TypeVar, Union
 import uuid
 
 from sqlalchemy import create_engine, delete, select, update
@@ -105,6 +105,15 @@ def _receipt_view(row: ReceiptRow, charge: Optional[ChargeRow]) -> Receipt:
         items=items, total_cents=row.total_cents, currency=row.currency,
         issued_at_ns=row.issued_at_ns,
         charge=None if charge is None else _charge_view(charge))
+
+
+def _receipt_views(session: Session, rows: Sequence[ReceiptRow]) -> list[Receipt]:
+    """Convert receipt rows to public values with their charges, in the rows' order."""
+    if not rows:
+        return []
+    charges = {c.receipt_id: c for c in session.scalars(select(ChargeRow).where(
+        ChargeRow.receipt_id.in_([r.receipt_id for r in rows])))}
+    return [_receipt_view(row, charges.get(row.receipt_id)) for row in rows]
 
 
 def _review_view(row: ReviewItemRow, event_row: Optional[CartEventRow]) -> Review:
@@ -749,22 +758,18 @@ class Ledger:
         def work(session: Session) -> list[Receipt]:
             rows = session.scalars(select(ReceiptRow).where(
                 ReceiptRow.published_at_ns.is_(None)).order_by(ReceiptRow.issued_at_ns)).all()
-            charges = {c.receipt_id: c for c in session.scalars(select(ChargeRow).where(
-                ChargeRow.receipt_id.in_([r.receipt_id for r in rows])))} if rows else {}
-            return [_receipt_view(row, charges.get(row.receipt_id)) for row in rows]
+            return _receipt_views(session, rows)
 
         return self._read(work)
 
     def announced_receipts(self, limit: int) -> list[Receipt]:
         """Return the ``limit`` receipts announced last, oldest first."""
         def work(session: Session) -> list[Receipt]:
-            rows = list(reversed(session.scalars(select(ReceiptRow).where(
+            rows = session.scalars(select(ReceiptRow).where(
                 ReceiptRow.published_at_ns.is_not(None)).order_by(
                     ReceiptRow.published_at_ns.desc(), ReceiptRow.issued_at_ns.desc())
-                .limit(limit)).all()))
-            charges = {c.receipt_id: c for c in session.scalars(select(ChargeRow).where(
-                ChargeRow.receipt_id.in_([r.receipt_id for r in rows])))} if rows else {}
-            return [_receipt_view(row, charges.get(row.receipt_id)) for row in rows]
+                .limit(limit)).all()
+            return _receipt_views(session, rows[::-1])
 
         return self._read(work)
 
