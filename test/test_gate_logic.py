@@ -162,25 +162,105 @@ def test_tracks_of_one_visit_are_not_taken_by_the_next_scan(backend, store):
     assert second.accepted and second.track_ids == ()
 
 
-def test_more_people_than_the_stated_party_flag_the_visit_into_review(backend, store):
+def test_more_people_at_the_scan_than_the_party_flag_the_visit_into_review(backend, store):
     gate = make_gate(backend, store)
-    gate.on_tracks(T0, [at(1, ENTRY), at(2, ENTRY)])
+    gate.on_tracks(T0, [at(1, ENTRY), at(2, ENTRY), at(3, ENTRY)])
     token = ISSUER.issue('acct-1', T0, party_size=2)
+    # Three stand at the scan of a party of two, and the gate has not yet learned where
+    # holders stand: it cannot tell who came with whom, so it does not guess.
     outcome, _ = gate.check_in('gate_entry', token, T0 + 100 * MS)
-    assert outcome.track_ids == ('1', '2')
-    assert gate.over_party_visit_ids == () and 'tailgaters_flagged' not in gate.counters
-    # A third person walks in on the scan: the gate cannot tell who, so it does not guess.
-    gate.on_tracks(T0 + 2 * S, [at(1, AISLE), at(2, AISLE), at(3, ENTRY)])
     ledger = gate._ledger
     assert ledger.get_visit(outcome.visit_id).track_ids == ('1', '2', '3')
     assert gate.over_party_visit_ids == (outcome.visit_id,)
     assert gate.counters['tailgaters_flagged'] == 1
+    assert 'tailgaters_unlinked' not in gate.counters
     # The visit ends into review: the receipt waits for staff, nobody billed unseen.
     updates = walk_out(gate, T0 + 20 * S, [1, 2, 3])
     assert [(u.status, u.visit_id) for u in updates] == [(VisitStatus.ENDED, outcome.visit_id)]
     (review,) = ledger.list_reviews(outcome.visit_id)
     assert review.reason == 'tailgater: 3 people walked in on a party of 2'
     assert gate.over_party_visit_ids == ()
+
+
+def test_someone_walking_in_after_a_complete_party_is_a_flagged_tailgater(backend, store):
+    gate = make_gate(backend, store)
+    gate.on_tracks(T0, [at(1, ENTRY), at(2, ENTRY)])
+    token = ISSUER.issue('acct-1', T0, party_size=2)
+    outcome, _ = gate.check_in('gate_entry', token, T0 + 100 * MS)
+    assert outcome.track_ids == ('1', '2')
+    assert gate.over_party_visit_ids == () and 'tailgaters_flagged' not in gate.counters
+    # The whole party stood at the scan; a third person walks in behind it.
+    gate.on_tracks(T0 + 2 * S, [at(1, AISLE), at(2, AISLE), at(3, ENTRY)])
+    ledger = gate._ledger
+    assert ledger.get_visit(outcome.visit_id).track_ids == ('1', '2')
+    assert ledger.visit_for_track('3') is None
+    assert gate.unlinked_track_ids == ('3',)
+    assert gate.counters['tailgaters_flagged'] == gate.counters['tailgaters_unlinked'] == 1
+    # Still in the zone when the next snapshot comes: flagged once, still not linked.
+    gate.on_tracks(T0 + 2500 * MS, [at(1, AISLE), at(2, AISLE), at(3, ENTRY)])
+    assert gate.counters['tailgaters_flagged'] == 1
+    # The party's visit ends without review: nobody was billed for the tailgater.
+    updates = walk_out(gate, T0 + 20 * S, [1, 2, 3])
+    assert [(u.status, u.visit_id) for u in updates] == [(VisitStatus.ENDED, outcome.visit_id)]
+    assert ledger.list_reviews(outcome.visit_id) == []
+    assert ledger.visit_for_track('3') is None
+
+
+SCANNER = (0.3, 0.55)         # where holders stand to scan
+BESIDE = (0.9, 0.35)          # 0.63 m from it, inside the entry zone
+CLOSE_BESIDE = (0.45, 0.45)   # 0.18 m from it
+
+
+def learn_scanner(gate, first_track=100):
+    """Two scans of one person standing at the scanner teach the gate where it is."""
+    for n in range(2):
+        t = T0 + n * 10 * S
+        track = first_track + n
+        gate.on_tracks(t, [at(track, SCANNER)])
+        gate.check_in('gate_entry', ISSUER.issue(f'acct-solo-{n}', t, party_size=1), t)
+        walk_out(gate, t + 4 * S, [track])
+    return T0 + 30 * S
+
+
+def test_the_holder_at_the_learned_scanner_is_the_party_of_one(backend, store):
+    gate = make_gate(backend, store)
+    assert gate.scanner_spot('gate_entry') is None
+    t = learn_scanner(gate)
+    spot = gate.scanner_spot('gate_entry')
+    assert spot == pytest.approx(SCANNER)
+    gate.on_tracks(t, [at(1, BESIDE), at(2, SCANNER)])
+    outcome, _ = gate.check_in('gate_entry', ISSUER.issue('acct-1', t, party_size=1), t)
+    ledger = gate._ledger
+    assert outcome.track_ids == ('2',)
+    assert ledger.visit_for_track('1') is None and gate.unlinked_track_ids == ('1',)
+    assert gate.counters['tailgaters_unlinked'] == 1
+    # The tailgater stays unlinked through the group window, and the visit needs no review.
+    gate.on_tracks(t + S, [at(1, ENTRY), at(2, AISLE)])
+    assert ledger.visit_for_track('1') is None
+    walk_out(gate, t + 20 * S, [1, 2])
+    assert ledger.list_reviews(outcome.visit_id) == []
+
+
+def test_a_holder_not_clearly_nearest_the_scanner_sends_the_visit_to_review(backend, store):
+    gate = make_gate(backend, store)
+    t = learn_scanner(gate)
+    gate.on_tracks(t, [at(1, CLOSE_BESIDE), at(2, SCANNER)])
+    outcome, _ = gate.check_in('gate_entry', ISSUER.issue('acct-1', t, party_size=1), t)
+    assert outcome.track_ids == ('1', '2')
+    assert 'tailgaters_unlinked' not in gate.counters
+    walk_out(gate, t + 20 * S, [1, 2])
+    (review,) = gate._ledger.list_reviews(outcome.visit_id)
+    assert review.reason == 'tailgater: 2 people walked in on a party of 1'
+
+
+def test_learning_the_scanner_can_be_switched_off(backend, store):
+    gate = make_gate(backend, store, GateConfig(group_window_ns=3 * S, scanner_min_scans=0))
+    t = learn_scanner(gate)
+    assert gate.scanner_spot('gate_entry') is None
+    gate.on_tracks(t, [at(1, BESIDE), at(2, SCANNER)])
+    outcome, _ = gate.check_in('gate_entry', ISSUER.issue('acct-1', t, party_size=1), t)
+    assert outcome.track_ids == ('1', '2')
+    assert gate.over_party_visit_ids == (outcome.visit_id,)
 
 
 def test_a_party_as_stated_or_a_token_without_one_ends_without_review(backend, store):

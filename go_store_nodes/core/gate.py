@@ -22,9 +22,19 @@ consumed.
 Group entry: the tracks inside the gate's zone at the scan, and those entering it within
 ``group_window_ns`` after it, that have no visit yet and are not store associates are
 linked to the visit, so one scan can bring several people. When more walk in than the
-token's stated party size (``VerifiedToken.party_size``), someone tailgated: the gate
-cannot tell from the tracks who (at the door people stand close and tracks are young),
-so it does not guess. Everyone stays linked, nobody's items are lost, and the visit is
+token's stated party size (``VerifiedToken.party_size``), someone tailgated. The gate
+decides who only when the tracks say it clearly:
+
+- a party of one, more people at the scan: the holder stands at the scanner. The gate
+  learns that spot per entry gate from scans with one person at them (``scanner_spot``);
+  the person nearest it, by a margin, is the party and the others are tailgaters;
+- a party that all stood at its scan: anyone walking in during its group window after
+  it is a tailgater (unless one of the party was lost meanwhile: it may be them again).
+
+A tailgater is linked to no visit and flagged (``tailgaters_flagged``,
+``tailgaters_unlinked``, ``unlinked_track_ids``, a warning): its items reach no cart.
+Otherwise (the spot not learned yet, two people as near it, a larger party with a
+stranger at the scan) everyone stays linked, nobody's items are lost, and the visit is
 flagged (``tailgaters_flagged``, ``over_party_visit_ids``, a warning) and ends into
 review: its receipt waits for staff, so nobody is billed for a tailgater's items
 without a person deciding. A visit that still has no
@@ -53,6 +63,7 @@ from enum import Enum
 import hashlib
 import logging
 import math
+import statistics
 from typing import Deque, Iterable, Optional, Sequence
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -120,6 +131,16 @@ class GateConfig:
     # A track this close to an entry zone counts as in it when linking people to a scan:
     # a tracked position is a few tenths of a metre off, and the scanner is at the edge.
     entry_margin_m: float = 0.0
+    # Who scanned: the gate learns where holders stand at an entry gate's scanner from
+    # scans with a party of one and one person at the scan (the median of the last
+    # ``scanner_samples`` of them, once there are ``scanner_min_scans``). When more people
+    # stand at a scan than its party, the one nearest that spot is the holder if within
+    # ``holder_max_distance_m`` of it and everyone else is at least ``holder_margin_m``
+    # further away; 0 scans: never learned (every such visit goes to review).
+    scanner_min_scans: int = 2
+    scanner_samples: int = 15
+    holder_max_distance_m: float = 0.5
+    holder_margin_m: float = 0.3
 
     def __post_init__(self) -> None:
         """Validate the config."""
@@ -135,6 +156,15 @@ class GateConfig:
         if not (isinstance(self.entry_margin_m, (int, float))
                 and math.isfinite(self.entry_margin_m) and 0.0 <= self.entry_margin_m <= 5.0):
             raise ValueError(f'entry_margin_m must be in [0, 5], got {self.entry_margin_m!r}')
+        for name in ('holder_max_distance_m', 'holder_margin_m'):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and math.isfinite(value)
+                    and 0.0 <= value <= 5.0):
+                raise ValueError(f'{name} must be in [0, 5], got {value!r}')
+        for name, high in (('scanner_min_scans', 1000), ('scanner_samples', 1000)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= high:
+                raise ValueError(f'{name} must be an int in [0, {high}], got {value!r}')
         if not isinstance(self.require_registered_accounts, bool):
             raise ValueError('require_registered_accounts must be a bool')
         _check_ns('future_tolerance_ns', self.future_tolerance_ns, 0, 3600 * NS_PER_SECOND)
@@ -233,6 +263,11 @@ class _OpenVisit:
     review_reason: str = ''
     # People the token said walk in on it; 0: not stated (everyone in the window).
     party_size: int = 0
+    # The whole party stood at the scan: anyone walking in later during its group window
+    # is over the party and is not linked to it.
+    full_at_scan: bool = False
+    # Tracks taken for tailgaters on this scan: never linked to it, flagged instead.
+    tailgaters: set[str] = field(default_factory=set)
 
     def over_party(self) -> int:
         """Return how many more people it linked than its token said walk in (0: none)."""
@@ -294,6 +329,8 @@ class GateLogic:
         # Visits that linked more people than their party size -> how many more.
         self._over_party: dict[str, int] = {}
         self._lost: dict[str, _LostTrack] = {}
+        # Entry gate id -> where holders stood at its scanner (map m), learned from scans.
+        self._scanner_spots: dict[str, Deque[tuple[float, float]]] = {}
         self.counters: dict[str, int] = {}
 
     # -- introspection --------------------------------------------------------------------
@@ -317,6 +354,14 @@ class GateLogic:
     def over_party_visit_ids(self) -> tuple[str, ...]:
         """Return open visits that more people walked in on than their token's party."""
         return tuple(sorted(v for v in self._over_party if v in self._visits))
+
+    def scanner_spot(self, gate_id: str) -> Optional[tuple[float, float]]:
+        """Return where holders stand at ``gate_id``'s scanner (map m), once learned."""
+        spots = self._scanner_spots.get(gate_id, ())
+        if self._config.scanner_min_scans == 0 or len(spots) < self._config.scanner_min_scans:
+            return None
+        return (float(statistics.median(x for x, _ in spots)),
+                float(statistics.median(y for _, y in spots)))
 
     def _count(self, key: str, increment: int = 1) -> None:
         self.counters[key] = self.counters.get(key, 0) + increment
@@ -370,6 +415,8 @@ class GateLogic:
             self._ledger.register_account(account_id, now)
             self._count('accounts_registered')
         candidates = self._tracks_at_scan(gate, now)
+        candidates, tailgaters, full_at_scan = self._party_at_scan(
+            gate, candidates, verified.party_size)
         try:
             visit_id, created = self._open(account_id, candidates, now, verified, stamp_ns)
         except TokenReplayedError as error:
@@ -393,6 +440,9 @@ class GateLogic:
         if created:
             self._count('visits_opened')
             self._count('tracks_linked', len(visit.tracks))
+            visit.full_at_scan = full_at_scan
+            for track_id in tailgaters:
+                self._flag_tailgater(visit_id, visit, track_id, 'stood aside at the scan')
             self._check_party(visit_id, visit)
             if self._config.group_window_ns > 0:
                 self._windows.append(_GroupWindow(
@@ -455,6 +505,54 @@ class GateLogic:
             return _distance_to_zone(gate, state.x_m, state.y_m) <= margin_m
         return any(stamp_ns >= since_ns and _distance_to_zone(gate, x_m, y_m) <= margin_m
                    for stamp_ns, x_m, y_m in state.history)
+
+    def _party_at_scan(self, gate: Gate, candidates: list[str], party_size: int
+                       ) -> tuple[list[str], list[str], bool]:
+        """Split the people at a scan into its party and tailgaters; learn the scanner spot.
+
+        Returns the party, the tailgaters and whether the whole party stood at the scan.
+        With more people at the scan than a party of one, the holder (nearest the learned
+        scanner spot, by a margin) is the party and the others are tailgaters. Anything
+        less clear (a larger party: which of the others came with the holder?) links
+        everyone, and ``_check_party`` sends the visit to review.
+        """
+        if not party_size:
+            return candidates, [], False
+        if party_size == 1 and len(candidates) == 1:
+            state = self._live[candidates[0]]
+            spots = self._scanner_spots.setdefault(
+                gate.gate_id, deque(maxlen=max(1, self._config.scanner_samples)))
+            spots.append((state.x_m, state.y_m))
+        if len(candidates) <= party_size:
+            return candidates, [], len(candidates) == party_size
+        holder = self._holder(gate, candidates) if party_size == 1 else None
+        if holder is None:
+            return candidates, [], False
+        return [holder], [c for c in candidates if c != holder], True
+
+    def _holder(self, gate: Gate, candidates: Sequence[str]) -> Optional[str]:
+        """Return the one track clearly standing at ``gate``'s scanner, or None."""
+        spot = self.scanner_spot(gate.gate_id)
+        if spot is None:
+            return None
+        ranked = sorted((math.hypot(self._live[t].x_m - spot[0], self._live[t].y_m - spot[1]),
+                         t) for t in candidates)
+        (nearest_m, holder), (second_m, _) = ranked[0], ranked[1]
+        if nearest_m > self._config.holder_max_distance_m or \
+                second_m - nearest_m < self._config.holder_margin_m:
+            return None
+        return holder
+
+    def _flag_tailgater(self, visit_id: str, visit: _OpenVisit, track_id: str,
+                        why: str) -> None:
+        """Leave a track that walked in over a visit's party unlinked, and flag it."""
+        visit.tailgaters.add(track_id)
+        self._unlinked.add(track_id)
+        self._count('tailgaters_flagged')
+        self._count('tailgaters_unlinked')
+        LOGGER.warning('visit %s (%s): track %s walked in over its party of %d (%s): a '
+                       'tailgater, flagged and linked to no visit', visit_id,
+                       account_ref(visit.account_id), track_id, visit.party_size, why)
 
     def _check_party(self, visit_id: str, visit: _OpenVisit) -> None:
         """Flag a visit into review once more people walked in on it than its party."""
@@ -764,10 +862,15 @@ class GateLogic:
             visit = self._visits[window.visit_id]
             added = []
             for track_id, state in sorted(self._live.items()):
-                if not self._linkable(track_id, state, window.gate):
+                if track_id in visit.tailgaters or \
+                        not self._linkable(track_id, state, window.gate):
                     continue
                 if self._ledger.visit_for_track(track_id) is not None:
                     continue  # linked by another gate process meanwhile
+                if self._party_complete(window.visit_id, visit):
+                    self._flag_tailgater(window.visit_id, visit, track_id,
+                                         'walked in after the scan')
+                    continue
                 self._ledger.add_track(window.visit_id, track_id, now_ns)
                 self._track_visit[track_id] = window.visit_id
                 self._unlinked.discard(track_id)
@@ -779,6 +882,16 @@ class GateLogic:
                 updates.append(self._update(window.visit_id, visit, visit.opened_at_ns,
                                             VisitStatus.STARTED, window.gate.gate_id))
         return updates
+
+    def _party_complete(self, visit_id: str, visit: _OpenVisit) -> bool:
+        """Whether a visit whose whole party stood at its scan still has all of them.
+
+        A member lost meanwhile may come back under a new track: then nobody is taken
+        for a tailgater (the visit goes to review if it ends up over its party).
+        """
+        return (visit.full_at_scan and bool(visit.party_size)
+                and len(visit.tracks - visit.retired) >= visit.party_size
+                and not any(lost.visit_id == visit_id for lost in self._lost.values()))
 
     def _end(self, visit_id: str, visit: _OpenVisit) -> VisitUpdate:
         """Record the exit in the ledger, forget the visit and report it ended."""

@@ -109,6 +109,19 @@ PARAMETERS = (
     ParamSpec('entry_margin_m', Parameter.Type.DOUBLE,
               'm around an entry zone within which a track counts as in it when people are '
               'linked to a scan (tracked positions are some tenths of a metre off)', 0.0, 5.0),
+    ParamSpec('scanner_min_scans', Parameter.Type.INTEGER,
+              'scans of a party of one, with one person at the scan, needed before the gate '
+              'trusts where it learned holders stand at an entry scanner (0: never learn; '
+              'every scan with more people than its party then goes to review)', 0, 1000),
+    ParamSpec('scanner_samples', Parameter.Type.INTEGER,
+              'latest such scans whose holder positions are kept (their median is the '
+              'scanner spot)', 1, 1000),
+    ParamSpec('holder_max_distance_m', Parameter.Type.DOUBLE,
+              'm from the learned scanner spot within which the nearest person at a scan '
+              'of a party of one is taken for its holder', 0.0, 5.0),
+    ParamSpec('holder_margin_m', Parameter.Type.DOUBLE,
+              'm every other person at that scan must stand further from the spot than '
+              'the holder; else the visit goes to review (tailgaters_flagged)', 0.0, 5.0),
     ParamSpec('lock_wait_s', Parameter.Type.DOUBLE,
               's one database statement waits for another writer (SQLite busy timeout, '
               'PostgreSQL lock_timeout) before the write is retried', 0.1, 600.0),
@@ -158,7 +171,11 @@ class GateNode(Node):
                 visit_lost_after_ns=round(params['visit_lost_after_s'] * NS_PER_SECOND),
                 party_left_after_ns=round(params['party_left_after_s'] * NS_PER_SECOND),
                 rejoin_margin_m=params['rejoin_margin_m'],
-                entry_margin_m=params['entry_margin_m'])
+                entry_margin_m=params['entry_margin_m'],
+                scanner_min_scans=params['scanner_min_scans'],
+                scanner_samples=params['scanner_samples'],
+                holder_max_distance_m=params['holder_max_distance_m'],
+                holder_margin_m=params['holder_margin_m'])
             token_config = TokenConfig(clock_skew_ns=round(params['clock_skew_s'] * NS_PER_SECOND))
             lock_wait_ms = round(params['lock_wait_s'] * 1000)
             ledger_config = LedgerConfig(
