@@ -228,3 +228,74 @@ def test_config_is_validated():
 def test_depth_scene_helpers_render_the_shelf():
     k = intrinsics()
     assert render_depth(k, cameras()['cam_a'][1], ()).max() > 0
+
+
+def weights(first_ns, count, unsettled_from_ns=None, bin_id='bin_01', extra=()):
+    """A load-cell batch of shelf_a: every bin at 1000 g; ``bin_id`` 300 g lighter (a unit
+    lifted) from ``unsettled_from_ns``. ``extra``: more (bin id, grams) columns."""
+    from go_store_nodes.core.fusion.fusion import LoadCellSamples
+    period = 16_666_667
+    ids = [b.bin_id for b in shelf().bins] + [b for b, _ in extra]
+    grams = np.full((count, len(ids)), 1000.0)
+    stamps = first_ns + period * np.arange(count)
+    if unsettled_from_ns is not None:
+        grams[stamps >= unsettled_from_ns, ids.index(bin_id)] -= 300.0
+    for k, (_, value) in enumerate(extra):
+        grams[:, len(shelf().bins) + k] = value
+    return LoadCellSamples('shelf_a', tuple(ids), first_ns, period, grams)
+
+
+def run_weighed(scene, tracks, unsettled, frames=5, extra=()):
+    """``run`` with the shelf's load cells: 1 s of settled weights, then a batch per tick."""
+    cams = cameras()
+    pose = estimator(None, cams)
+    start = T0 - 1_000_000_000
+    pose.add_weights(weights(start, 60))
+    scene_ns = T0 + EMPTY * PERIOD
+    out = []
+    for index in range(EMPTY + frames):
+        stamp = T0 + index * PERIOD
+        pose.add_weights(weights(stamp, 4, scene_ns if unsettled else None, extra=extra))
+        shapes = scene if index >= EMPTY else ()
+        for offset, (camera_id, camera) in enumerate(cams.items()):
+            out += pose.add_depth(DepthFrame(camera_id, stamp + offset * 1000,
+                                             render(camera, shapes, seed=index), *camera))
+        out += pose.add_tracks(tracks if index >= EMPTY else [], stamp + 500)
+    return pose, out
+
+
+def test_a_hand_seen_a_level_off_goes_to_the_bin_whose_load_cell_it_unsettles():
+    # The arm goes into bin_11 low, just above its board; the cell of bin_01 below (same
+    # column) is the one that feels the hand. A NaN column and a bin the store does not
+    # know are ignored.
+    shapes, _ = reaching_person(2.2, SHELF_Y - 0.3, right_target=target('bin_11', 2.35))
+    pose, out = run_weighed(shapes, [TrackState(7, 2.2, SHELF_Y - 0.3)], unsettled=True,
+                            extra=(('bin_unknown', 5.0), ('bin_lost', float('nan'))))
+    last = [s for s in out if s.skeletons][-1].skeletons[0]
+    assert last.hand_bin('right') == 'bin_01'
+
+
+def test_a_hand_seen_in_a_bin_keeps_it_when_no_load_cell_of_its_column_moves():
+    shapes, _ = reaching_person(2.2, SHELF_Y - 0.3, right_target=target('bin_11', 2.35))
+    _, out = run_weighed(shapes, [TrackState(7, 2.2, SHELF_Y - 0.3)], unsettled=False)
+    last = [s for s in out if s.skeletons][-1].skeletons[0]
+    assert last.hand_bin('right') == 'bin_11'
+
+
+def test_an_unsettled_cell_of_another_column_does_not_move_the_hand():
+    shapes, _ = reaching_person(2.2, SHELF_Y - 0.3, right_target=target('bin_11', 2.35))
+    cams = cameras()
+    pose = estimator(None, cams)
+    pose.add_weights(weights(T0 - 1_000_000_000, 60))
+    out = []
+    for index in range(EMPTY + 5):
+        stamp = T0 + index * PERIOD
+        pose.add_weights(weights(stamp, 4, T0 + EMPTY * PERIOD, bin_id='bin_00'))
+        shapes_now = shapes if index >= EMPTY else ()
+        for offset, (camera_id, camera) in enumerate(cams.items()):
+            out += pose.add_depth(DepthFrame(camera_id, stamp + offset * 1000,
+                                             render(camera, shapes_now, seed=index), *camera))
+        out += pose.add_tracks([TrackState(7, 2.2, SHELF_Y - 0.3)] if index >= EMPTY else [],
+                               stamp + 500)
+    last = [s for s in out if s.skeletons][-1].skeletons[0]
+    assert last.hand_bin('right') == 'bin_11'

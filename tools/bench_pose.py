@@ -32,10 +32,11 @@ import numpy as np
 from go_store_nodes.bagio.messages import time_ns
 from go_store_nodes.bagio.predictions import load_predictions
 from go_store_nodes.bagio.reader import messages
-from go_store_nodes.bagio.topics import camera_topics, TRACKS_TOPIC
+from go_store_nodes.bagio.topics import camera_topics, TRACKS_TOPIC, weights_topic
 from go_store_nodes.core.evaluation import EvaluationConfig, parse_truth
 from go_store_nodes.core.evaluation.data import PredictedSkeletonFrame
 from go_store_nodes.core.evaluation.hands import hand_in_bin_metrics
+from go_store_nodes.core.fusion.fusion import samples_from_flat
 from go_store_nodes.core.locator import decode_depth, DepthFrame, LocatorConfig
 from go_store_nodes.core.pose import PoseConfig, PoseEstimator, SkeletonSet, TrackState
 from go_store_nodes.core.sim.people import (
@@ -172,6 +173,9 @@ def accuracy(args: argparse.Namespace) -> None:
                        float(t.velocity.x), float(t.velocity.y)) for t in msg.tracks]))
     arrays.sort(key=lambda item: item[0])
     topics = {}
+    if not args.no_weights:
+        for shelf in store.shelves:
+            topics[weights_topic(shelf.shelf_id)] = ('weights', None)
     for camera in store.cameras:
         names = camera_topics(camera.camera_id)
         topics[names.depth_image] = ('depth', camera)
@@ -182,6 +186,11 @@ def accuracy(args: argparse.Namespace) -> None:
     spent = 0.0
     for topic, _, msg in messages(args.bag, list(topics)):
         kind, camera = topics[topic]
+        if kind == 'weights':
+            estimator.add_weights(samples_from_flat(
+                msg.shelf_id, list(msg.bin_ids), time_ns(msg.header.stamp),
+                int(msg.sample_period_ns), int(msg.sample_count), msg.grams))
+            continue
         if kind == 'info':
             info[camera.camera_id] = _intrinsics(msg)
             continue
@@ -231,6 +240,8 @@ def main() -> None:
     parser.add_argument('--replay', help='accuracy: output bag of a replay (tracks)')
     parser.add_argument('--truth', help='accuracy: truth.json of the input bag')
     parser.add_argument('--set', action='append', default=[], help='PoseConfig name=value')
+    parser.add_argument('--no-weights', action='store_true',
+                        help='accuracy: leave the load cells out (hands judged by sight alone)')
     args = parser.parse_args()
     if args.bag:
         accuracy(args)

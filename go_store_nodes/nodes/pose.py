@@ -6,15 +6,18 @@ Subscribes, for every camera of the store description:
   /tf_static                           map -> <cam>_depth_optical_frame, map -> <shelf>
 and
   people/tracks                        go_store/TrackArray (reliable)
+  shelves/<shelf>/weights              go_store/LoadCellBatch: a hand is in the bin whose
+                                       load cell it unsettles (core docstring)
 Publishes:
   people/skeletons    go_store/SkeletonArray per approximate-time frame set, stamped with
                       the set's capture stamp, frame map: one Skeleton per track within
                       near_shelf_m of a shelf front (joints seen, the bin of each hand)
   diagnostics         diagnostic_msgs/DiagnosticArray: drops by reason, frame sets,
                       skeletons, hands in bins
-A frame or track array it cannot use (no camera_info or transform yet, wrong encoding or
-size, no depth data, out of order, from the future, too late for its set) is logged,
-counted and dropped; the node keeps running. Logic: go_store_nodes.core.pose;
+A frame, track array or load-cell batch it cannot use (no camera_info or transform yet,
+wrong encoding or size, no depth data, out of order, from the future, too late for its
+set, a batch on another shelf's topic) is logged, counted and dropped; the node keeps
+running. Logic: go_store_nodes.core.pose;
 docs/people.md (Pose).
 """
 
@@ -24,12 +27,13 @@ from dataclasses import replace
 import sys
 from typing import Any
 
-from go_store.msg import Keypoint, Skeleton, SkeletonArray, TrackArray
+from go_store.msg import Keypoint, LoadCellBatch, Skeleton, SkeletonArray, TrackArray
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image
 
+from ..core.fusion.fusion import FusionInputError
 from ..core.locator import FrameRejectedError, LocatorConfig
 from ..core.pose import (
     JOINTS,
@@ -60,6 +64,7 @@ from .person_locator import (
     stamp_to_ns,
 )
 from .runner import run_single_node
+from .shelf_fusion import samples_from_msg, WEIGHTS_QOS
 
 # The locator settings of the depth pipeline the pose node runs too (same values as the
 # person locator's section: test/test_pose_node.py checks they agree).
@@ -158,6 +163,10 @@ class PoseNode(Node):
                 self.create_subscription(CameraInfo, f'{prefix}/depth/camera_info',
                                          lambda m, c=cam: self.on_info(m, c), IMAGE_QOS),
             ]
+        for shelf in self.description.shelves:
+            self._input_subscriptions.append(self.create_subscription(
+                LoadCellBatch, f'shelves/{shelf.shelf_id}/weights',
+                lambda m, s=shelf.shelf_id: self.on_weights(m, s), WEIGHTS_QOS))
         self._timer = self.create_timer(params['flush_period_s'], self.on_timer)
         self.diagnostics.values['store_description'] = path
         self.diagnostics.set_status(OK, 'waiting for depth frames and tracks')
@@ -202,6 +211,27 @@ class PoseNode(Node):
             self._dropped('tracks', 'tracks', rejection.reason, str(rejection))
             return
         self._publish(results)
+
+    def on_weights(self, msg: LoadCellBatch, shelf_id: str) -> None:
+        """Take one load-cell batch of a shelf: when its bins were unsettled."""
+        self.diagnostics.count('weight_batches')
+        if msg.shelf_id != shelf_id:
+            self._dropped(shelf_id, 'weights', 'wrong_topic',
+                          f'a batch of shelf {msg.shelf_id!r} on the topic of {shelf_id!r}')
+            return
+        try:
+            samples = samples_from_msg(msg)
+        except FusionInputError as error:
+            self._dropped(shelf_id, 'weights', error.reason, str(error))
+            return
+        now_ns = self._now_ns()
+        if now_ns is not None and samples.last_stamp_ns - now_ns > \
+                self.estimator.locator_config.ns('max_future_s'):
+            self._dropped(shelf_id, 'weights', 'future_stamp',
+                          f'last sample {(samples.last_stamp_ns - now_ns) / 1e9:.3f} s after '
+                          'its receive time')
+            return
+        self.estimator.add_weights(samples)
 
     def on_timer(self) -> None:
         """Emit frame sets whose cameras or tracks went quiet; take shelf poses from TF."""

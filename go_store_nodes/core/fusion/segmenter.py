@@ -120,6 +120,11 @@ class BinSignal:
         self._plateaus: list[_Plateau] = []
         self._candidate: _Plateau | None = None
 
+    @property
+    def moving_since_ns(self) -> Optional[int]:
+        """Stamp of the first sample away from the settled level while unsettled; else None."""
+        return self._moving_start_ns if self.moving else None
+
     def add(self, stamp_ns: int, grams: float) -> list[WeightChange]:
         """Add one valid sample (finite grams, increasing stamps); return settled changes."""
         median = self._median

@@ -77,6 +77,22 @@ class PoseConfig:
         3, 1, 1000, '... when at least this many are seen ...')
     lean_low_share: float = _setting(
         0.1, 0.01, 1.0, '... the hand at the height of their lowest share')
+    weight_pad_s: float = _setting(
+        0.4, 0.0, 5.0, 's, where shelves weigh their bins, a hand is in a bin when that '
+        "bin's load cell was unsettled (pressed, lifted from) within this of the frame set")
+    weight_snap_m: float = _setting(
+        0.5, 0.0, 2.0, 'm, such a bin in the column of the hand and at most this far above or '
+        'below it is taken for the bin the hand is in (a hidden hand is seen a level off); '
+        'a hand only inferred from leaning needs one')
+    weight_stale_s: float = _setting(
+        2.0, 0.1, 60.0, 's, a shelf whose load cells sent nothing for this long is judged by '
+        'sight alone')
+    weight_depart_g: float = _setting(
+        8.0, 0.1, 1000.0, 'g from the settled load at which a bin counts as unsettled (as '
+        "shelf_fusion's depart_g)")
+    weight_stable_band_g: float = _setting(
+        10.0, 0.1, 1000.0, 'g, largest spread of a still window: a bin settles again (as '
+        "shelf_fusion's stable_band_g)")
     confirm_frames: float = _setting(
         2, 1, 100, 'frame sets in a row a hand must be in the same bin before it is reported '
                    '(its entry stamp is the first of them)')

@@ -9,6 +9,15 @@ stamp, computed from the same frames), at most ``track_wait_s``; then every trac
 to it than to any other track (``figure.stick_figure``), each hand its bin and the stamp
 since which it has been in it. Points of tracked people are protected from the
 background, as the locator does for the people it finds.
+
+Where shelves weigh their bins (``add_weights``: the load-cell batches), the bin of a
+hand also takes what the load cells felt. A hand goes into a bin to take, put back or
+touch something, and that bin's load cell is then unsettled (the fusion core's
+``BinSignal``). From above, a hand in a bin is mostly hidden under the board over it and
+is seen a level off, so a hand is placed in the unsettled bin of its column nearest its
+height (within ``weight_snap_m``), and a hand only inferred from a person leaning in
+counts only with such a bin. A shelf whose load cells are silent for ``weight_stale_s``
+is judged by sight alone.
 """
 
 from __future__ import annotations
@@ -19,16 +28,21 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from ..fusion.config import FusionConfig
+from ..fusion.fusion import LoadCellSamples
+from ..fusion.segmenter import BinSignal
 from ..locator.camera import CameraFrameLocator, FloorGrid
 from ..locator.config import LocatorConfig
 from ..locator.frames import CameraObservation, DepthFrame, FrameRejectedError
 from ..locator.sync import FrameSet, FrameSetAssembler
-from ..store import Shelf
+from ..store import Bin, Shelf
 from .config import PoseConfig
 from .figure import Joint, JOINTS, nearest_shelf, ShelfFront, SIDES, stick_figure
 
 TRACK_FRAMES_KEPT = 32
 FORGET_HANDS_AFTER_NS = 10 * 1_000_000_000
+# Unsettled periods of a bin kept (the oldest go first): a few minutes of a busy bin.
+BIN_PERIODS_KEPT = 64
 
 
 class PoseInputError(ValueError):
@@ -85,6 +99,33 @@ class SkeletonSet:
     tracks_stamp_ns: int | None        # stamp of the track array used; None: no tracks
 
 
+class _BinLoad:
+    """When one bin's load cell was unsettled: a hand in the bin (pick, return, touch)."""
+
+    def __init__(self, config: FusionConfig) -> None:
+        self.signal = BinSignal(config)
+        self.settle_ns = int(round(config.settle_s * 1e9))
+        self.periods: deque[tuple[int, int]] = deque(maxlen=BIN_PERIODS_KEPT)
+        self.last_ns: int | None = None
+
+    def add(self, stamp_ns: int, grams: float) -> None:
+        if self.last_ns is not None and stamp_ns <= self.last_ns:
+            return
+        since = self.signal.moving_since_ns
+        self.signal.add(stamp_ns, grams)
+        if since is not None and self.signal.moving_since_ns is None:
+            # Settled: the new level began ``settle_s`` before it was believed.
+            self.periods.append((since, max(since, stamp_ns - self.settle_ns)))
+        self.last_ns = stamp_ns
+
+    def unsettled(self, low_ns: int, high_ns: int) -> bool:
+        """Whether the cell was unsettled at some time in [low_ns, high_ns]."""
+        since = self.signal.moving_since_ns
+        if since is not None and since <= high_ns:
+            return True
+        return any(start <= high_ns and low_ns <= end for start, end in self.periods)
+
+
 @dataclass
 class _HandState:
     bin_id: str
@@ -125,6 +166,10 @@ class PoseEstimator:
             maxlen=TRACK_FRAMES_KEPT)
         self._waiting: deque[FrameSet[CameraObservation]] = deque()
         self._hands: dict[tuple[int, str], _HandState] = {}
+        self._loads: dict[str, _BinLoad] = {}
+        self._weighed_ns: dict[str, int] = {}   # shelf id -> stamp of its last sample
+        self._load_config = FusionConfig(depart_g=config.weight_depart_g,
+                                         stable_band_g=config.weight_stable_band_g)
         self.dropped: dict[str, int] = {}
         self.frame_sets = 0
 
@@ -180,6 +225,27 @@ class PoseEstimator:
         self._waiting.extend(self.assembler.add(observation))
         self._last_depth_ns[frame.camera_id] = frame.stamp_ns
         return self._drain(None)
+
+    def add_weights(self, samples: LoadCellSamples) -> None:
+        """Take one load-cell batch of a shelf: when each of its bins was unsettled.
+
+        NaN samples (lost) are skipped; bins not in the store description are ignored;
+        samples not after a bin's previous one are skipped.
+        """
+        known = {b.bin_id for shelf in self.shelves for b in shelf.bins}
+        for column, bin_id in enumerate(samples.bin_ids):
+            if bin_id not in known:
+                continue
+            load = self._loads.get(bin_id)
+            if load is None:
+                load = self._loads[bin_id] = _BinLoad(self._load_config)
+            for row, grams in enumerate(samples.grams[:, column]):
+                if np.isfinite(grams):
+                    load.add(samples.first_stamp_ns + row * samples.sample_period_ns,
+                             float(grams))
+        last = samples.last_stamp_ns
+        self._weighed_ns[samples.shelf_id] = max(self._weighed_ns.get(samples.shelf_id, last),
+                                                 last)
 
     def flush(self, now_ns: int) -> list[SkeletonSet]:
         """Emit frame sets whose wait (for cameras, then for tracks) is over at ``now_ns``."""
@@ -258,18 +324,24 @@ class PoseEstimator:
             head = figure.joint('head')
             leaning = shelf.leaning_hand(own, head.position, cfg) \
                 if head.confidence > 0.0 else None
+            weighed = self._weighs(shelf.shelf_id, frame_set.stamp_ns)
             for side in SIDES:
                 # An arm seen reaching counts once its hand is seen inside a bin's box; else
                 # the hand of a person leaning in, on the side of the head it lies.
                 hand = figure.hands.get(side)
                 bin_ = shelf.bin_of(hand, cfg, 0.0) if hand is not None else None
+                inferred = False
                 if bin_ is None and leaning is not None and \
                         side == _side_of(leaning, head.position, facing):
+                    hand, inferred = leaning, True
                     bin_ = shelf.bin_of(leaning, cfg, cfg.bin_front_tolerance_m)
                     index = JOINTS.index(f'{side}_hand')
                     joints[index] = Joint(joints[index].name, (
                         float(leaning[0]), float(leaning[1]), float(leaning[2])),
                         cfg.inferred_confidence)
+                if weighed and hand is not None and bin_ is not None:
+                    felt = self._felt_bin(shelf, hand, bin_, frame_set.stamp_ns)
+                    bin_ = felt if felt is not None or inferred else bin_
                 state = self._hand_state(track.track_id, side,
                                          bin_.bin_id if bin_ is not None else '',
                                          frame_set.stamp_ns)
@@ -278,6 +350,28 @@ class PoseEstimator:
             skeletons.append(Skeleton(track.track_id, shelf.shelf_id, tuple(joints), hands))
         self._forget(frame_set.stamp_ns)
         return SkeletonSet(frame_set.stamp_ns, camera_ids, tuple(skeletons), tracks_stamp)
+
+    def _weighs(self, shelf_id: str, stamp_ns: int) -> bool:
+        """Whether a shelf's load cells were heard from lately (around ``stamp_ns``)."""
+        last = self._weighed_ns.get(shelf_id)
+        return last is not None and abs(stamp_ns - last) <= self.config.ns('weight_stale_s')
+
+    def _felt_bin(self, shelf: ShelfFront, hand: np.ndarray, seen: Bin, stamp_ns: int
+                  ) -> Bin | None:
+        """The unsettled bin of the seen bin's column nearest the hand's height, or None."""
+        pad = self.config.ns('weight_pad_s')
+        z = float(shelf.to_shelf(hand)[2])
+        best: tuple[float, Bin] | None = None
+        for bin_ in shelf.bins:
+            if bin_.max_m[0] <= seen.min_m[0] or bin_.min_m[0] >= seen.max_m[0]:
+                continue  # another column
+            load = self._loads.get(bin_.bin_id)
+            if load is None or not load.unsettled(stamp_ns - pad, stamp_ns + pad):
+                continue
+            off = max(bin_.min_m[2] - z, z - bin_.max_m[2], 0.0)
+            if off <= self.config.weight_snap_m and (best is None or off < best[0]):
+                best = (off, bin_)
+        return best[1] if best is not None else None
 
     def _hand_state(self, track_id: int, side: str, bin_id: str,
                     stamp_ns: int) -> _HandState | None:
