@@ -231,8 +231,11 @@ def test_depth_scene_helpers_render_the_shelf():
 
 
 def weights(first_ns, count, unsettled_from_ns=None, bin_id='bin_01', extra=()):
-    """A load-cell batch of shelf_a: every bin at 1000 g; ``bin_id`` 300 g lighter (a unit
-    lifted) from ``unsettled_from_ns``. ``extra``: more (bin id, grams) columns."""
+    """Return a load-cell batch of shelf_a: every bin at 1000 g.
+
+    ``bin_id`` is 300 g lighter (a unit lifted) from ``unsettled_from_ns``; ``extra``: more
+    (bin id, grams) columns.
+    """
     from go_store_nodes.core.fusion.fusion import LoadCellSamples
     period = 16_666_667
     ids = [b.bin_id for b in shelf().bins] + [b for b, _ in extra]

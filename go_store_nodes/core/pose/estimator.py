@@ -358,7 +358,7 @@ class PoseEstimator:
 
     def _felt_bin(self, shelf: ShelfFront, hand: np.ndarray, seen: Bin, stamp_ns: int
                   ) -> Bin | None:
-        """The unsettled bin of the seen bin's column nearest the hand's height, or None."""
+        """Return the unsettled bin of the seen bin's column nearest the hand's height."""
         pad = self.config.ns('weight_pad_s')
         z = float(shelf.to_shelf(hand)[2])
         best: tuple[float, Bin] | None = None
