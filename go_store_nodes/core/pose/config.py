@@ -83,7 +83,7 @@ class PoseConfig:
     weight_snap_m: float = _setting(
         0.5, 0.0, 2.0, 'm, such a bin in the column of the hand and at most this far above or '
         'below it is taken for the bin the hand is in (a hidden hand is seen a level off); '
-        'a hand only inferred from leaning needs one')
+        'without one the hand is in no bin')
     weight_stale_s: float = _setting(
         2.0, 0.1, 60.0, 's, a shelf whose load cells sent nothing for this long is judged by '
         'sight alone')

@@ -15,9 +15,10 @@ hand also takes what the load cells felt. A hand goes into a bin to take, put ba
 touch something, and that bin's load cell is then unsettled (the fusion core's
 ``BinSignal``). From above, a hand in a bin is mostly hidden under the board over it and
 is seen a level off, so a hand is placed in the unsettled bin of its column nearest its
-height (within ``weight_snap_m``), and a hand only inferred from a person leaning in
-counts only with such a bin. A shelf whose load cells are silent for ``weight_stale_s``
-is judged by sight alone.
+height (within ``weight_snap_m``), and without such a bin it is in none: a hand that
+moves nothing in a bin takes nothing (and is often a neighbour's hand, or a hand at the
+front of the shelf that is not in it). A shelf whose load cells are silent for
+``weight_stale_s`` is judged by sight alone.
 """
 
 from __future__ import annotations
@@ -330,18 +331,17 @@ class PoseEstimator:
                 # the hand of a person leaning in, on the side of the head it lies.
                 hand = figure.hands.get(side)
                 bin_ = shelf.bin_of(hand, cfg, 0.0) if hand is not None else None
-                inferred = False
                 if bin_ is None and leaning is not None and \
                         side == _side_of(leaning, head.position, facing):
-                    hand, inferred = leaning, True
+                    hand = leaning
                     bin_ = shelf.bin_of(leaning, cfg, cfg.bin_front_tolerance_m)
                     index = JOINTS.index(f'{side}_hand')
                     joints[index] = Joint(joints[index].name, (
                         float(leaning[0]), float(leaning[1]), float(leaning[2])),
                         cfg.inferred_confidence)
                 if weighed and hand is not None and bin_ is not None:
-                    felt = self._felt_bin(shelf, hand, bin_, frame_set.stamp_ns)
-                    bin_ = felt if felt is not None or inferred else bin_
+                    # Only a bin of its column whose load cell felt it (see the docstring).
+                    bin_ = self._felt_bin(shelf, hand, bin_, frame_set.stamp_ns)
                 state = self._hand_state(track.track_id, side,
                                          bin_.bin_id if bin_ is not None else '',
                                          frame_set.stamp_ns)
