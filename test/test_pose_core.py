@@ -276,6 +276,10 @@ def test_a_hand_seen_a_level_off_goes_to_the_bin_whose_load_cell_it_unsettles():
                             extra=(('bin_unknown', 5.0), ('bin_lost', float('nan'))))
     last = [s for s in out if s.skeletons][-1].skeletons[0]
     assert last.hand_bin('right') == 'bin_01'
+    # The hand joint goes with it, to the height of bin_01 (0.4-0.9 m), e.g. for crops.
+    hand = joint(last, 'right_hand')
+    assert 0.4 < hand.position[2] < 0.9 and hand.position[1] > SHELF_Y - 0.15
+    assert hand.position[0] == pytest.approx(2.35, abs=0.15)
 
 
 def test_a_hand_that_moves_no_load_cell_of_its_column_is_in_no_bin():

@@ -142,6 +142,19 @@ def _side_of(point: np.ndarray, head: tuple[float, float, float],
     return 'left' if facing[0] * dy - facing[1] * dx >= 0.0 else 'right'
 
 
+def _into_bin(shelf: ShelfFront, hand: np.ndarray, bin_: Bin
+              ) -> tuple[float, float, float] | None:
+    """Return a map hand moved to the height range of a bin, or None if already in it."""
+    local = shelf.to_shelf(hand)
+    low, high = bin_.min_m[2], bin_.max_m[2]
+    margin = min(0.05, 0.25 * (high - low))
+    if low + margin <= local[2] <= high - margin:
+        return None
+    local[2] = min(max(float(local[2]), low + margin), high - margin)
+    point = shelf.t_shelf_map[:3, :3].T @ (local - shelf.t_shelf_map[:3, 3])
+    return float(point[0]), float(point[1]), float(point[2])
+
+
 class PoseEstimator:
     """Stick figures of tracked people near shelves from many unsynchronised cameras."""
 
@@ -340,8 +353,16 @@ class PoseEstimator:
                         float(leaning[0]), float(leaning[1]), float(leaning[2])),
                         cfg.inferred_confidence)
                 if weighed and hand is not None and bin_ is not None:
-                    # Only a bin of its column whose load cell felt it (see the docstring).
+                    # Only a bin of its column whose load cell felt it (see the docstring);
+                    # a hand seen a level off is moved to the height of that bin.
                     bin_ = self._felt_bin(shelf, hand, bin_, frame_set.stamp_ns)
+                    if bin_ is not None:
+                        index = JOINTS.index(f'{side}_hand')
+                        moved = _into_bin(shelf, hand, bin_)
+                        if moved is not None:
+                            joints[index] = Joint(joints[index].name, moved,
+                                                  min(joints[index].confidence,
+                                                      cfg.inferred_confidence))
                 state = self._hand_state(track.track_id, side,
                                          bin_.bin_id if bin_ is not None else '',
                                          frame_set.stamp_ns)
