@@ -85,8 +85,11 @@ def visit_metrics(truth: GroundTruth, predictions: Predictions,
                    detail={**outcome, 'shoppers': len(shoppers), 'not_right': wrong})
             if shoppers else missing('visit_link_accuracy', 'no shopper with an account',
                                      'ratio'))
+    unlinked = [p.person_id for p in tailgaters
+                if p.person_id in dominant and dominant[p.person_id][0] not in visits]
     return [link, Metric('tailgaters_billed', float(len(billed)), 'count',
-                         detail={'tailgaters': len(tailgaters), 'billed': billed}),
+                         detail={'tailgaters': len(tailgaters), 'billed': billed,
+                                 'linked_to_no_visit': unlinked}),
             Metric('tailgaters_held_for_review', float(len(flagged)), 'count',
                    detail={'tailgaters': len(tailgaters), 'held': flagged}),
             left_open]
