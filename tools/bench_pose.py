@@ -13,7 +13,9 @@ Accuracy, without ROS: ``... bench_pose.py --bag IN/bag --replay OUT/bag --truth
 IN/truth.json [--set name=value ...]`` runs the estimator over the depth frames of a
 simulated bag with the tracks a replay recorded (``go-store replay``), then scores its
 hands in bins with the evaluation's hand-in-bin metric; ``--set`` changes PoseConfig
-settings. The truth stays in this tool; the estimator never sees it.
+settings. The bag's load-cell batches go in too, as the node subscribes to them
+(``--no-weights``: sight alone). The truth stays in this tool; the estimator never sees
+it.
 """
 
 from __future__ import annotations
