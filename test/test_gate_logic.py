@@ -466,3 +466,19 @@ def test_an_exit_in_dropped_snapshots_is_inferred_only_when_snapshots_were_dropp
 def test_config_rejects_bad_values(kwargs):
     with pytest.raises(ValueError):
         GateConfig(**kwargs)
+
+
+def test_the_config_is_built_from_the_shipped_gate_parameters():
+    import yaml
+    repo = Path(__file__).resolve().parent.parent
+    params = yaml.safe_load((repo / 'config' / 'go_store.yaml').read_text())['gate'][
+        'ros__parameters']
+    config = GateConfig.from_parameters(params)
+    assert config.group_window_ns == round(params['group_window_s'] * S)
+    assert config.visit_lost_after_ns == round(params['visit_lost_after_s'] * S)
+    assert config.entry_margin_m == params['entry_margin_m']
+    assert config.scanner_min_scans == params['scanner_min_scans']
+    with pytest.raises(ValueError, match='holder_margin_m'):
+        GateConfig.from_parameters({**params, 'holder_margin_m': -1.0})
+    with pytest.raises(KeyError):
+        GateConfig.from_parameters({k: v for k, v in params.items() if k != 'scan_lookback_s'})

@@ -3,12 +3,13 @@
 The gate core sees exactly what the gate node saw in the replay (every track snapshot of
 the output bag at the time it was recorded, every check-in of the sensor bag at the time
 it was played), with a fresh ledger in a temporary folder, and the visit metrics of
-``go-store eval`` score what it linked. Policy changes of the gate can be tried in
-seconds instead of a replay of the whole graph; the figures only hold for the tracks of
-that replay.
+``go-store eval`` score what it linked. The gate's settings are the node's, from
+config/go_store.yaml (``--params``), overridable with ``--set``. Policy changes of the
+gate can be tried in seconds instead of a replay of the whole graph; the figures only
+hold for the tracks of that replay.
 
     PYTHONPATH=$PWD python tools/replay_gate.py --sensors BAG --outputs REPLAY/bag
-        --truth truth.json [--set group_window_ns=3000000000 ...]
+        --truth truth.json [--set group_window_s=3.0 ...]
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ import logging
 import pathlib
 import sys
 import tempfile
+
+import yaml
 
 from go_store_nodes.bagio.predictions import load_predictions
 from go_store_nodes.bagio.reader import messages
@@ -87,12 +90,15 @@ def main(argv: list[str] | None = None) -> int:
                                              'store_app_public.pem'))
     parser.add_argument('--tail', type=float, default=35.0,
                         help="s of gate clock after the last input (the replay's tail)")
+    parser.add_argument('--params', default=str(REPO / 'config' / 'go_store.yaml'),
+                        help="the gate node's parameters (section gate), as a replay runs it")
     parser.add_argument('--set', action='append', default=[], metavar='NAME=VALUE',
-                        help='a GateConfig field (ns for times)')
+                        help='a gate parameter of the params file (s for times)')
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.ERROR)
-    overrides = dict(item.split('=', 1) for item in args.set)
-    config = dataclasses.replace(GateConfig(), **{k: _value(v) for k, v in overrides.items()})
+    params = yaml.safe_load(pathlib.Path(args.params).read_text())['gate']['ros__parameters']
+    params.update({k: _value(v) for k, v in (item.split('=', 1) for item in args.set)})
+    config = GateConfig.from_parameters(params)
     updates, counters = run(pathlib.Path(args.sensors), pathlib.Path(args.outputs), config,
                             pathlib.Path(args.store), pathlib.Path(args.key), args.tail)
     recorded = load_predictions(args.outputs)

@@ -64,7 +64,7 @@ import hashlib
 import logging
 import math
 import statistics
-from typing import Deque, Iterable, Optional, Sequence
+from typing import Any, Deque, Iterable, Mapping, Optional, Sequence
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import select
@@ -141,6 +141,22 @@ class GateConfig:
     scanner_samples: int = 15
     holder_max_distance_m: float = 0.5
     holder_margin_m: float = 0.3
+
+    @classmethod
+    def from_parameters(cls, params: Mapping[str, Any]) -> GateConfig:
+        """Build the config from the gate node's parameters (times in s; see the yaml).
+
+        Raises ValueError for a value out of range, KeyError for a missing one.
+        """
+        values: dict[str, Any] = {}
+        for name in ('group_window', 'future_tolerance', 'max_scan_offset', 'scan_lookback',
+                     'visit_lost_after', 'party_left_after'):
+            values[f'{name}_ns'] = round(float(params[f'{name}_s']) * NS_PER_SECOND)
+        for name in ('require_registered_accounts', 'rejoin_margin_m', 'entry_margin_m',
+                     'scanner_min_scans', 'scanner_samples', 'holder_max_distance_m',
+                     'holder_margin_m'):
+            values[name] = params[name]
+        return cls(**values)
 
     def __post_init__(self) -> None:
         """Validate the config."""

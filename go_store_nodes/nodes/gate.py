@@ -162,20 +162,7 @@ class GateNode(Node):
         try:
             public_key = load_public_key(key_path)
             url = resolve_database_url(params['database_url'])
-            config = GateConfig(
-                group_window_ns=round(params['group_window_s'] * NS_PER_SECOND),
-                require_registered_accounts=params['require_registered_accounts'],
-                future_tolerance_ns=round(params['future_tolerance_s'] * NS_PER_SECOND),
-                max_scan_offset_ns=round(params['max_scan_offset_s'] * NS_PER_SECOND),
-                scan_lookback_ns=round(params['scan_lookback_s'] * NS_PER_SECOND),
-                visit_lost_after_ns=round(params['visit_lost_after_s'] * NS_PER_SECOND),
-                party_left_after_ns=round(params['party_left_after_s'] * NS_PER_SECOND),
-                rejoin_margin_m=params['rejoin_margin_m'],
-                entry_margin_m=params['entry_margin_m'],
-                scanner_min_scans=params['scanner_min_scans'],
-                scanner_samples=params['scanner_samples'],
-                holder_max_distance_m=params['holder_max_distance_m'],
-                holder_margin_m=params['holder_margin_m'])
+            config = GateConfig.from_parameters(params)
             token_config = TokenConfig(clock_skew_ns=round(params['clock_skew_s'] * NS_PER_SECOND))
             lock_wait_ms = round(params['lock_wait_s'] * 1000)
             ledger_config = LedgerConfig(
