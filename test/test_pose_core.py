@@ -28,13 +28,21 @@ def estimator(config=None, cams=None):
                          (0.0, 0.0), (5.0, 5.0), [shelf()])
 
 
-def run(scene, tracks, frames=4, config=None):
-    """Learn the empty shelf, then show the scene; return every emitted skeleton set."""
+def run(scene, tracks, frames=4, config=None, weighed_from_ns=None, batch=None):
+    """Learn the empty shelf, then show the scene; return every emitted skeleton set.
+
+    ``weighed_from_ns``: the shelf's load cells send 1 s of settled weights from then;
+    ``batch(stamp)``: the load-cell batch each tick sends before its frames.
+    """
     cams = cameras()
     pose = estimator(config, cams)
+    if weighed_from_ns is not None:
+        pose.add_weights(weights(weighed_from_ns, 60))
     out = []
     for index in range(EMPTY + frames):
         stamp = T0 + index * PERIOD
+        if batch is not None:
+            pose.add_weights(batch(stamp))
         shapes = scene if index >= EMPTY else ()
         for offset, (camera_id, camera) in enumerate(cams.items()):
             out += pose.add_depth(DepthFrame(camera_id, stamp + offset * 1000,
@@ -248,23 +256,15 @@ def weights(first_ns, count, unsettled_from_ns=None, bin_id='bin_01', extra=()):
     return LoadCellSamples('shelf_a', tuple(ids), first_ns, period, grams)
 
 
+SCENE_NS = T0 + EMPTY * PERIOD     # the first tick that shows the scene
+SETTLED_NS = T0 - 1_000_000_000    # the load cells settle before it
+
+
 def run_weighed(scene, tracks, unsettled, frames=5, extra=()):
-    """``run`` with the shelf's load cells: 1 s of settled weights, then a batch per tick."""
-    cams = cameras()
-    pose = estimator(None, cams)
-    start = T0 - 1_000_000_000
-    pose.add_weights(weights(start, 60))
-    scene_ns = T0 + EMPTY * PERIOD
-    out = []
-    for index in range(EMPTY + frames):
-        stamp = T0 + index * PERIOD
-        pose.add_weights(weights(stamp, 4, scene_ns if unsettled else None, extra=extra))
-        shapes = scene if index >= EMPTY else ()
-        for offset, (camera_id, camera) in enumerate(cams.items()):
-            out += pose.add_depth(DepthFrame(camera_id, stamp + offset * 1000,
-                                             render(camera, shapes, seed=index), *camera))
-        out += pose.add_tracks(tracks if index >= EMPTY else [], stamp + 500)
-    return pose, out
+    """``run`` with the shelf's load cells; bin_01 unsettled from the scene on if asked."""
+    return run(scene, tracks, frames, weighed_from_ns=SETTLED_NS,
+               batch=lambda stamp: weights(stamp, 4, SCENE_NS if unsettled else None,
+                                           extra=extra))
 
 
 def test_a_hand_seen_a_level_off_goes_to_the_bin_whose_load_cell_it_unsettles():
@@ -292,36 +292,17 @@ def test_a_hand_that_moves_no_load_cell_of_its_column_is_in_no_bin():
 
 def test_an_unsettled_cell_of_another_column_does_not_take_the_hand():
     shapes, _ = reaching_person(2.2, SHELF_Y - 0.3, right_target=target('bin_11', 2.35))
-    cams = cameras()
-    pose = estimator(None, cams)
-    pose.add_weights(weights(T0 - 1_000_000_000, 60))
-    out = []
-    for index in range(EMPTY + 5):
-        stamp = T0 + index * PERIOD
-        pose.add_weights(weights(stamp, 4, T0 + EMPTY * PERIOD, bin_id='bin_00'))
-        shapes_now = shapes if index >= EMPTY else ()
-        for offset, (camera_id, camera) in enumerate(cams.items()):
-            out += pose.add_depth(DepthFrame(camera_id, stamp + offset * 1000,
-                                             render(camera, shapes_now, seed=index), *camera))
-        out += pose.add_tracks([TrackState(7, 2.2, SHELF_Y - 0.3)] if index >= EMPTY else [],
-                               stamp + 500)
+    _, out = run(shapes, [TrackState(7, 2.2, SHELF_Y - 0.3)], frames=5,
+                 weighed_from_ns=SETTLED_NS,
+                 batch=lambda stamp: weights(stamp, 4, SCENE_NS, bin_id='bin_00'))
     last = [s for s in out if s.skeletons][-1].skeletons[0]
     assert last.hands == {}
 
 
 def test_a_shelf_whose_load_cells_went_silent_is_judged_by_sight_alone():
     shapes, _ = reaching_person(2.2, SHELF_Y - 0.3, right_target=target('bin_11', 2.35))
-    cams = cameras()
-    pose = estimator(None, cams)
-    pose.add_weights(weights(T0 - 4_000_000_000, 60))    # last sample > weight_stale_s ago
-    out = []
-    for index in range(EMPTY + 5):
-        stamp = T0 + index * PERIOD
-        shapes_now = shapes if index >= EMPTY else ()
-        for offset, (camera_id, camera) in enumerate(cams.items()):
-            out += pose.add_depth(DepthFrame(camera_id, stamp + offset * 1000,
-                                             render(camera, shapes_now, seed=index), *camera))
-        out += pose.add_tracks([TrackState(7, 2.2, SHELF_Y - 0.3)] if index >= EMPTY else [],
-                               stamp + 500)
+    # The last sample is more than weight_stale_s before the scene.
+    _, out = run(shapes, [TrackState(7, 2.2, SHELF_Y - 0.3)], frames=5,
+                 weighed_from_ns=T0 - 4_000_000_000)
     last = [s for s in out if s.skeletons][-1].skeletons[0]
     assert last.hand_bin('right') == 'bin_11'
