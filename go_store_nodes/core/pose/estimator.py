@@ -180,6 +180,7 @@ class PoseEstimator:
             maxlen=TRACK_FRAMES_KEPT)
         self._waiting: deque[FrameSet[CameraObservation]] = deque()
         self._hands: dict[tuple[int, str], _HandState] = {}
+        self._bin_ids = frozenset(b.bin_id for s in shelves for b in s.bins)
         self._loads: dict[str, _BinLoad] = {}
         self._weighed_ns: dict[str, int] = {}   # shelf id -> stamp of its last sample
         self._load_config = FusionConfig(depart_g=config.weight_depart_g,
@@ -246,9 +247,8 @@ class PoseEstimator:
         NaN samples (lost) are skipped; bins not in the store description are ignored;
         samples not after a bin's previous one are skipped.
         """
-        known = {b.bin_id for shelf in self.shelves for b in shelf.bins}
         for column, bin_id in enumerate(samples.bin_ids):
-            if bin_id not in known:
+            if bin_id not in self._bin_ids:
                 continue
             load = self._loads.get(bin_id)
             if load is None:
