@@ -149,3 +149,29 @@ def test_node_drops_bad_input_and_publishes_a_skeleton(node, store_path):
     assert head.position.z == pytest.approx(1.65, abs=0.08)
     assert skeleton.left_hand_bin_id == '' and skeleton.right_hand_bin_id == ''
     assert counters['frame_sets'] >= 4 and counters['skeletons'] >= 1
+
+
+def test_node_drops_bad_load_cell_batches_and_takes_good_ones(node, store_path):
+    from go_store.msg import LoadCellBatch
+    shelf = load_store_description(store_path).shelves[0]
+    bin_ids = [b.bin_id for b in shelf.bins]
+    counters = node.diagnostics.counters
+    node.get_clock = lambda: _FixedClock(T0)
+
+    def batch(stamp_ns, count=12, values=None, shelf_id=shelf.shelf_id):
+        msg = LoadCellBatch(shelf_id=shelf_id, bin_ids=bin_ids,
+                            sample_period_ns=16_666_667, sample_count=count)
+        msg.header.stamp = ns_to_stamp(stamp_ns)
+        msg.grams = values if values is not None else [1000.0] * (count * len(bin_ids))
+        return msg
+
+    node.on_weights(batch(T0, shelf_id='shelf_elsewhere'), shelf.shelf_id)
+    assert counters['dropped_weights_wrong_topic'] == 1
+    node.on_weights(batch(T0, values=[1000.0] * 5), shelf.shelf_id)
+    assert counters['dropped_weights_wrong_length'] == 1
+    node.on_weights(batch(T0 + 60 * 10**9), shelf.shelf_id)
+    assert counters['dropped_weights_future_stamp'] == 1
+    assert not node.estimator._weighed_ns
+    node.on_weights(batch(T0 - 10**9), shelf.shelf_id)
+    assert counters['weight_batches'] == 4
+    assert node.estimator._weighed_ns[shelf.shelf_id] == T0 - 10**9 + 11 * 16_666_667
