@@ -9,6 +9,7 @@ from go_store_nodes.core.association import (
     BinSite,
     CartEventOut,
     catalog_of,
+    HAND_CARRIED,
     HAND_NONE,
     HAND_RIGHT,
     InputRejectedError,
@@ -319,6 +320,56 @@ def test_a_hand_crop_of_another_person_is_not_evidence():
                   [bin_view, other_hand])
     assert events[0].track_id == 1 and events[0].sku == 'cola'
     assert 'se1/cam_1/hand/2-right' not in events[0].evidence_ids
+
+
+def carried(observation_id: str, track_id: int, stamp_s: float, sku: str,
+            p: float = 0.95) -> ProductObservationIn:
+    """Return what a person carries (product ID's '<event>/<camera>/carried')."""
+    other = 'cola' if sku == 'cola_zero' else 'cola_zero'
+    return ProductObservationIn(observation_id, int(stamp_s * S), track_id, HAND_CARRIED,
+                                'a', 'cam_1', 'soda', 0.95,
+                                (SkuCandidate(sku, 1, p), SkuCandidate(other, 1, 1.0 - p)))
+
+
+def test_what_the_picker_carries_is_evidence_whichever_hand_was_in_the_bin():
+    """The left hand was in the bin; a carried crop has no side and still counts."""
+    eng = engine(min_sku_probability=0.0)
+    eng.add_shelf_event(shelf_event('se1', 'a', 1.0, 1.5), int(1.6 * S))
+    events = play(eng, 0.0, 5.0, [SHOPPER_1],
+                  lambda t: [SkeletonIn(1, left_bin_id='a' if 1.0 <= t <= 1.5 else '')],
+                  [carried('se1/cam_1/carried', 1, 2.0, 'cola_zero')])
+    assert len(events) == 1 and events[0].sku == 'cola_zero'
+    assert 'se1/cam_1/carried' in events[0].evidence_ids
+
+
+def test_what_another_person_carries_is_not_evidence():
+    eng = engine(min_sku_probability=0.0)
+    eng.add_shelf_event(shelf_event('se1', 'a', 1.0, 1.5), int(1.6 * S))
+    bin_view = ProductObservationIn('se1/cam_1', int(0.9 * S), 0, HAND_NONE, 'a', 'cam_1',
+                                    'soda', 0.9, (SkuCandidate('cola', 1, 0.7),
+                                                  SkuCandidate('cola_zero', 1, 0.3)))
+    events = play(eng, 0.0, 5.0, [SHOPPER_1, SHOPPER_2],
+                  lambda t: [hand_in(1, 'a' if 1.0 <= t <= 1.5 else '')],
+                  [bin_view, carried('se1/cam_1/carried/2', 2, 2.0, 'cola_zero')])
+    assert events[0].track_id == 1 and events[0].sku == 'cola'
+    assert 'se1/cam_1/carried/2' not in events[0].evidence_ids
+
+
+def test_what_a_person_carries_never_confirms_a_hand_off():
+    """After hands meet, only an item seen in a hand moves between carts."""
+    eng = engine()
+    eng.add_shelf_event(shelf_event('se1', 'a', 1.0, 1.5), int(1.6 * S))
+
+    def skeletons(t):
+        meet = 3.0 <= t <= 3.4
+        return [SkeletonIn(1, right_bin_id='a' if 1.0 <= t <= 1.5 else '',
+                           right_hand_m=(0.5, -0.5, 1.1) if meet else (0.0, -0.4, 1.0)),
+                SkeletonIn(2, right_hand_m=(0.55, -0.5, 1.1) if meet else (1.0, -0.4, 1.0))]
+
+    events = play(eng, 0.0, 7.0, [SHOPPER_1, SHOPPER_2], skeletons,
+                  [hand_sees('obs1', 1, 1.8, 'cola'), carried('obs2', 2, 3.8, 'cola')])
+    assert [(e.visit_id, e.sku, e.quantity_delta) for e in events] == [('v1', 'cola', 1)]
+    assert eng.cart('v1') == {'cola': 1} and eng.cart('v2') == {}
 
 
 def test_track_without_visit_is_not_charged():

@@ -57,6 +57,14 @@ def same_weight_skus(catalog) -> set[str]:
     return found
 
 
+def same_weight_family(catalog, sku: str) -> set[str]:
+    """Return the SKU and every SKU the load cells cannot tell from it."""
+    a = catalog[sku]
+    return {b.sku for b in catalog.values()
+            if abs(a.unit_weight_g - b.unit_weight_g)
+            <= a.weight_tolerance_g + b.weight_tolerance_g}
+
+
 def read_skeletons(path: str) -> list[tuple[int, list]]:
     """Skeleton frames (stamp ns, [SkeletonData]) of a replay output bag, by stamp."""
     frames = []
@@ -78,6 +86,7 @@ def score(events, observations, truth_of, store, hard, bins, hand_weight: float)
                  for o in observations]
     obs_sku = [truth_of[o.event_id].sku == o.classification.best_sku for o in observations]
     event_right, event_class, hard_right, planogram_right = [], [], [], []
+    family_right: list[bool] = []
     for e in events:
         found = by_event.get(e.event_id, [])
         summed: dict[str, float] = defaultdict(float)
@@ -90,6 +99,10 @@ def score(events, observations, truth_of, store, hard, bins, hand_weight: float)
                            == store.catalog[e.sku].category)
         if e.sku in hard:
             hard_right.append(best == e.sku)
+        family = same_weight_family(store.catalog, e.sku)
+        if len(family) > 1:
+            among = {s: v for s, v in summed.items() if s in family}
+            family_right.append(bool(among) and max(among, key=among.get) == e.sku)
         stocked = {s: v for s, v in summed.items() if s in bins[e.bin_id].skus}
         planogram_right.append(bool(stocked) and max(stocked, key=stocked.get) == e.sku)
         print(f'{e.event_id} {e.kind:6s} {e.bin_id:16s} {e.sku:32s} -> {best or "-":32s} '
@@ -104,6 +117,12 @@ def score(events, observations, truth_of, store, hard, bins, hand_weight: float)
           f'{share(event_class)}, SKU accuracy {share(event_right)}')
     print(f'per event, SKUs with a same-weight sibling: SKU accuracy {share(hard_right)}')
     print(f"per event, best among the bin's stocked SKUs: {share(planogram_right)}")
+    chance = [1.0 / len(same_weight_family(store.catalog, e.sku)) for e in events
+              if len(same_weight_family(store.catalog, e.sku)) > 1]
+    print(f'chance of a guess among the same-weight SKUs: {np.mean(chance):.3f}' if chance
+          else 'no event with a same-weight sibling')
+    print(f'per event with a same-weight sibling, best of its same-weight SKUs (what '
+          f'weight fusion leaves to vision): {share(family_right)}')
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -204,7 +223,9 @@ def main(argv: list[str] | None = None) -> int:
     bins = store.bins()
     kinds = [('bin crops only', lambda o: not o.hand, 1.0)]
     if args.skeletons:
-        kinds += [('hand crops only', lambda o: bool(o.hand), 1.0),
+        kinds += [('hand crops only', lambda o: o.hand in ('left', 'right'), 1.0),
+                  ('carried crops only', lambda o: o.hand == 'carried', 1.0),
+                  ('bin and carried crops', lambda o: o.hand in ('', 'carried'), 1.0),
                   ('both fused', lambda o: True, args.hand_weight)]
     for title, chosen, hand_weight in kinds:
         print(f'== {title}')

@@ -15,7 +15,10 @@ Publishes:
                           '<shelf event id>/<camera id>', category, SKU likelihoods; and
                           one per camera that sees the hand that was in the bin, after a
                           pick (before a return): '<shelf event id>/<camera id>/hand',
-                          track_id and hand set
+                          track_id and hand set; and one per camera that sees what that
+                          person carries (basket, bag) before and after the reach:
+                          '<shelf event id>/<camera id>/carried', track_id set, hand
+                          HAND_CARRIED
   diagnostics             frames, events, observations, drops by reason
 Reference images come from the store description's ``product_images`` folder (or the
 ``product_images`` parameter). Bad input (a camera not in TF, an unknown bin, a folder
@@ -95,7 +98,7 @@ SKELETON_QOS = QoSProfile(depth=100, history=HistoryPolicy.KEEP_LAST,
                           reliability=ReliabilityPolicy.BEST_EFFORT,
                           durability=DurabilityPolicy.VOLATILE)
 HAND_OF = {'': ProductObservation.HAND_NONE, 'left': ProductObservation.HAND_LEFT,
-           'right': ProductObservation.HAND_RIGHT}
+           'right': ProductObservation.HAND_RIGHT, 'carried': ProductObservation.HAND_CARRIED}
 KIND_OF_EVENT = {ShelfEvent.PICK: 'pick', ShelfEvent.RETURN: 'return'}
 
 

@@ -13,6 +13,7 @@ from .values import (
     AssociationConfig,
     BinSite,
     CartEventOut,
+    HAND_CARRIED,
     HAND_LEFT,
     HAND_NONE,
     HAND_RIGHT,
@@ -54,7 +55,8 @@ def catalog_of(description: StoreDescription) -> dict[str, str]:
 
 __all__ = [
     'AssociationConfig', 'AssociationEngine', 'BinSite', 'CART_EVENT_PREFIX', 'CartEventOut',
-    'HAND_LEFT', 'HAND_NONE', 'HAND_OFF_PREFIX', 'HAND_RIGHT', 'InputRejectedError', 'PICK',
+    'HAND_CARRIED', 'HAND_LEFT', 'HAND_NONE', 'HAND_OFF_PREFIX', 'HAND_RIGHT',
+    'InputRejectedError', 'PICK',
     'ProductObservationIn', 'RETURN', 'ROLE_ASSOCIATE', 'ROLE_SHOPPER', 'ROLE_UNKNOWN',
     'ShelfEventIn', 'SkeletonIn', 'SkuCandidate', 'TrackIn', 'UNKNOWN', 'bin_sites',
     'catalog_of',

@@ -31,6 +31,7 @@ from .values import (
     BinSite,
     CartEventOut,
     catalog_categories,
+    HAND_CARRIED,
     HAND_LEFT,
     HAND_NONE,
     HAND_RIGHT,
@@ -498,7 +499,7 @@ class AssociationEngine:
     def _weighted_likelihood(self, observation: ProductObservationIn, sku: str) -> float:
         """Return an observation's likelihood of a SKU (a hand's: to hand_observation_weight)."""
         likelihood = self._observation_likelihood(observation, sku)
-        if observation.hand == HAND_NONE:
+        if observation.hand in (HAND_NONE, HAND_CARRIED):
             return likelihood
         return float(likelihood ** self.config.hand_observation_weight)
 
@@ -513,7 +514,8 @@ class AssociationEngine:
                 if observation.bin_id == event.bin_id:
                     chosen.append(observation)
             elif track_id is not None and observation.track_id == track_id and \
-                    (not sides or SIDES.get(observation.hand) in sides):
+                    (observation.hand == HAND_CARRIED or not sides
+                     or SIDES.get(observation.hand) in sides):
                 chosen.append(observation)
         return chosen
 
@@ -680,7 +682,8 @@ class AssociationEngine:
         for giver, receiver in ((first, second), (second, first)):
             held = self.cart(giver.visit_id)
             for observation in self._observations:
-                if observation.track_id != receiver.track_id or observation.hand == HAND_NONE \
+                if observation.track_id != receiver.track_id \
+                        or observation.hand in (HAND_NONE, HAND_CARRIED) \
                         or not meeting.start_ns <= observation.stamp_ns <= meeting.end_ns + pad:
                     continue
                 for candidate in observation.skus:

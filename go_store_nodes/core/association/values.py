@@ -26,6 +26,7 @@ UNKNOWN = 3
 HAND_NONE = 0
 HAND_LEFT = 1
 HAND_RIGHT = 2
+HAND_CARRIED = 3    # what the person carries (basket, bag), not a hand in a bin
 
 # A cart event cites at most this many evidence ids (the ledger's bound).
 MAX_EVIDENCE_IDS = 32
@@ -199,7 +200,11 @@ class SkeletonIn:
 
 @dataclass(frozen=True)
 class ProductObservationIn:
-    """What product a hand (track_id, hand) or a bin (hand HAND_NONE) showed at a time."""
+    """What product a hand, what a person carries or a bin showed at a time.
+
+    A hand: track_id and HAND_LEFT / HAND_RIGHT; what a person carries: track_id and
+    HAND_CARRIED; a bin: HAND_NONE.
+    """
 
     observation_id: str
     stamp_ns: int

@@ -95,6 +95,24 @@ class ProductIdConfig:
     hand_body_suppression: float = _setting(
         2.0, 0.0, 10.0, "with hand_pixels 2: pixels in colours common round the person's "
         'torso count exp(-this x relative density)')
+    # What the person carries (basket, bag, the other hand), before and after.
+    carried_follow_s: float = _setting(
+        1.5, 0.0, 10.0, "s after a pick's end (before a return's start) in which what the "
+        'person carries is looked at (0: no carried crops)')
+    carried_reference_s: float = _setting(
+        1.5, 0.1, 10.0, "s before a pick's start (after a return's end) that show what the "
+        'person carried without the item')
+    carried_radius_m: float = _setting(
+        0.4, 0.05, 1.5, "m, radius of the ball round the person's torso point that is "
+        'projected (a basket or bag held at the side)')
+    carried_views: int = _setting(
+        4, 1, 100, 'times per camera and window classified (spread over the window)')
+    carried_known_px: float = _setting(
+        2.0, 0.1, 1000.0, 'px: a colour seen on n pixels of the crops without the item '
+        'counts exp(-n / this) in the crops with it')
+    carried_min_px: float = _setting(
+        8.0, 0.0, 100000.0, 'summed weight of new-coloured pixels per camera below which '
+        'nothing is classified')
     # Classifier.
     neighbours: int = _setting(
         3, 1, 50, 'nearest references per label averaged into its distance')

@@ -113,6 +113,36 @@ def familiar_colour_weights(rgb: NDArray[np.uint8], known: NDArray[np.uint8],
     return np.exp(-strength * density[ix, iy])
 
 
+def unseen_colour_weights(rgb: NDArray[np.uint8], known: NDArray[np.uint8],
+                          known_px: float) -> NDArray[np.float64]:
+    """Return per-pixel weights (HxW, 0..1): high for colours not seen in ``known``.
+
+    ``known`` is any array of RGB pixels (..., 3) of the same place without the item (a
+    person before a pick). A pixel whose chromaticity cell holds n known pixels (votes
+    shared with the neighbouring cells, as in the item feature) gets exp(-n / known_px):
+    a colour seen on a few pixels is known however large the rest of the view is, so an
+    item carried before and after is played down as much as the shirt and the floor.
+    Pixels too dark for a chromaticity get exp(-(known dark pixels) / known_px).
+    """
+    pixels = np.asarray(rgb, dtype=np.float64)
+    known_pixels = np.asarray(known, dtype=np.float64).reshape(-1, 3)
+    if len(known_pixels) == 0:
+        return np.ones(pixels.shape[:2])
+    low, high = CHROMA_RANGE
+    known_total = known_pixels.sum(axis=1)
+    lit = known_total >= MIN_SUM_DN
+    counts = _soft_histogram_2d(known_pixels[lit, 0] / known_total[lit],
+                                known_pixels[lit, 1] / known_total[lit], CHROMA_BINS,
+                                low, high).reshape(CHROMA_BINS, CHROMA_BINS)
+    total = pixels.sum(axis=2)
+    safe = np.maximum(total, 1.0)
+    scale = CHROMA_BINS / (high - low)
+    ix = np.clip(((pixels[:, :, 0] / safe - low) * scale).astype(int), 0, CHROMA_BINS - 1)
+    iy = np.clip(((pixels[:, :, 1] / safe - low) * scale).astype(int), 0, CHROMA_BINS - 1)
+    seen = np.where(total >= MIN_SUM_DN, counts[ix, iy], float(np.sum(~lit)))
+    return np.exp(-seen / known_px)
+
+
 def item_feature(rgb: NDArray[np.uint8], mask: NDArray[np.bool_],
                  weights: NDArray[np.float64] | None = None) -> NDArray[np.float64]:
     """Return the appearance feature (length FEATURE_LENGTH) of the masked pixels.

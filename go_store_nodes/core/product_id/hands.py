@@ -179,6 +179,16 @@ class HandRecord:
                 found.append((point.track_id, point.hand))
         return found
 
+    def bodies(self, track_id: int, start_ns: int, end_ns: int
+               ) -> list[tuple[int, tuple[float, float, float]]]:
+        """Return (stamp, torso point) of one person in [start, end], oldest first."""
+        found: dict[int, tuple[float, float, float]] = {}
+        for p in self._points:
+            if start_ns <= p.stamp_ns <= end_ns and p.track_id == track_id and \
+                    p.body_m is not None:
+                found.setdefault(p.stamp_ns, p.body_m)
+        return sorted(found.items())
+
     def path(self, track_id: int, hand: str, start_ns: int, end_ns: int) -> list[HandPoint]:
         """Return the seen points of one hand in [start, end], oldest first."""
         return [p for p in self._points if start_ns <= p.stamp_ns <= end_ns

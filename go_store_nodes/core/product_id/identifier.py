@@ -39,7 +39,7 @@ from ..transforms import Transform
 from .classifier import Classification, ProductClassifier
 from .config import ProductIdConfig
 from .crops import bin_window, changed_mask, NEAR_M, sees_bin_front, visible_share
-from .features import background_weights, familiar_colour_weights
+from .features import background_weights, familiar_colour_weights, unseen_colour_weights
 from .hands import HandPoint, HandRecord, SkeletonData
 
 KINDS = ('pick', 'return')
@@ -99,7 +99,8 @@ class Observation:
     other: NDArray[np.uint8] = field(repr=False, compare=False,
                                      default_factory=lambda: np.zeros((0, 0, 3), np.uint8))
     track_id: int = 0            # person whose hand held the item (hand observations)
-    hand: str = ''               # 'left' or 'right' for a hand observation, '' for a bin
+    hand: str = ''               # 'left' or 'right' for a hand observation, 'carried' for
+    #                              what the person carries, '' for a bin
 
 
 @dataclass
@@ -237,6 +238,7 @@ class ProductIdentifier:
             found = [o for o in (self._observe(pending.event, c) for c in pending.cameras)
                      if o is not None]
             found += self._observe_hands(pending.event)
+            found += self._observe_carried(pending.event)
             if not pending.cameras:
                 self.count('events_unseen')
             elif not found:
@@ -252,6 +254,7 @@ class ProductIdentifier:
             observations.extend(o for o in (self._observe(pending.event, c)
                                             for c in pending.cameras) if o is not None)
             observations.extend(self._observe_hands(pending.event))
+            observations.extend(self._observe_carried(pending.event))
         self._pending = []
         return observations
 
@@ -342,12 +345,29 @@ class ProductIdentifier:
             return event.end_ns, event.end_ns + follow
         return event.start_ns - follow, event.start_ns
 
+    def _carried_windows(self, event: ShelfEventData) -> tuple[tuple[int, int], tuple[int, int]]:
+        """Return (without the item, with the item) windows of what the person carries."""
+        follow = int(self.config.carried_follow_s * NS_PER_S)
+        reference = int(self.config.carried_reference_s * NS_PER_S)
+        margin = int(self.config.before_margin_s * NS_PER_S)
+        before = (event.start_ns - margin - reference, event.start_ns - margin)
+        after = (event.end_ns, event.end_ns + follow)
+        if event.kind == 'pick':
+            return before, after
+        return (event.end_ns, event.end_ns + reference), (
+            event.start_ns - margin - follow, event.start_ns - margin)
+
     def _hands_ready(self, event: ShelfEventData) -> bool:
         """Whether hands and live cameras' frames cover the follow window (no skeletons: go)."""
         latest = self.hands.latest_ns
-        if self.config.hand_follow_s <= 0.0 or latest is None:
+        if (self.config.hand_follow_s <= 0.0 and self.config.carried_follow_s <= 0.0) \
+                or latest is None:
             return True
-        _, until_ns = self._follow_window(event)
+        until_ns = event.start_ns
+        if self.config.hand_follow_s > 0.0:
+            until_ns = max(until_ns, self._follow_window(event)[1])
+        if self.config.carried_follow_s > 0.0:
+            until_ns = max(until_ns, *(w[1] for w in self._carried_windows(event)))
         if latest < until_ns:
             return False
         # Cameras silent since before the event (an outage) are not waited for.
@@ -469,4 +489,83 @@ class ProductIdentifier:
                     f'{event.event_id}/{camera_id}/hand{suffix}', event.event_id,
                     event.bin_id, camera_id, frame.stamp_ns, classification, window,
                     int(mask.sum()), crop, mask, crop, track_id, hand))
+        return observations
+
+    # What the person carries -------------------------------------------------------------------
+
+    def _carried_crops(self, camera_id: str, track_id: int, window: tuple[int, int]
+                       ) -> list[tuple[_Frame, tuple[int, int, int, int], NDArray[np.bool_]]]:
+        """Discs round one person's torso point in a window: (frame, window, disc) each."""
+        config = self.config
+        view = self._views[camera_id]
+        points = self.hands.bodies(track_id, window[0], window[1])
+        if len(points) > config.carried_views:
+            picks = np.linspace(0, len(points) - 1, config.carried_views).round().astype(int)
+            points = [points[i] for i in sorted(set(picks))]
+        crops = []
+        for stamp_ns, body in points:
+            if blocked_by_shelves(view.t_map_color.translation, np.asarray(body)[None],
+                                  list(self._shelves.values()))[0]:
+                continue
+            disc = self._disc(view, body, config.carried_radius_m)
+            frame = self._nearest_frame(camera_id, stamp_ns)
+            if disc is None or frame is None:
+                continue
+            crops.append((frame, disc[0], disc[1]))
+        return crops
+
+    def _observe_carried(self, event: ShelfEventData) -> list[Observation]:
+        """Classify what is new in what the person whose hand was in the bin carries.
+
+        A picked item ends up in a basket, a bag or the other hand: round the person's
+        torso, colours that were not there before the reach are the item (after a return,
+        colours that are gone). Per camera: the discs without the item give the known
+        colours, the discs with it are classified with known colours played down.
+        Observation ids: '<event id>/<camera id>/carried' for the first person whose hand
+        was in the bin, '<event id>/<camera id>/carried/<track id>' for any further one.
+        """
+        config = self.config
+        if config.carried_follow_s <= 0.0:
+            return []
+        pad = int(config.hand_pad_s * NS_PER_S)
+        tracks: list[int] = []
+        for track_id, _ in self.hands.reaching(event.bin_id, event.start_ns - pad,
+                                               event.end_ns + pad):
+            if track_id not in tracks:
+                tracks.append(track_id)
+        without, with_item = self._carried_windows(event)
+        observations = []
+        for rank, track_id in enumerate(tracks):
+            suffix = '' if rank == 0 else f'/{track_id}'
+            for camera_id in sorted(self._views):
+                known = [frame.rgb[w[1]:w[1] + w[3], w[0]:w[0] + w[2]][disc]
+                         for frame, w, disc in self._carried_crops(camera_id, track_id,
+                                                                   without)]
+                if not known:
+                    continue
+                known_pixels = np.concatenate(known)
+                views = []
+                for frame, w, disc in self._carried_crops(camera_id, track_id, with_item):
+                    crop = frame.rgb[w[1]:w[1] + w[3], w[0]:w[0] + w[2]]
+                    weights = unseen_colour_weights(crop, known_pixels,
+                                                    config.carried_known_px)
+                    if float(weights[disc].sum()) >= config.carried_min_px:
+                        views.append((frame, w, disc, weights))
+                if not views:
+                    self.count('carried_nothing_new')
+                    continue
+                classification = self.classifier.classify_views(
+                    [(frame.rgb[w[1]:w[1] + w[3], w[0]:w[0] + w[2]], disc, 1.0, weights)
+                     for frame, w, disc, weights in views])
+                # Stamped with the view nearest the event (after a pick's end, before a
+                # return's start), so that it falls in association's window of the event.
+                frame, window, disc, weights = views[0 if event.kind == 'pick' else -1]
+                crop = frame.rgb[window[1]:window[1] + window[3],
+                                 window[0]:window[0] + window[2]]
+                self.count('carried_observations')
+                observations.append(Observation(
+                    f'{event.event_id}/{camera_id}/carried{suffix}', event.event_id,
+                    event.bin_id, camera_id, frame.stamp_ns, classification, window,
+                    int(round(float(weights[disc].sum()))), crop, disc & (weights > 0.5),
+                    crop, track_id, 'carried'))
         return observations
