@@ -101,13 +101,15 @@ def _frame(camera, seed, body, items, references):
     return image
 
 
-def _feed(store, identifier, references, cameras, before_items, after_items):
+def _feed(store, identifier, references, cameras, before_items, after_items, seen_in_bin=True,
+          torso=None):
     """Feed frames and skeletons of a reach into the bin at 1.0-1.6 s.
 
     Frames at 0-0.8 s show ``before_items``, at 1.8-3.2 s ``after_items``; skeletons at
     10 Hz from 0 to 3.2 s, the right hand in the bin from 1.0 to 1.6 s.
     """
     inside, body, _, _ = _points(store)
+    torso = body if torso is None else torso
     for index, camera in enumerate(cameras):
         k = camera.model.color
         for t, items in ((0.0, before_items), (0.4, before_items), (0.8, before_items),
@@ -118,9 +120,9 @@ def _feed(store, identifier, references, cameras, before_items, after_items):
                                  k, camera.t_map_color)
     for step in range(33):
         t = step * 0.1
-        in_bin = 1.0 <= t <= 1.6
+        in_bin = 1.0 <= t <= 1.6 and seen_in_bin
         identifier.add_skeletons(T0 + int(t * S), [SkeletonData(
-            TRACK, None, inside if in_bin else body, '', BIN if in_bin else '', body)],
+            TRACK, None, inside if in_bin else body, '', BIN if in_bin else '', torso)],
             Transform.identity(), None)
 
 
@@ -210,5 +212,30 @@ def test_carried_crops_can_be_switched_off(store, classifier, references):
     identifier = ProductIdentifier(store, classifier, ProductIdConfig(
         **{**ONLY_CARRIED, 'carried_follow_s': 0.0}))
     _feed(store, identifier, references, cameras, [], [(SKU, basket)])
+    identifier.add_event(ShelfEventData('ev1', BIN, 'pick', T0 + 1 * S, T0 + int(1.6 * S)))
+    assert _carried(identifier.poll(T0 + 10 * S)) == []
+
+
+def test_without_a_hand_in_the_bin_the_person_at_its_front_is_looked_at(
+        store, classifier, references):
+    """Pose saw no hand in the bin: the person standing 0.8 m from its front is looked at."""
+    _, body, basket, _ = _points(store)
+    cameras = _seeing(store, body)
+    identifier = ProductIdentifier(store, classifier, ProductIdConfig(**ONLY_CARRIED))
+    _feed(store, identifier, references, cameras, [], [(SKU, basket)], seen_in_bin=False)
+    identifier.add_event(ShelfEventData('ev1', BIN, 'pick', T0 + 1 * S, T0 + int(1.6 * S)))
+    carried = _carried(identifier.poll(T0 + 10 * S))
+    assert carried and all(o.track_id == TRACK for o in carried)
+    assert all(o.classification.best_sku == SKU for o in carried)
+    assert identifier.counters['carried_by_distance'] == 1
+
+
+def test_without_a_hand_in_the_bin_nobody_out_of_reach_is_looked_at(
+        store, classifier, references):
+    _, body, basket, _ = _points(store)
+    cameras = _seeing(store, body)
+    identifier = ProductIdentifier(store, classifier, ProductIdConfig(
+        **ONLY_CARRIED, carried_reach_m=0.5))
+    _feed(store, identifier, references, cameras, [], [(SKU, basket)], seen_in_bin=False)
     identifier.add_event(ShelfEventData('ev1', BIN, 'pick', T0 + 1 * S, T0 + int(1.6 * S)))
     assert _carried(identifier.poll(T0 + 10 * S)) == []

@@ -105,6 +105,9 @@ class ProductIdConfig:
     carried_radius_m: float = _setting(
         0.4, 0.05, 1.5, "m, radius of the ball round the person's torso point that is "
         'projected (a basket or bag held at the side)')
+    carried_reach_m: float = _setting(
+        1.0, 0.0, 5.0, "m: when no hand was seen in the event's bin, people whose torso came "
+        "this near the bin's front during the event are looked at (0: nobody)")
     carried_views: int = _setting(
         4, 1, 100, 'times per camera and window classified (spread over the window)')
     carried_known_px: float = _setting(

@@ -182,12 +182,16 @@ class HandRecord:
     def bodies(self, track_id: int, start_ns: int, end_ns: int
                ) -> list[tuple[int, tuple[float, float, float]]]:
         """Return (stamp, torso point) of one person in [start, end], oldest first."""
-        found: dict[int, tuple[float, float, float]] = {}
+        return self.torsos(start_ns, end_ns).get(track_id, [])
+
+    def torsos(self, start_ns: int, end_ns: int
+               ) -> dict[int, list[tuple[int, tuple[float, float, float]]]]:
+        """Return {track: [(stamp, torso point)]} of everyone in [start, end], oldest first."""
+        found: dict[int, dict[int, tuple[float, float, float]]] = {}
         for p in self._points:
-            if start_ns <= p.stamp_ns <= end_ns and p.track_id == track_id and \
-                    p.body_m is not None:
-                found.setdefault(p.stamp_ns, p.body_m)
-        return sorted(found.items())
+            if start_ns <= p.stamp_ns <= end_ns and p.body_m is not None:
+                found.setdefault(p.track_id, {}).setdefault(p.stamp_ns, p.body_m)
+        return {track: sorted(points.items()) for track, points in found.items()}
 
     def path(self, track_id: int, hand: str, start_ns: int, end_ns: int) -> list[HandPoint]:
         """Return the seen points of one hand in [start, end], oldest first."""

@@ -493,6 +493,24 @@ class ProductIdentifier:
 
     # What the person carries -------------------------------------------------------------------
 
+    def _near_bin(self, event: ShelfEventData) -> list[int]:
+        """Tracks whose torso came within ``carried_reach_m`` of the bin's front, nearest first.
+
+        The front is the middle of the bin's front edge on the floor (shelf frame: y into
+        the shelf), where a shopper stands; distances are on the floor, during the event.
+        """
+        bin_ = self._bins[event.bin_id]
+        centre = bin_.center_m()
+        front = self._shelf_pose[bin_.shelf_id].apply(
+            np.array([[float(centre[0]), float(bin_.min_m[1]), 0.0]]))[0]
+        nearest = {}
+        for track_id, points in self.hands.torsos(event.start_ns, event.end_ns).items():
+            distance = min(float(np.hypot(p[0] - front[0], p[1] - front[1]))
+                           for _, p in points)
+            if distance <= self.config.carried_reach_m:
+                nearest[track_id] = distance
+        return sorted(nearest, key=lambda track_id: nearest[track_id])
+
     def _carried_crops(self, camera_id: str, track_id: int, window: tuple[int, int]
                        ) -> list[tuple[_Frame, tuple[int, int, int, int], NDArray[np.bool_]]]:
         """Discs round one person's torso point in a window: (frame, window, disc) each."""
@@ -521,8 +539,11 @@ class ProductIdentifier:
         torso, colours that were not there before the reach are the item (after a return,
         colours that are gone). Per camera: the discs without the item give the known
         colours, the discs with it are classified with known colours played down.
+        Without a hand seen in the bin, everyone within ``carried_reach_m`` of its front
+        is looked at (association then chooses the person by distance).
         Observation ids: '<event id>/<camera id>/carried' for the first person whose hand
-        was in the bin, '<event id>/<camera id>/carried/<track id>' for any further one.
+        was in the bin (or the nearest), '<event id>/<camera id>/carried/<track id>' for
+        any further one.
         """
         config = self.config
         if config.carried_follow_s <= 0.0:
@@ -533,6 +554,10 @@ class ProductIdentifier:
                                                event.end_ns + pad):
             if track_id not in tracks:
                 tracks.append(track_id)
+        if not tracks:
+            # No hand was seen in the bin: whoever stood within reach of its front.
+            tracks = self._near_bin(event)
+            self.count('carried_by_distance', len(tracks))
         without, with_item = self._carried_windows(event)
         observations = []
         for rank, track_id in enumerate(tracks):
