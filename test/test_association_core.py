@@ -355,6 +355,20 @@ def test_what_another_person_carries_is_not_evidence():
     assert 'se1/cam_1/carried/2' not in events[0].evidence_ids
 
 
+def test_a_crop_of_the_picker_at_another_bins_event_is_not_evidence():
+    """The picker took from bin b a moment before: that crop names b, not this event's a."""
+    eng = engine(min_sku_probability=0.0)
+    eng.add_shelf_event(shelf_event('se2', 'a', 1.0, 1.5), int(1.6 * S))
+    earlier = ProductObservationIn('se1/cam_1/carried', int(0.6 * S), 1, HAND_CARRIED, 'b',
+                                   'cam_1', 'soda', 0.95, (SkuCandidate('cola_zero', 1, 0.95),))
+    bin_view = ProductObservationIn('se2/cam_1', int(0.9 * S), 0, HAND_NONE, 'a', 'cam_1',
+                                    'soda', 0.9, (SkuCandidate('cola', 1, 0.7),
+                                                  SkuCandidate('cola_zero', 1, 0.3)))
+    events = play(eng, 0.0, 5.0, [SHOPPER_1],
+                  lambda t: [hand_in(1, 'a' if 1.0 <= t <= 1.5 else '')], [earlier, bin_view])
+    assert events[0].sku == 'cola' and 'se1/cam_1/carried' not in events[0].evidence_ids
+
+
 def test_what_a_person_carries_never_confirms_a_hand_off():
     """After hands meet, only an item seen in a hand moves between carts."""
     eng = engine()

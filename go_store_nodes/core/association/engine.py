@@ -305,8 +305,8 @@ class AssociationEngine:
                    if event.start_ns - hand_pad <= stamp_ns <= event.end_ns + hand_pad
                    and event.bin_id in (skeleton.left_bin_id, skeleton.right_bin_id)}
         return any(event.start_ns - pad <= o.stamp_ns <= event.end_ns + pad
-                   and (o.bin_id == event.bin_id if o.hand == HAND_NONE
-                        else o.track_id in reached)
+                   and (o.bin_id == event.bin_id if o.hand in (HAND_NONE, HAND_CARRIED)
+                        else o.track_id in reached and o.bin_id in ('', event.bin_id))
                    for o in self._observations)
 
     def advance(self, now_ns: int) -> list[CartEventOut]:
@@ -505,6 +505,12 @@ class AssociationEngine:
 
     def _evidence_observations(self, event: ShelfEventIn, track_id: Optional[int],
                                sides: set[str]) -> list[ProductObservationIn]:
+        """Return the bin crops of the event's bin and the chosen person's crops of it.
+
+        A hand crop must be of a hand that was in the bin (``sides``); a hand or carried
+        crop must name the event's bin (or none): a crop of the same person at another
+        bin's event a moment earlier is that event's evidence, not this one's.
+        """
         pad = self.config.ns(self.config.observation_pad_s)
         chosen = []
         for observation in self._observations:
@@ -514,6 +520,7 @@ class AssociationEngine:
                 if observation.bin_id == event.bin_id:
                     chosen.append(observation)
             elif track_id is not None and observation.track_id == track_id and \
+                    observation.bin_id in ('', event.bin_id) and \
                     (observation.hand == HAND_CARRIED or not sides
                      or SIDES.get(observation.hand) in sides):
                 chosen.append(observation)
