@@ -331,14 +331,22 @@ def carried(observation_id: str, track_id: int, stamp_s: float, sku: str,
                                 (SkuCandidate(sku, 1, p), SkuCandidate(other, 1, 1.0 - p)))
 
 
-def test_what_the_picker_carries_is_evidence_whichever_hand_was_in_the_bin():
-    """The left hand was in the bin; a carried crop has no side and still counts."""
-    eng = engine(min_sku_probability=0.0)
+@pytest.mark.parametrize('weight, sku', [(1.0, 'cola_zero'), (0.0, 'cola')])
+def test_what_the_picker_carries_is_evidence_whichever_hand_was_in_the_bin(weight, sku):
+    """The left hand was in the bin; a carried crop has no side and still counts.
+
+    The bin crop leans to cola (0.6), the carried crop to cola_zero (0.95): it decides
+    with weight 1, and is left out with weight 0.
+    """
+    eng = engine(min_sku_probability=0.0, carried_observation_weight=weight)
     eng.add_shelf_event(shelf_event('se1', 'a', 1.0, 1.5), int(1.6 * S))
+    bin_view = ProductObservationIn('se1/cam_1', int(0.9 * S), 0, HAND_NONE, 'a', 'cam_1',
+                                    'soda', 0.9, (SkuCandidate('cola', 1, 0.6),
+                                                  SkuCandidate('cola_zero', 1, 0.4)))
     events = play(eng, 0.0, 5.0, [SHOPPER_1],
                   lambda t: [SkeletonIn(1, left_bin_id='a' if 1.0 <= t <= 1.5 else '')],
-                  [carried('se1/cam_1/carried', 1, 2.0, 'cola_zero')])
-    assert len(events) == 1 and events[0].sku == 'cola_zero'
+                  [bin_view, carried('se1/cam_1/carried', 1, 2.0, 'cola_zero')])
+    assert len(events) == 1 and events[0].sku == sku
     assert 'se1/cam_1/carried' in events[0].evidence_ids
 
 

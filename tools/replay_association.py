@@ -1,7 +1,7 @@
 """Run the association engine offline on a replay's recorded inputs; print its metrics.
 
 Usage: ``PYTHONPATH=. python tools/replay_association.py --outputs REPLAY/bag
---truth truth.json [--set ambiguous_person_ratio=0.7 ...]``
+--truth truth.json [--set ambiguous_person_ratio=0.7 ...] [--without carried ...]``
 
 A replay's output bag holds everything the association node consumed: shelf events,
 product observations, skeletons, tracks and visits. This feeds them, in the order and at
@@ -48,7 +48,8 @@ TOPICS = ('/shelves/events', '/products/observations', '/people/skeletons',
           '/people/tracks', '/visits')
 CONFIG_KEYS = ('max_input_wait_s', 'input_margin_s', 'shelf_event_latency_s',
                'reach_distance_m', 'ambiguous_person_ratio', 'min_sku_probability',
-               'not_in_cart_prior', 'hand_observation_weight', 'hand_off_distance_m')
+               'not_in_cart_prior', 'hand_observation_weight', 'carried_observation_weight',
+               'hand_off_distance_m')
 VISIT_STARTED, VISIT_ENDED = 1, 2   # go_store/Visit status constants
 
 
@@ -82,9 +83,18 @@ def regroup_observations(recorded: list) -> list:
     return sorted(others, key=lambda item: item[0])
 
 
+KINDS = {'bin': (core.HAND_NONE,), 'hand': (core.HAND_LEFT, core.HAND_RIGHT),
+         'carried': (core.HAND_CARRIED,)}
+
+
 def run(outputs: pathlib.Path, config: core.AssociationConfig, store_path: pathlib.Path,
-        tick_ns: int) -> tuple[list[core.CartEventOut], dict[str, int], list[str]]:
-    """Feed the recorded inputs through the engine; return its events, counters, notes."""
+        tick_ns: int, without: tuple[str, ...] = ()
+        ) -> tuple[list[core.CartEventOut], dict[str, int], list[str]]:
+    """Feed the recorded inputs through the engine; return its events, counters, notes.
+
+    ``without`` names kinds of product observation left out ('bin', 'hand', 'carried').
+    """
+    dropped = {hand for kind in without for hand in KINDS[kind]}
     description = load_store_description(store_path)
     engine = core.AssociationEngine(config, core.bin_sites(description),
                                     core.catalog_of(description))
@@ -103,7 +113,9 @@ def run(outputs: pathlib.Path, config: core.AssociationConfig, store_path: pathl
             except core.InputRejectedError as error:
                 print(f'dropped: {error}', file=sys.stderr)
         elif topic == '/products/observations':     # one shelf event's group (above)
-            engine.add_observations(max(o.stamp_ns for o in msg), msg, now_ns)
+            kept = [o for o in msg if o.hand not in dropped]
+            if kept:
+                engine.add_observations(max(o.stamp_ns for o in kept), kept, now_ns)
         elif topic == '/people/skeletons':
             engine.add_skeletons(stamp_to_ns(msg.header.stamp), skeletons_from_msg(msg), now_ns)
         elif topic == '/people/tracks':
@@ -129,6 +141,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--set', action='append', default=[], metavar='NAME=VALUE',
                         help='an AssociationConfig field')
     parser.add_argument('--events', action='store_true', help='print every cart event')
+    parser.add_argument('--without', action='append', default=[], choices=sorted(KINDS),
+                        help='leave out product observations of this kind (repeatable)')
     args = parser.parse_args(argv)
     settings = node_settings(pathlib.Path(args.params))
     config = core.AssociationConfig(**{k: settings[k] for k in CONFIG_KEYS})
@@ -136,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     config = dataclasses.replace(config, **overrides)
     tick_ns = round(float(settings['tick_period_s']) * 1e9)
     made, counters, notes = run(pathlib.Path(args.outputs), config, pathlib.Path(args.store),
-                                tick_ns)
+                                tick_ns, tuple(args.without))
     cart_events = tuple(PredictedCartEvent(
         0, e.stamp_ns, e.event_id, e.visit_id, e.account_id, e.track_id, e.sku,
         e.quantity_delta, tuple(e.evidence_ids), e.needs_review) for e in made)

@@ -99,6 +99,9 @@ PARAMETERS = (
     ParamSpec('hand_observation_weight', Parameter.Type.DOUBLE,
               "exponent on the SKU likelihood of a crop round the bin's hand (bin crops "
               'count 1; 0 ignores hand crops)', 0.0, 10.0),
+    ParamSpec('carried_observation_weight', Parameter.Type.DOUBLE,
+              'exponent on the SKU likelihood of a crop of what the chosen person carries '
+              '(bin crops count 1; 0 ignores carried crops)', 0.0, 10.0),
     ParamSpec('hand_off_distance_m', Parameter.Type.DOUBLE,
               "m between two tracks' hands that counts as a hand-off meeting", 0.0, 2.0),
     ParamSpec('tick_period_s', Parameter.Type.DOUBLE,
@@ -210,6 +213,7 @@ class AssociationNode(Node):
                 min_sku_probability=params['min_sku_probability'],
                 not_in_cart_prior=params['not_in_cart_prior'],
                 hand_observation_weight=params['hand_observation_weight'],
+                carried_observation_weight=params['carried_observation_weight'],
                 hand_off_distance_m=params['hand_off_distance_m'])
             worker_config = WorkerConfig(capacity=params['input_queue_capacity'])
             if not params['outbox_path'].strip():

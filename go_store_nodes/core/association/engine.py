@@ -497,10 +497,16 @@ class AssociationEngine:
         return 1.0
 
     def _weighted_likelihood(self, observation: ProductObservationIn, sku: str) -> float:
-        """Return an observation's likelihood of a SKU (a hand's: to hand_observation_weight)."""
+        """Return an observation's likelihood of a SKU, raised to its kind's weight.
+
+        Bin crops count 1, hand crops ``hand_observation_weight``, what the person carries
+        ``carried_observation_weight``.
+        """
         likelihood = self._observation_likelihood(observation, sku)
-        if observation.hand in (HAND_NONE, HAND_CARRIED):
+        if observation.hand == HAND_NONE:
             return likelihood
+        if observation.hand == HAND_CARRIED:
+            return float(likelihood ** self.config.carried_observation_weight)
         return float(likelihood ** self.config.hand_observation_weight)
 
     def _evidence_observations(self, event: ShelfEventIn, track_id: Optional[int],

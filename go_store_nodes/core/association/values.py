@@ -84,6 +84,8 @@ class AssociationConfig:
     # Exponent on the likelihood a hand observation (a crop round the hand that was in
     # the bin) gives a SKU; bin observations count with 1. 0 ignores hand crops.
     hand_observation_weight: float = 1.0
+    # The same for what the chosen person carries (HAND_CARRIED crops). 0 ignores them.
+    carried_observation_weight: float = 1.0
     # Prior of returning a SKU the person does not hold (the cart is matched first).
     not_in_cart_prior: float = 0.05
     # Below this posterior of the chosen (SKU, quantity) the event goes to review.
@@ -117,6 +119,7 @@ class AssociationConfig:
         _seconds('observation_pad_s', self.observation_pad_s, 0.0, 60.0)
         _seconds('observation_floor', self.observation_floor, 1e-6, 1.0)
         _seconds('hand_observation_weight', self.hand_observation_weight, 0.0, 10.0)
+        _seconds('carried_observation_weight', self.carried_observation_weight, 0.0, 10.0)
         _seconds('not_in_cart_prior', self.not_in_cart_prior, 1e-6, 1.0)
         _seconds('min_sku_probability', self.min_sku_probability, 0.0, 1.0)
         _seconds('hand_off_distance_m', self.hand_off_distance_m, 0.0, 2.0)
