@@ -28,6 +28,30 @@ def repo() -> pathlib.Path:
 def store_path() -> pathlib.Path:
     return REPO / 'config' / 'store.yaml'
 
+
+@pytest.fixture(scope='session')
+def store(store_path):
+    """Return the reference store's description (a module may define a store of its own)."""
+    from go_store_nodes.core.store import load_store_description
+    return load_store_description(store_path)
+
+
+@pytest.fixture(scope='session')
+def references(store):
+    """Return product ID's reference images of the reference store's catalog."""
+    from go_store_nodes.core.product_id import load_reference_folder
+    images, problems = load_reference_folder(store.product_images, store.catalog)
+    assert not problems, problems
+    return images
+
+
+@pytest.fixture(scope='session')
+def classifier(store, references):
+    """Return product ID's classifier fitted on ``references`` with the default settings."""
+    from go_store_nodes.core.product_id import ProductClassifier, ProductIdConfig
+    return ProductClassifier(references, {s: p.category for s, p in store.catalog.items()},
+                             ProductIdConfig())
+
 # OpenCV's sample images, fetched by `make setup` (tools/fetch_opencv_samples.sh).
 _OPENCV_SAMPLES = REPO / 'build' / 'test-data' / 'opencv' / 'usr' / 'share' / 'doc' / \
     'opencv-doc' / 'examples' / 'data'

@@ -80,6 +80,14 @@ def play(eng: AssociationEngine, start_s: float, end_s: float, tracks, skeletons
     return out
 
 
+def picks_then_meets(t: float) -> list[SkeletonIn]:
+    """Track 1's right hand in bin a at 1.0-1.5 s; tracks 1 and 2's hands meet at 3.0-3.4 s."""
+    meet = 3.0 <= t <= 3.4
+    return [SkeletonIn(1, right_bin_id='a' if 1.0 <= t <= 1.5 else '',
+                       right_hand_m=(0.5, -0.5, 1.1) if meet else (0.0, -0.4, 1.0)),
+            SkeletonIn(2, right_hand_m=(0.55, -0.5, 1.1) if meet else (1.0, -0.4, 1.0))]
+
+
 def test_single_pick_with_product_observation():
     eng = engine()
     eng.add_shelf_event(shelf_event('se1', 'a', 1.0, 1.5), int(1.6 * S))
@@ -154,14 +162,7 @@ def test_two_hands_in_one_bin_at_once_go_to_review():
 def test_hand_off_moves_the_item_between_visits():
     eng = engine()
     eng.add_shelf_event(shelf_event('se1', 'a', 1.0, 1.5), int(1.6 * S))
-
-    def skeletons(t):
-        meet = 3.0 <= t <= 3.4
-        return [SkeletonIn(1, right_bin_id='a' if 1.0 <= t <= 1.5 else '',
-                           right_hand_m=(0.5, -0.5, 1.1) if meet else (0.0, -0.4, 1.0)),
-                SkeletonIn(2, right_hand_m=(0.55, -0.5, 1.1) if meet else (1.0, -0.4, 1.0))]
-
-    events = play(eng, 0.0, 7.0, [SHOPPER_1, SHOPPER_2], skeletons,
+    events = play(eng, 0.0, 7.0, [SHOPPER_1, SHOPPER_2], picks_then_meets,
                   [hand_sees('obs1', 1, 1.8, 'cola'), hand_sees('obs2', 2, 3.8, 'cola')])
     assert [(e.visit_id, e.sku, e.quantity_delta) for e in events] == \
         [('v1', 'cola', 1), ('v1', 'cola', -1), ('v2', 'cola', 1)]
@@ -176,14 +177,7 @@ def test_hand_off_inside_one_visit_moves_nothing():
     eng = engine()
     partner = TrackIn(2, 1.0, -0.6, visit_id='v1', account_id='acct1')
     eng.add_shelf_event(shelf_event('se1', 'a', 1.0, 1.5), int(1.6 * S))
-
-    def skeletons(t):
-        meet = 3.0 <= t <= 3.4
-        return [SkeletonIn(1, right_bin_id='a' if 1.0 <= t <= 1.5 else '',
-                           right_hand_m=(0.5, -0.5, 1.1) if meet else (0.0, -0.4, 1.0)),
-                SkeletonIn(2, right_hand_m=(0.55, -0.5, 1.1) if meet else (1.0, -0.4, 1.0))]
-
-    events = play(eng, 0.0, 7.0, [SHOPPER_1, partner], skeletons,
+    events = play(eng, 0.0, 7.0, [SHOPPER_1, partner], picks_then_meets,
                   [hand_sees('obs1', 1, 1.8, 'cola'), hand_sees('obs2', 2, 3.8, 'cola')])
     assert [(e.visit_id, e.quantity_delta) for e in events] == [('v1', 1)]
     assert eng.counters['hand_meetings_same_visit'] >= 2
@@ -381,14 +375,7 @@ def test_what_a_person_carries_never_confirms_a_hand_off():
     """After hands meet, only an item seen in a hand moves between carts."""
     eng = engine()
     eng.add_shelf_event(shelf_event('se1', 'a', 1.0, 1.5), int(1.6 * S))
-
-    def skeletons(t):
-        meet = 3.0 <= t <= 3.4
-        return [SkeletonIn(1, right_bin_id='a' if 1.0 <= t <= 1.5 else '',
-                           right_hand_m=(0.5, -0.5, 1.1) if meet else (0.0, -0.4, 1.0)),
-                SkeletonIn(2, right_hand_m=(0.55, -0.5, 1.1) if meet else (1.0, -0.4, 1.0))]
-
-    events = play(eng, 0.0, 7.0, [SHOPPER_1, SHOPPER_2], skeletons,
+    events = play(eng, 0.0, 7.0, [SHOPPER_1, SHOPPER_2], picks_then_meets,
                   [hand_sees('obs1', 1, 1.8, 'cola'), carried('obs2', 2, 3.8, 'cola')])
     assert [(e.visit_id, e.sku, e.quantity_delta) for e in events] == [('v1', 'cola', 1)]
     assert eng.cart('v1') == {'cola': 1} and eng.cart('v2') == {}

@@ -26,14 +26,8 @@ from test_ledger_backends import Backend, BACKENDS, open_backend, S, T0
 from go_store_nodes.core.gate import GateLogic, VisitStatus
 from go_store_nodes.core.ledger import Ledger
 from go_store_nodes.core.ledger.ledger import NS_PER_DAY
-from go_store_nodes.core.store import load_store_description
 
 YEAR_2038_NS = 2_147_483_647 * S
-
-
-@pytest.fixture(scope='module')
-def store(store_path):
-    return load_store_description(store_path)
 
 
 @pytest.fixture(params=BACKENDS)

@@ -17,7 +17,6 @@ from go_store_nodes.core.gate import (
 )
 from go_store_nodes.core.ledger import LedgerError, TokenConfig, TokenIssuer
 from go_store_nodes.core.ledger.tokens import generate_private_key
-from go_store_nodes.core.store import load_store_description
 
 KEY = generate_private_key()
 TOKENS = TokenConfig(default_ttl_ns=60 * S, clock_skew_ns=5 * S)
@@ -30,11 +29,6 @@ AISLE = (5.0, 3.0)
 OUTSIDE = (9.4, -0.5)
 STAFF_DOOR = (9.7, 4.4)   # staff zone [9.4, 10] x [4.0, 4.8]
 MS = 1_000_000
-
-
-@pytest.fixture(scope='module')
-def store(store_path):
-    return load_store_description(store_path)
 
 
 @pytest.fixture(params=BACKENDS)

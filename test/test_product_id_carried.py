@@ -7,18 +7,14 @@ items pasted beside it (a basket held at the side).
 
 import cv2
 import numpy as np
-import pytest
 
 from go_store_nodes.core.coverage import blocked_by_shelves
 from go_store_nodes.core.product_id import (
-    load_reference_folder,
-    ProductClassifier,
     ProductIdConfig,
     ProductIdentifier,
     ShelfEventData,
     SkeletonData,
 )
-from go_store_nodes.core.store import load_store_description
 from go_store_nodes.core.transforms import Transform
 
 S = 1_000_000_000
@@ -27,24 +23,6 @@ BIN, SKU, OLD_SKU = 'shelf_01_bin_1', 'aqua_still_500ml', 'crispo_paprika_150g'
 TRACK = 7
 SHIRT = (150, 40, 60)
 ONLY_CARRIED = dict(frame_candidates=1, hand_follow_s=0.0)
-
-
-@pytest.fixture(scope='module')
-def store(store_path):
-    return load_store_description(store_path)
-
-
-@pytest.fixture(scope='module')
-def references(store):
-    images, problems = load_reference_folder(store.product_images, store.catalog)
-    assert not problems, problems
-    return images
-
-
-@pytest.fixture(scope='module')
-def classifier(store, references):
-    return ProductClassifier(references, {s: p.category for s, p in store.catalog.items()},
-                             ProductIdConfig())
 
 
 def _points(store):

@@ -27,7 +27,6 @@ from go_store_nodes.core.product_id import (
 from go_store_nodes.core.product_id.features import CHROMA_BINS, LAYOUT_BINS
 from go_store_nodes.core.sim.render import Renderer
 from go_store_nodes.core.sim.render_scene import bin_slot_count
-from go_store_nodes.core.store import load_store_description
 
 T0 = 1_700_000_000 * 10**9
 # Flavour families that share the pack colour and differ by the flavour cue only.
@@ -35,24 +34,6 @@ SAME_COLOUR = ('crispo_salted_150g', 'crispo_paprika_150g', 'crispo_sour_150g',
                'crispo_salt_150g', 'nordic_yogurt_strawberry_150g',
                'nordic_yogurt_blueberry_150g', 'nordic_yogurt_vanilla_150g',
                'nordic_yogurt_plain_150g')
-
-
-@pytest.fixture(scope='module')
-def store(store_path):
-    return load_store_description(store_path)
-
-
-@pytest.fixture(scope='module')
-def references(store):
-    images, problems = load_reference_folder(store.product_images, store.catalog)
-    assert not problems, problems
-    return images
-
-
-@pytest.fixture(scope='module')
-def classifier(store, references):
-    return ProductClassifier(references, {s: p.category for s, p in store.catalog.items()},
-                             ProductIdConfig())
 
 
 def test_config_refuses_values_out_of_range_and_of_the_wrong_kind():

@@ -14,8 +14,6 @@ from go_store_nodes.core.coverage import blocked_by_shelves
 from go_store_nodes.core.locator import FrameRejectedError
 from go_store_nodes.core.product_id import (
     HandRecord,
-    load_reference_folder,
-    ProductClassifier,
     ProductIdConfig,
     ProductIdentifier,
     ShelfEventData,
@@ -23,7 +21,6 @@ from go_store_nodes.core.product_id import (
     SkeletonData,
     SkeletonRejectedError,
 )
-from go_store_nodes.core.store import load_store_description
 from go_store_nodes.core.transforms import Transform
 
 S = 1_000_000_000
@@ -31,24 +28,6 @@ T0 = 1_700_000_000 * S
 BIN, SKU = 'shelf_01_bin_1', 'aqua_still_500ml'
 TRACK = 7
 AFTER_S = (1.8, 2.0, 2.2, 2.4)          # frames and hand points after the pick (s)
-
-
-@pytest.fixture(scope='module')
-def store(store_path):
-    return load_store_description(store_path)
-
-
-@pytest.fixture(scope='module')
-def references(store):
-    images, problems = load_reference_folder(store.product_images, store.catalog)
-    assert not problems, problems
-    return images
-
-
-@pytest.fixture(scope='module')
-def classifier(store, references):
-    return ProductClassifier(references, {s: p.category for s, p in store.catalog.items()},
-                             ProductIdConfig())
 
 
 def _points(store):

@@ -21,11 +21,6 @@ def raw(store_path):
     return yaml.safe_load(store_path.read_text())
 
 
-@pytest.fixture(scope='module')
-def store(store_path):
-    return load_store_description(store_path)
-
-
 def _floor_footprint(camera, height_above_floor_m):
     """Rectangle of map floor (at a height) the depth image sees: (xmin, xmax, ymin, ymax)."""
     depth = camera.model.depth

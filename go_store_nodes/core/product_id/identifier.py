@@ -72,6 +72,12 @@ class _Frame:
     rgb: NDArray[np.uint8]
 
 
+def _window_pixels(frame: _Frame, window: tuple[int, int, int, int]) -> NDArray[np.uint8]:
+    """Return the pixels of a (col0, row0, width, height) window of a frame."""
+    col0, row0, width, height = window
+    return frame.rgb[row0:row0 + height, col0:col0 + width]
+
+
 @dataclass(frozen=True)
 class _View:
     intrinsics: Intrinsics
@@ -479,11 +485,10 @@ class ProductIdentifier:
                 if not views:
                     continue
                 classification = self.classifier.classify_views(
-                    [(frame.rgb[w[1]:w[1] + w[3], w[0]:w[0] + w[2]], mask, 1.0, weights)
+                    [(_window_pixels(frame, w), mask, 1.0, weights)
                      for frame, w, mask, weights in views])
                 frame, window, mask, _ = views[0]
-                crop = frame.rgb[window[1]:window[1] + window[3],
-                                 window[0]:window[0] + window[2]]
+                crop = _window_pixels(frame, window)
                 self.count('hand_observations')
                 observations.append(Observation(
                     f'{event.event_id}/{camera_id}/hand{suffix}', event.event_id,
@@ -563,15 +568,14 @@ class ProductIdentifier:
         for rank, track_id in enumerate(tracks):
             suffix = '' if rank == 0 else f'/{track_id}'
             for camera_id in sorted(self._views):
-                known = [frame.rgb[w[1]:w[1] + w[3], w[0]:w[0] + w[2]][disc]
-                         for frame, w, disc in self._carried_crops(camera_id, track_id,
-                                                                   without)]
+                known = [_window_pixels(frame, w)[disc] for frame, w, disc
+                         in self._carried_crops(camera_id, track_id, without)]
                 if not known:
                     continue
                 known_pixels = np.concatenate(known)
                 views = []
                 for frame, w, disc in self._carried_crops(camera_id, track_id, with_item):
-                    crop = frame.rgb[w[1]:w[1] + w[3], w[0]:w[0] + w[2]]
+                    crop = _window_pixels(frame, w)
                     weights = unseen_colour_weights(crop, known_pixels,
                                                     config.carried_known_px)
                     if float(weights[disc].sum()) >= config.carried_min_px:
@@ -580,13 +584,12 @@ class ProductIdentifier:
                     self.count('carried_nothing_new')
                     continue
                 classification = self.classifier.classify_views(
-                    [(frame.rgb[w[1]:w[1] + w[3], w[0]:w[0] + w[2]], disc, 1.0, weights)
+                    [(_window_pixels(frame, w), disc, 1.0, weights)
                      for frame, w, disc, weights in views])
                 # Stamped with the view nearest the event (after a pick's end, before a
                 # return's start), so that it falls in association's window of the event.
                 frame, window, disc, weights = views[0 if event.kind == 'pick' else -1]
-                crop = frame.rgb[window[1]:window[1] + window[3],
-                                 window[0]:window[0] + window[2]]
+                crop = _window_pixels(frame, window)
                 self.count('carried_observations')
                 observations.append(Observation(
                     f'{event.event_id}/{camera_id}/carried{suffix}', event.event_id,
