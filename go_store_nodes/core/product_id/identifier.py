@@ -516,15 +516,21 @@ class ProductIdentifier:
                 nearest[track_id] = distance
         return sorted(nearest, key=lambda track_id: nearest[track_id])
 
-    def _carried_crops(self, camera_id: str, track_id: int, window: tuple[int, int]
+    def _torso_points(self, track_id: int, window: tuple[int, int]
+                      ) -> list[tuple[int, tuple[float, float, float]]]:
+        """Return at most ``carried_views`` of a person's torso points in a window, spread."""
+        points = self.hands.bodies(track_id, window[0], window[1])
+        if len(points) > self.config.carried_views:
+            picks = np.linspace(0, len(points) - 1, self.config.carried_views).round()
+            points = [points[i] for i in sorted(set(picks.astype(int)))]
+        return points
+
+    def _carried_crops(self, camera_id: str,
+                       points: list[tuple[int, tuple[float, float, float]]]
                        ) -> list[tuple[_Frame, tuple[int, int, int, int], NDArray[np.bool_]]]:
-        """Discs round one person's torso point in a window: (frame, window, disc) each."""
+        """Discs round torso points seen by a camera: (frame, window, disc) each."""
         config = self.config
         view = self._views[camera_id]
-        points = self.hands.bodies(track_id, window[0], window[1])
-        if len(points) > config.carried_views:
-            picks = np.linspace(0, len(points) - 1, config.carried_views).round().astype(int)
-            points = [points[i] for i in sorted(set(picks))]
         crops = []
         for stamp_ns, body in points:
             if blocked_by_shelves(view.t_map_color.translation, np.asarray(body)[None],
@@ -567,14 +573,16 @@ class ProductIdentifier:
         observations = []
         for rank, track_id in enumerate(tracks):
             suffix = '' if rank == 0 else f'/{track_id}'
+            points_without = self._torso_points(track_id, without)
+            points_with = self._torso_points(track_id, with_item)
             for camera_id in sorted(self._views):
                 known = [_window_pixels(frame, w)[disc] for frame, w, disc
-                         in self._carried_crops(camera_id, track_id, without)]
+                         in self._carried_crops(camera_id, points_without)]
                 if not known:
                     continue
                 known_pixels = np.concatenate(known)
                 views = []
-                for frame, w, disc in self._carried_crops(camera_id, track_id, with_item):
+                for frame, w, disc in self._carried_crops(camera_id, points_with):
                     crop = _window_pixels(frame, w)
                     weights = unseen_colour_weights(crop, known_pixels,
                                                     config.carried_known_px)
