@@ -15,9 +15,16 @@ classifies a disc the size of a ball of ``hand_radius_m`` round it at the colour
 nearest in time (``hand_pixels`` says which of its pixels count). One observation per
 camera and hand: ``<event id>/<camera id>/hand``, with the track and the hand.
 
+What the person carries: the same person's torso points (or, when no hand was seen in
+the bin, those of everyone within ``carried_reach_m`` of its front) before the reach and
+after the weight settled (the other way round for a return). A ball of
+``carried_radius_m`` round them (a basket or bag at the side) is classified with the
+colours seen before played down (``features.unseen_colour_weights``): what is new there
+is the item. One observation per camera and person: ``<event id>/<camera id>/carried``.
+
 Frames wait in a ring per camera (``ring_frames``; a full ring drops its oldest frame).
 An event is resolved once every camera that sees its bin has a frame after its end (and,
-once skeletons come, hands and frames cover the follow window), or
+once skeletons come, hands and frames cover the follow and carried windows), or
 ``max_wait_s`` of node clock after the end (cameras without an after frame then give
 nothing). Stamps are integer ns; frame stamps are capture times (header stamps).
 """
@@ -104,7 +111,7 @@ class Observation:
                                     default_factory=lambda: np.zeros((0, 0), bool))
     other: NDArray[np.uint8] = field(repr=False, compare=False,
                                      default_factory=lambda: np.zeros((0, 0, 3), np.uint8))
-    track_id: int = 0            # person whose hand held the item (hand observations)
+    track_id: int = 0            # person holding or carrying it (hand, carried observations)
     hand: str = ''               # 'left' or 'right' for a hand observation, 'carried' for
     #                              what the person carries, '' for a bin
 
