@@ -46,23 +46,17 @@ from go_store_nodes.core.store import Intrinsics, load_store_description
 from go_store_nodes.core.transforms import Transform
 
 
-def same_weight_skus(catalog) -> set[str]:
-    """SKUs with another SKU of a weight the load cells cannot tell apart."""
-    found = set()
-    for a in catalog.values():
-        for b in catalog.values():
-            if a.sku != b.sku and abs(a.unit_weight_g - b.unit_weight_g) <= (
-                    a.weight_tolerance_g + b.weight_tolerance_g):
-                found.add(a.sku)
-    return found
-
-
 def same_weight_family(catalog, sku: str) -> set[str]:
     """Return the SKU and every SKU the load cells cannot tell from it."""
     a = catalog[sku]
     return {b.sku for b in catalog.values()
             if abs(a.unit_weight_g - b.unit_weight_g)
             <= a.weight_tolerance_g + b.weight_tolerance_g}
+
+
+def same_weight_skus(catalog) -> set[str]:
+    """Return the SKUs with another SKU of a weight the load cells cannot tell apart."""
+    return {sku for sku in catalog if len(same_weight_family(catalog, sku)) > 1}
 
 
 def read_skeletons(path: str) -> list[tuple[int, list]]:
@@ -117,8 +111,8 @@ def score(events, observations, truth_of, store, hard, bins, hand_weight: float)
           f'{share(event_class)}, SKU accuracy {share(event_right)}')
     print(f'per event, SKUs with a same-weight sibling: SKU accuracy {share(hard_right)}')
     print(f"per event, best among the bin's stocked SKUs: {share(planogram_right)}")
-    chance = [1.0 / len(same_weight_family(store.catalog, e.sku)) for e in events
-              if len(same_weight_family(store.catalog, e.sku)) > 1]
+    sizes = [len(same_weight_family(store.catalog, e.sku)) for e in events]
+    chance = [1.0 / size for size in sizes if size > 1]
     print(f'chance of a guess among the same-weight SKUs: {np.mean(chance):.3f}' if chance
           else 'no event with a same-weight sibling')
     print(f'per event with a same-weight sibling, best of its same-weight SKUs (what '

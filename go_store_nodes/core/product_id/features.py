@@ -63,6 +63,16 @@ def _normalised_root(histogram: NDArray[np.float64]) -> NDArray[np.float64]:
     return np.sqrt(histogram / total) if total > 0 else histogram
 
 
+def _chroma_cells(pixels: NDArray[np.float64]) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """Return the (r, g) chromaticity histogram cell of every pixel of an HxWx3 image."""
+    total = np.maximum(pixels.sum(axis=2), 1.0)
+    low, high = CHROMA_RANGE
+    scale = CHROMA_BINS / (high - low)
+    ix = np.clip(((pixels[:, :, 0] / total - low) * scale).astype(int), 0, CHROMA_BINS - 1)
+    iy = np.clip(((pixels[:, :, 1] / total - low) * scale).astype(int), 0, CHROMA_BINS - 1)
+    return ix, iy
+
+
 def background_weights(rgb: NDArray[np.uint8], mask: NDArray[np.bool_],
                        strength: float) -> NDArray[np.float64]:
     """Return per-pixel weights (HxW, 0..1) that play down colours of the background.
@@ -82,10 +92,7 @@ def background_weights(rgb: NDArray[np.uint8], mask: NDArray[np.bool_],
     low, high = CHROMA_RANGE
     histogram = _soft_histogram_2d(r[background], g[background], CHROMA_BINS, low, high)
     density = histogram.reshape(CHROMA_BINS, CHROMA_BINS) / histogram.sum() * CHROMA_BINS ** 2
-    scale = CHROMA_BINS / (high - low)
-    ix = np.clip(((r - low) * scale).astype(int), 0, CHROMA_BINS - 1)
-    iy = np.clip(((g - low) * scale).astype(int), 0, CHROMA_BINS - 1)
-    return np.exp(-strength * density[ix, iy])
+    return np.exp(-strength * density[_chroma_cells(pixels)])
 
 
 def familiar_colour_weights(rgb: NDArray[np.uint8], known: NDArray[np.uint8],
@@ -106,11 +113,7 @@ def familiar_colour_weights(rgb: NDArray[np.uint8], known: NDArray[np.uint8],
     histogram = _soft_histogram_2d(known_pixels[:, 0] / known_total,
                                    known_pixels[:, 1] / known_total, CHROMA_BINS, low, high)
     density = histogram.reshape(CHROMA_BINS, CHROMA_BINS) / histogram.sum() * CHROMA_BINS ** 2
-    total = np.maximum(pixels.sum(axis=2), 1.0)
-    scale = CHROMA_BINS / (high - low)
-    ix = np.clip(((pixels[:, :, 0] / total - low) * scale).astype(int), 0, CHROMA_BINS - 1)
-    iy = np.clip(((pixels[:, :, 1] / total - low) * scale).astype(int), 0, CHROMA_BINS - 1)
-    return np.exp(-strength * density[ix, iy])
+    return np.exp(-strength * density[_chroma_cells(pixels)])
 
 
 def unseen_colour_weights(rgb: NDArray[np.uint8], known: NDArray[np.uint8],
@@ -134,12 +137,8 @@ def unseen_colour_weights(rgb: NDArray[np.uint8], known: NDArray[np.uint8],
     counts = _soft_histogram_2d(known_pixels[lit, 0] / known_total[lit],
                                 known_pixels[lit, 1] / known_total[lit], CHROMA_BINS,
                                 low, high).reshape(CHROMA_BINS, CHROMA_BINS)
-    total = pixels.sum(axis=2)
-    safe = np.maximum(total, 1.0)
-    scale = CHROMA_BINS / (high - low)
-    ix = np.clip(((pixels[:, :, 0] / safe - low) * scale).astype(int), 0, CHROMA_BINS - 1)
-    iy = np.clip(((pixels[:, :, 1] / safe - low) * scale).astype(int), 0, CHROMA_BINS - 1)
-    seen = np.where(total >= MIN_SUM_DN, counts[ix, iy], float(np.sum(~lit)))
+    seen = np.where(pixels.sum(axis=2) >= MIN_SUM_DN, counts[_chroma_cells(pixels)],
+                    float(np.sum(~lit)))
     return np.exp(-seen / known_px)
 
 
