@@ -3,6 +3,7 @@
 Runs on SQLite and, when GO_STORE_TEST_POSTGRES_URL is set, on PostgreSQL.
 """
 
+import dataclasses
 from pathlib import Path
 from typing import Iterator
 
@@ -398,6 +399,23 @@ def test_a_coasting_prediction_does_not_take_a_track_out_of_the_exit_zone(backen
     gate.on_tracks(seen + S, [TrackObservation('2', *drifted, seen_ns=seen + S)])
     assert gate.on_tracks(seen + 2 * S, []) == []
     assert gate.open_visit_ids == (second.visit_id,) and gate.counters['tracks_lost'] == 1
+
+
+def test_a_track_lost_a_step_short_of_the_exit_zone_has_left_within_the_margin(
+        backend, store):
+    # The exit zone ends at y = 0.8 m; the track was last seen at 0.95 m, then lost.
+    short = (EXIT[0], 0.95)
+    for track, margin_m, ends in ((1, 0.3, True), (2, 0.0, False)):
+        gate = make_gate(backend, store, dataclasses.replace(CONFIG, exit_margin_m=margin_m))
+        start = T0 + 100 * S * track
+        gate.on_tracks(start, [at(track, ENTRY)])
+        outcome, _ = gate.check_in('gate_entry', ISSUER.issue(f'acct-{track}', start), start)
+        assert outcome.track_ids == (str(track),)
+        gate.on_tracks(start + 20 * S, [at(track, short)])
+        updates = gate.on_tracks(start + 21 * S, [])
+        assert [(u.status, u.visit_id, u.gate_id) for u in updates] == (
+            [(VisitStatus.ENDED, outcome.visit_id, 'gate_exit')] if ends else []), margin_m
+        assert (outcome.visit_id in gate.open_visit_ids) is not ends
 
 
 def test_a_lost_person_under_a_new_track_id_rejoins_the_visit(backend, store):

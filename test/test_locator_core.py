@@ -180,6 +180,37 @@ def test_two_people_touching_are_two_detections():
     assert detections[1].height_m == pytest.approx(1.62, abs=0.05)
 
 
+@pytest.mark.parametrize('apart_m, height_m', [(0.33, 1.58), (0.35, 1.55), (0.38, 1.52)])
+def test_shorter_person_beside_a_taller_one_is_not_taken_for_a_shoulder(apart_m, height_m):
+    # The shorter head tops out about as high as the taller one's shoulder and nearer its
+    # head than two people of one height stand: a part beyond a shoulder's reach and
+    # larger than a shoulder is a person. With that reach beyond the heads' distance the
+    # two are one detection, as before.
+    bodies = person(2.8, 2.5, 1.72) + person(2.8 + apart_m, 2.5, height_m)
+    for reach_m, expected in ((0.30, 2), (0.50, 1)):
+        loc = locator(shoulder_reach_m=reach_m)
+        learn_empty(loc)
+        detections = sorted(last_detections(run(loc, [(k, bodies) for k in range(5, 8)])),
+                            key=lambda d: d.x_m)
+        assert len(detections) == expected, reach_m
+    assert abs(detections[0].x_m - 2.8) < 0.06
+    loc = locator()
+    learn_empty(loc)
+    second = sorted(last_detections(run(loc, [(k, bodies) for k in range(5, 8)])),
+                    key=lambda d: d.x_m)[1]
+    assert abs(second.x_m - (2.8 + apart_m)) < 0.06
+    assert second.height_m == pytest.approx(height_m, abs=0.05)
+
+
+def test_an_arm_held_out_at_shoulder_height_is_not_a_person():
+    bodies = person(2.8, 2.5, 1.75) + (Box((2.95, 2.45, 1.38), (3.35, 2.55, 1.48)),)
+    loc = locator()
+    learn_empty(loc)
+    detections = last_detections(run(loc, [(k, bodies) for k in range(5, 8)]))
+    assert len(detections) == 1
+    assert abs(detections[0].x_m - 2.8) < 0.06
+
+
 @pytest.mark.parametrize('apart_m', [0.22, 0.30, 0.38])
 def test_two_people_of_one_height_close_in_one_view_are_two_detections(apart_m):
     # Heads of one height so close that nothing between them drops a head's depth: as

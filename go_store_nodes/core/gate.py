@@ -131,6 +131,9 @@ class GateConfig:
     # A track this close to an entry zone counts as in it when linking people to a scan:
     # a tracked position is a few tenths of a metre off, and the scanner is at the edge.
     entry_margin_m: float = 0.0
+    # A track this close to an exit or staff door zone counts as in it when the gate
+    # decides whether it left: a tracker may lose a person a step short of the zone.
+    exit_margin_m: float = 0.0
     # Who scanned: the gate learns where holders stand at an entry gate's scanner from
     # scans with a party of one and one person at the scan (the median of the last
     # ``scanner_samples`` of them, once there are ``scanner_min_scans``). When more people
@@ -153,7 +156,7 @@ class GateConfig:
                      'visit_lost_after', 'party_left_after'):
             values[f'{name}_ns'] = round(float(params[f'{name}_s']) * NS_PER_SECOND)
         for name in ('require_registered_accounts', 'rejoin_margin_m', 'entry_margin_m',
-                     'scanner_min_scans', 'scanner_samples', 'holder_max_distance_m',
+                     'exit_margin_m', 'scanner_min_scans', 'scanner_samples', 'holder_max_distance_m',
                      'holder_margin_m'):
             values[name] = params[name]
         return cls(**values)
@@ -169,9 +172,11 @@ class GateConfig:
         if not (isinstance(self.rejoin_margin_m, (int, float))
                 and math.isfinite(self.rejoin_margin_m) and 0.0 <= self.rejoin_margin_m <= 20.0):
             raise ValueError(f'rejoin_margin_m must be in [0, 20], got {self.rejoin_margin_m!r}')
-        if not (isinstance(self.entry_margin_m, (int, float))
-                and math.isfinite(self.entry_margin_m) and 0.0 <= self.entry_margin_m <= 5.0):
-            raise ValueError(f'entry_margin_m must be in [0, 5], got {self.entry_margin_m!r}')
+        for name in ('entry_margin_m', 'exit_margin_m'):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and math.isfinite(value)
+                    and 0.0 <= value <= 5.0):
+                raise ValueError(f'{name} must be in [0, 5], got {value!r}')
         for name in ('holder_max_distance_m', 'holder_margin_m'):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value)
@@ -714,8 +719,9 @@ class GateLogic:
         coasting = track.seen_ns is not None and track.seen_ns == state.seen_ns
         state.seen_ns = track.seen_ns
         if inside:
+            margin_m = self._config.exit_margin_m
             door = next((gate.gate_id for gate in self._doors
-                         if gate.contains(track.x_m, track.y_m)), None)
+                         if _distance_to_zone(gate, track.x_m, track.y_m) <= margin_m), None)
             if door is not None or not coasting:
                 state.exit_gate = door
             if visit is not None and visit.left.pop(track.track_id, None) is not None:

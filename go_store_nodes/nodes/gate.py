@@ -109,6 +109,10 @@ PARAMETERS = (
     ParamSpec('entry_margin_m', Parameter.Type.DOUBLE,
               'm around an entry zone within which a track counts as in it when people are '
               'linked to a scan (tracked positions are some tenths of a metre off)', 0.0, 5.0),
+    ParamSpec('exit_margin_m', Parameter.Type.DOUBLE,
+              'm around an exit or staff door zone within which a track counts as in it '
+              'when the gate decides whether it left (a person may be lost a step short '
+              'of the zone)', 0.0, 5.0),
     ParamSpec('scanner_min_scans', Parameter.Type.INTEGER,
               'scans of a party of one, with one person at the scan, needed before the gate '
               'trusts where it learned holders stand at an entry scanner (0: never learn; '

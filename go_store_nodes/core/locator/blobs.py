@@ -258,14 +258,18 @@ def segment_people(heights: NDArray[np.float32], level: NDArray[np.float32], gri
         neighbours = [int(v) - 1 for v in set(window[ring].tolist()) if v > 0 and v != k + 1]
         if parts[k].is_person:
             # A shoulder or raised arm: a maximum at least a head's depth below a touching
-            # part whose head is nearer than a shoulder's reach (1.6 head separations;
-            # two people shoulder to shoulder have their heads farther apart).
+            # part whose head is nearer than 1.6 head separations (two people shoulder to
+            # shoulder of one height have their heads farther apart). A shorter person's
+            # head beside a taller one can be that near too: a part beyond a shoulder's
+            # reach of the head and larger than a shoulder or elbow part is a person.
             reach = 1.6 * config.head_separation_m
             hx, hy = parts[k].head_xy_m
+            beside = parts[k].area_m2 >= config.second_head_area_m2
             higher = [i for i in neighbours
                       if parts[i].top_m - parts[k].top_m >= config.head_depth_m
-                      and math.hypot(parts[i].head_xy_m[0] - hx,
-                                     parts[i].head_xy_m[1] - hy) < reach]
+                      and (distance := math.hypot(parts[i].head_xy_m[0] - hx,
+                                                  parts[i].head_xy_m[1] - hy)) < reach
+                      and not (beside and distance >= config.shoulder_reach_m)]
             if higher and not clipped[k]:
                 merged_into[k] = max(higher, key=lambda i: parts[i].top_m)
                 continue

@@ -90,7 +90,9 @@ class TrackerConfig:
         px image).
       separate_m: a tangle is over once its members are all this far apart...
       separation_confirm_s: ...for this long; then identities are re-assigned jointly.
-      share_std: measurement std used when one detection explains two tracks.
+      share_std: measurement std used when one detection explains two tracks: its
+        position is the head of one of them, about a head-to-head distance (0.3-0.45 m)
+        from the other.
       reid_margin: cost difference between the best and the second-best re-assignment
         above which the re-identification is confirmed.
       reid_velocity_std: scale of velocity differences (before vs after) in that cost.
@@ -137,7 +139,7 @@ class TrackerConfig:
     contact_m: float = 0.5
     separate_m: float = 0.7
     separation_confirm_s: float = 0.4
-    share_std: float = 0.25
+    share_std: float = 0.4
     reid_margin: float = 4.0
     reid_velocity_std: float = 0.5
     reid_velocity_memory_s: float = 1.0
