@@ -156,8 +156,8 @@ class GateConfig:
                      'visit_lost_after', 'party_left_after'):
             values[f'{name}_ns'] = round(float(params[f'{name}_s']) * NS_PER_SECOND)
         for name in ('require_registered_accounts', 'rejoin_margin_m', 'entry_margin_m',
-                     'exit_margin_m', 'scanner_min_scans', 'scanner_samples', 'holder_max_distance_m',
-                     'holder_margin_m'):
+                     'exit_margin_m', 'scanner_min_scans', 'scanner_samples',
+                     'holder_max_distance_m', 'holder_margin_m'):
             values[name] = params[name]
         return cls(**values)
 

@@ -82,9 +82,10 @@ class LocatorConfig:
         '(position, covariance)')
     shoulder_reach_m: float = _setting(
         0.30, 0.05, 2.0, 'm, a part a head depth or more below a touching part and nearer '
-        'its head than 1.6 head separations is that person\'s shoulder or arm; one at '
+        'its head than 1.6 head separations is a shoulder or arm of that person; one at '
         'least this far from that head with at least second_head_area_m2 is a second, '
-        'shorter person beside them (a shoulder\'s top lies within about 0.25 m of its head)')
+        'shorter person beside them (the top of a shoulder lies within about 0.25 m of its '
+        'head)')
     second_head_area_m2: float = _setting(
         0.13, 0.0, 2.0, 'm^2, see shoulder_reach_m (a shoulder or elbow part is smaller)')
     min_person_height_m: float = _setting(
