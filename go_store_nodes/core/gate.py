@@ -172,12 +172,8 @@ class GateConfig:
         if not (isinstance(self.rejoin_margin_m, (int, float))
                 and math.isfinite(self.rejoin_margin_m) and 0.0 <= self.rejoin_margin_m <= 20.0):
             raise ValueError(f'rejoin_margin_m must be in [0, 20], got {self.rejoin_margin_m!r}')
-        for name in ('entry_margin_m', 'exit_margin_m'):
-            value = getattr(self, name)
-            if not (isinstance(value, (int, float)) and math.isfinite(value)
-                    and 0.0 <= value <= 5.0):
-                raise ValueError(f'{name} must be in [0, 5], got {value!r}')
-        for name in ('holder_max_distance_m', 'holder_margin_m'):
+        for name in ('entry_margin_m', 'exit_margin_m', 'holder_max_distance_m',
+                     'holder_margin_m'):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value)
                     and 0.0 <= value <= 5.0):
