@@ -1,5 +1,6 @@
 """Pose core on hand-built depth scenes: stick figures and hands in bins, bad input."""
 
+import dataclasses
 import math
 
 from locator_scenes import intrinsics, person, render_depth
@@ -10,12 +11,14 @@ import pytest
 from go_store_nodes.core.locator import DepthFrame, FrameRejectedError, LocatorConfig
 from go_store_nodes.core.pose import (
     JOINTS,
+    nearest_shelf,
     PoseConfig,
     PoseEstimator,
     PoseInputError,
     ShelfFront,
     TrackState,
 )
+from go_store_nodes.core.transforms import Transform
 
 T0 = 1_700_000_000 * 10**9
 PERIOD = 66_666_667
@@ -290,13 +293,78 @@ def test_a_hand_that_moves_no_load_cell_of_its_column_is_in_no_bin():
     assert joint(last, 'right_hand').confidence > 0.0     # the arm is still seen
 
 
-def test_an_unsettled_cell_of_another_column_does_not_take_the_hand():
+def test_an_unsettled_cell_of_another_column_does_not_take_the_hand_seen():
+    # The right arm is seen going into bin_11 (x 2-3); bin_00 (x 1-2) is the cell that
+    # moves. The arm seen stays in no bin; the person, the only one there, has the other
+    # hand in bin_00 (placed at its front, on the left: the side towards it).
     shapes, _ = reaching_person(2.2, SHELF_Y - 0.3, right_target=target('bin_11', 2.35))
     _, out = run(shapes, [TrackState(7, 2.2, SHELF_Y - 0.3)], frames=5,
                  weighed_from_ns=SETTLED_NS,
                  batch=lambda stamp: weights(stamp, 4, SCENE_NS, bin_id='bin_00'))
     last = [s for s in out if s.skeletons][-1].skeletons[0]
-    assert last.hands == {}
+    assert last.hand_bin('right') == ''
+    assert last.hand_bin('left') == 'bin_00'
+
+
+def two_cells(stamp, bins_moved):
+    """Return a load-cell batch of shelf_a, ``bins_moved`` 300 g lighter from the scene on."""
+    batch = weights(stamp, 4)
+    ids = list(batch.bin_ids)
+    stamps = stamp + batch.sample_period_ns * np.arange(4)
+    for bin_id in bins_moved:
+        batch.grams[stamps >= SCENE_NS, ids.index(bin_id)] -= 300.0
+    return batch
+
+
+def test_a_cell_that_moves_with_no_hand_seen_holds_the_hand_of_the_one_person_at_it():
+    # Arms down (the hand under the board is not seen); bin_00's cell moves: the hand of
+    # the one person in front of it is placed there, at the bin's front, inferred.
+    track = TrackState(4, 1.5, SHELF_Y - 0.25)
+    _, out = run(person(1.5, SHELF_Y - 0.25), [track], frames=5,
+                 weighed_from_ns=SETTLED_NS,
+                 batch=lambda stamp: weights(stamp, 4, SCENE_NS, bin_id='bin_00'))
+    last = [s for s in out if s.skeletons][-1].skeletons[0]
+    # One hand (the side towards the bin's middle: either, the head is in front of it).
+    assert [h.bin_id for h in last.hands.values()] == ['bin_00']
+    hand = joint(last, f'{next(iter(last.hands))}_hand')
+    assert hand.confidence == pytest.approx(PoseConfig().inferred_confidence)
+    assert hand.position[1] == pytest.approx(SHELF_Y + 0.02, abs=0.01)
+    assert 1.0 <= hand.position[0] <= 2.0 and 0.4 <= hand.position[2] <= 0.9
+    # Without the load cells, or with them settled, nobody's hand is in a bin.
+    _, out = run(person(1.5, SHELF_Y - 0.25), [track], frames=5)
+    assert all(not s.hands for r in out for s in r.skeletons)
+    _, out = run_weighed(person(1.5, SHELF_Y - 0.25), [track], unsettled=False)
+    assert all(not s.hands for r in out for s in r.skeletons)
+
+
+def test_a_cell_that_moves_between_two_people_as_near_places_no_hand():
+    scene = person(1.25, SHELF_Y - 0.25) + person(1.8, SHELF_Y - 0.25)
+    tracks = [TrackState(1, 1.25, SHELF_Y - 0.25), TrackState(2, 1.8, SHELF_Y - 0.25)]
+    _, out = run(scene, tracks, frames=5, weighed_from_ns=SETTLED_NS,
+                 batch=lambda stamp: weights(stamp, 4, SCENE_NS, bin_id='bin_00'))
+    assert any(r.skeletons for r in out)
+    assert all(not s.hands for r in out for s in r.skeletons)
+    # One of them a step back (0.6 m from the front): the one at the front reached.
+    scene = person(1.25, SHELF_Y - 0.25) + person(1.8, SHELF_Y - 0.6)
+    tracks = [TrackState(1, 1.25, SHELF_Y - 0.25), TrackState(2, 1.8, SHELF_Y - 0.6)]
+    _, out = run(scene, tracks, frames=5, weighed_from_ns=SETTLED_NS,
+                 batch=lambda stamp: weights(stamp, 4, SCENE_NS, bin_id='bin_00'))
+    last = [r for r in out if r.skeletons][-1]
+    assert {s.track_id: dict(s.hands) and s.hand_bin('right') for s in last.skeletons} == \
+        {1: 'bin_00', 2: {}}
+
+
+def test_a_person_seen_reaching_into_one_moving_bin_leaves_another_to_their_neighbour():
+    # Person 7's arm is seen in bin_11 (its cell moves: explained); bin_00's cell moves too.
+    # Person 8 stands as near bin_00 as person 7 does; 7 is busy, so the hand is 8's.
+    reacher, _ = reaching_person(2.2, SHELF_Y - 0.3, right_target=target('bin_11', 2.35))
+    scene = reacher + person(1.8, SHELF_Y - 0.3)
+    tracks = [TrackState(7, 2.2, SHELF_Y - 0.3), TrackState(8, 1.8, SHELF_Y - 0.3)]
+    _, out = run(scene, tracks, frames=6, weighed_from_ns=SETTLED_NS,
+                 batch=lambda stamp: two_cells(stamp, ('bin_11', 'bin_00')))
+    last = {s.track_id: s for s in [r for r in out if r.skeletons][-1].skeletons}
+    assert last[7].hand_bin('right') == 'bin_11' and last[7].hand_bin('left') == ''
+    assert 'bin_00' in (last[8].hand_bin('left'), last[8].hand_bin('right'))
 
 
 def test_a_shelf_whose_load_cells_went_silent_is_judged_by_sight_alone():
@@ -306,3 +374,19 @@ def test_a_shelf_whose_load_cells_went_silent_is_judged_by_sight_alone():
                  weighed_from_ns=T0 - 4_000_000_000)
     last = [s for s in out if s.skeletons][-1].skeletons[0]
     assert last.hand_bin('right') == 'bin_11'
+
+
+def test_of_two_shelves_in_a_row_a_person_belongs_to_the_one_they_stand_in_front_of():
+    first = shelf()
+    # A second shelf of the same row, its left end 0.5 m past the first's right end.
+    moved = Transform(first.t_map_shelf.rotation, first.t_map_shelf.translation
+                      + np.array([2.5, 0.0, 0.0]))
+    second = dataclasses.replace(first, shelf_id='shelf_b', t_map_shelf=moved)
+    fronts = [ShelfFront.of(first), ShelfFront.of(second)]
+    # 0.2 m in front of the second shelf's left end: 0.7 m past the first one's end.
+    assert nearest_shelf(4.7, SHELF_Y - 0.2, fronts, 1.2).shelf_id == 'shelf_b'
+    # In the gap, nearer the first shelf's end.
+    assert nearest_shelf(3.1, SHELF_Y - 0.2, fronts, 1.2).shelf_id == 'shelf_a'
+    assert fronts[0].front_distance(3.3, SHELF_Y - 0.4, 0.6) == pytest.approx(0.5)
+    assert fronts[0].front_distance(2.0, SHELF_Y - 0.4, 0.6) == pytest.approx(0.4)
+    assert fronts[0].front_distance(2.0, SHELF_Y + 0.1, 0.6) is None

@@ -225,7 +225,7 @@ def accuracy(args: argparse.Namespace) -> None:
     for metric in metrics:
         print(f'{metric.name}: {metric.display()}')
     detail = dict(metrics[0].detail)
-    print(json.dumps({k: v for k, v in detail.items() if k != 'missed'}, indent=1))
+    print(json.dumps(detail))
     print(f'{len(results)} frame sets, {sum(len(r.skeletons) for r in results)} skeletons, '
           f'{1000.0 * spent / max(1, len(results)):.1f} ms per frame set (all cameras)')
 

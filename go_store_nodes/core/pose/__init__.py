@@ -12,8 +12,8 @@ from .estimator import (
     SkeletonSet,
     TrackState,
 )
-from .figure import Figure, Joint, JOINTS, ShelfFront, SIDES, stick_figure
+from .figure import Figure, Joint, JOINTS, nearest_shelf, ShelfFront, SIDES, stick_figure
 
-__all__ = ['Figure', 'HandInBin', 'Joint', 'JOINTS', 'PoseConfig', 'PoseEstimator',
-           'PoseInputError', 'ShelfFront', 'SIDES', 'Skeleton', 'SkeletonSet', 'stick_figure',
-           'TrackState']
+__all__ = ['Figure', 'HandInBin', 'Joint', 'JOINTS', 'nearest_shelf', 'PoseConfig',
+           'PoseEstimator', 'PoseInputError', 'ShelfFront', 'SIDES', 'Skeleton', 'SkeletonSet',
+           'stick_figure', 'TrackState']

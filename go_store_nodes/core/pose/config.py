@@ -84,6 +84,12 @@ class PoseConfig:
         0.5, 0.0, 2.0, 'm, such a bin in the column of the hand and at most this far above or '
         'below it is taken for the bin the hand is in (a hidden hand is seen a level off); '
         'without one the hand is in no bin')
+    weight_reach_m: float = _setting(
+        0.7, 0.0, 2.0, 'm, a bin whose load cell is unsettled with no hand seen in it holds '
+        'the hand of the person at the shelf whose head is within this of its front ...')
+    weight_reach_margin_m: float = _setting(
+        0.1, 0.0, 2.0, 'm, ... when everyone else not reaching elsewhere is at least this '
+        "much farther (else nobody's hand is placed)")
     weight_stale_s: float = _setting(
         2.0, 0.1, 60.0, 's, a shelf whose load cells sent nothing for this long is judged by '
         'sight alone')

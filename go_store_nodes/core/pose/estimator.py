@@ -19,6 +19,14 @@ height (within ``weight_snap_m``), and without such a bin it is in none: a hand 
 moves nothing in a bin takes nothing (and is often a neighbour's hand, or a hand at the
 front of the shelf that is not in it). A shelf whose load cells are silent for
 ``weight_stale_s`` is judged by sight alone.
+
+A bin whose load cell is unsettled while no hand is seen in it (a hand under the board,
+behind the head, or a leaning forearm seen in front of another column) still holds a
+hand: of the people at that shelf who are not reaching into another unsettled bin, the
+one whose head is within ``weight_reach_m`` of the bin's front, when the next is at
+least ``weight_reach_margin_m`` farther. Such a hand is placed at the bin's front, on
+the person's side towards it, with ``inferred_confidence``. With two people as near,
+nobody's hand is placed: who it was is left to association (and its review).
 """
 
 from __future__ import annotations
@@ -121,10 +129,15 @@ class _BinLoad:
 
     def unsettled(self, low_ns: int, high_ns: int) -> bool:
         """Whether the cell was unsettled at some time in [low_ns, high_ns]."""
+        return self.unsettled_since(low_ns, high_ns) is not None
+
+    def unsettled_since(self, low_ns: int, high_ns: int) -> int | None:
+        """Return the start of the latest unsettled period meeting [low_ns, high_ns], or None."""
         since = self.signal.moving_since_ns
         if since is not None and since <= high_ns:
-            return True
-        return any(start <= high_ns and low_ns <= end for start, end in self.periods)
+            return since
+        starts = [start for start, end in self.periods if start <= high_ns and low_ns <= end]
+        return max(starts) if starts else None
 
 
 @dataclass
@@ -133,6 +146,7 @@ class _HandState:
     since_ns: int
     last_ns: int
     frames: int = 1                    # frame sets seen in this bin since since_ns
+    seen_ns: int | None = None         # last frame set it was seen (not only felt) there
 
 
 def _side_of(point: np.ndarray, head: tuple[float, float, float],
@@ -151,8 +165,20 @@ def _into_bin(shelf: ShelfFront, hand: np.ndarray, bin_: Bin
     if low + margin <= local[2] <= high - margin:
         return None
     local[2] = min(max(float(local[2]), low + margin), high - margin)
-    point = shelf.t_shelf_map[:3, :3].T @ (local - shelf.t_shelf_map[:3, 3])
+    point = shelf.to_map(local)
     return float(point[0]), float(point[1]), float(point[2])
+
+
+@dataclass
+class _Draft:
+    """A stick figure being built: joints and hands may still change in this frame set."""
+
+    track_id: int
+    shelf: ShelfFront
+    joints: list[Joint]
+    hands: dict[str, HandInBin]
+    head_xy: tuple[float, float]       # map, the head seen (else the track's floor point)
+    weighed: bool                      # the shelf's load cells are heard from
 
 
 class PoseEstimator:
@@ -325,7 +351,7 @@ class PoseEstimator:
             self.cameras[observation.camera_id].protect(observation.pixels[mine],
                                                         observation.stamp_ns)
             start += count
-        skeletons = []
+        drafts: list[_Draft] = []
         for k, track in enumerate(tracks):
             shelf = nearest_shelf(track.x_m, track.y_m, self.shelves, cfg.near_shelf_m)
             if shelf is None:
@@ -365,12 +391,80 @@ class PoseEstimator:
                                                       cfg.inferred_confidence))
                 state = self._hand_state(track.track_id, side,
                                          bin_.bin_id if bin_ is not None else '',
-                                         frame_set.stamp_ns)
+                                         frame_set.stamp_ns, seen=True)
                 if bin_ is not None and state is not None:
                     hands[side] = HandInBin(bin_.bin_id, shelf.shelf_id, state.since_ns)
-            skeletons.append(Skeleton(track.track_id, shelf.shelf_id, tuple(joints), hands))
+            head_xy = (head.position[0], head.position[1]) if head.confidence > 0.0 \
+                else (track.x_m, track.y_m)
+            drafts.append(_Draft(track.track_id, shelf, joints, hands, head_xy, weighed))
+        for shelf_id in {d.shelf.shelf_id for d in drafts if d.weighed}:
+            self._place_felt_hands([d for d in drafts if d.shelf.shelf_id == shelf_id],
+                                   frame_set.stamp_ns)
+        skeletons = tuple(Skeleton(d.track_id, d.shelf.shelf_id, tuple(d.joints), d.hands)
+                          for d in drafts)
         self._forget(frame_set.stamp_ns)
-        return SkeletonSet(frame_set.stamp_ns, camera_ids, tuple(skeletons), tracks_stamp)
+        return SkeletonSet(frame_set.stamp_ns, camera_ids, skeletons, tracks_stamp)
+
+    def _place_felt_hands(self, drafts: list[_Draft], stamp_ns: int) -> None:
+        """Give each unsettled bin of one shelf that no seen hand explains its reacher's hand.
+
+        See the module docstring. ``drafts`` are the figures of this frame set at the shelf.
+        """
+        cfg = self.config
+        pad = cfg.ns('weight_pad_s')
+        shelf = drafts[0].shelf
+        periods: dict[str, int] = {}
+        for bin_ in shelf.bins:
+            load = self._loads.get(bin_.bin_id)
+            since = load.unsettled_since(stamp_ns - pad, stamp_ns + pad) \
+                if load is not None else None
+            if since is not None:
+                periods[bin_.bin_id] = since
+        if not periods:
+            return
+        # A bin a hand was seen in (confirmed) during its unsettled period is explained; a
+        # person with a hand in an unsettled bin during its period is reaching into it.
+        explained: set[str] = set()
+        reaching: dict[int, set[str]] = {}
+        for (track_id, _), state in self._hands.items():
+            since = periods.get(state.bin_id)
+            if since is None or state.last_ns < since - pad:
+                continue
+            reaching.setdefault(track_id, set()).add(state.bin_id)
+            if state.seen_ns is not None and state.seen_ns >= since - pad and \
+                    state.frames >= cfg.confirm_frames:
+                explained.add(state.bin_id)
+        for bin_ in shelf.bins:
+            if bin_.bin_id not in periods or bin_.bin_id in explained:
+                continue
+            near = []
+            for draft in drafts:
+                if reaching.get(draft.track_id, set()) - {bin_.bin_id}:
+                    continue  # reaching into another bin
+                h = shelf.to_shelf((draft.head_xy[0], draft.head_xy[1], 0.0))
+                across = max(bin_.min_m[0] - h[0], h[0] - bin_.max_m[0], 0.0)
+                distance = float(np.hypot(across, max(bin_.min_m[1] - h[1], 0.0)))
+                if distance <= cfg.weight_reach_m:
+                    near.append((distance, draft.track_id, draft, float(h[0])))
+            near.sort(key=lambda item: (item[0], item[1]))
+            if not near or (len(near) > 1 and
+                            near[1][0] - near[0][0] < cfg.weight_reach_margin_m):
+                continue
+            _, track_id, draft, head_x = near[0]
+            middle = 0.5 * (bin_.min_m[0] + bin_.max_m[0])
+            # Facing into the shelf (+y), the person's right is the shelf's +x.
+            side = 'right' if middle >= head_x else 'left'
+            margin = min(0.05, 0.25 * (bin_.max_m[0] - bin_.min_m[0]))
+            local = np.array([min(max(head_x, bin_.min_m[0] + margin), bin_.max_m[0] - margin),
+                              bin_.min_m[1], 0.5 * (bin_.min_m[2] + bin_.max_m[2])])
+            point = shelf.to_map(local)
+            index = JOINTS.index(f'{side}_hand')
+            draft.joints[index] = Joint(draft.joints[index].name, (
+                float(point[0]), float(point[1]), float(point[2])), cfg.inferred_confidence)
+            placed = self._hand_state(track_id, side, bin_.bin_id, stamp_ns, seen=False)
+            reaching.setdefault(track_id, set()).add(bin_.bin_id)
+            if placed is not None:
+                draft.hands[side] = HandInBin(bin_.bin_id, shelf.shelf_id, placed.since_ns)
 
     def _weighs(self, shelf_id: str, stamp_ns: int) -> bool:
         """Whether a shelf's load cells were heard from lately (around ``stamp_ns``)."""
@@ -394,9 +488,12 @@ class PoseEstimator:
                 best = (off, bin_)
         return best[1] if best is not None else None
 
-    def _hand_state(self, track_id: int, side: str, bin_id: str,
-                    stamp_ns: int) -> _HandState | None:
-        """Update the entry stamp of one hand; return its state once confirmed in a bin."""
+    def _hand_state(self, track_id: int, side: str, bin_id: str, stamp_ns: int,
+                    seen: bool) -> _HandState | None:
+        """Update the entry stamp of one hand; return its state once confirmed in a bin.
+
+        ``seen``: the hand was seen in the bin, not only placed there by its load cell.
+        """
         key = (track_id, side)
         if not bin_id:
             return None
@@ -408,6 +505,8 @@ class PoseEstimator:
         elif stamp_ns > state.last_ns:
             state.frames += 1
         state.last_ns = stamp_ns
+        if seen:
+            state.seen_ns = stamp_ns
         return state if state.frames >= self.config.confirm_frames else None
 
     def _forget(self, stamp_ns: int) -> None:

@@ -211,6 +211,12 @@ class ShelfFront:
         p = np.asarray(point, dtype=np.float64)
         return self.t_shelf_map[:3, :3] @ p + self.t_shelf_map[:3, 3]
 
+    def to_map(self, local: ArrayLike) -> FloatArray:
+        """Return a shelf-frame point in the map frame."""
+        rotation = self.t_shelf_map[:3, :3]
+        return np.asarray(rotation.T @ (np.asarray(local, dtype=np.float64)
+                                        - self.t_shelf_map[:3, 3]), dtype=np.float64)
+
     def inward_xy(self) -> tuple[float, float]:
         """Horizontal unit vector from the aisle into the shelf (shelf +y) in map."""
         y = self.rotation[:2, 1]
@@ -220,12 +226,16 @@ class ShelfFront:
     def front_distance(self, x_m: float, y_m: float, margin_m: float) -> float | None:
         """Distance (m) of a floor point in front of the shelf from its front; None if not.
 
-        The point must lie within the shelf's width plus ``margin_m`` to either side.
+        The point must lie within the shelf's width plus ``margin_m`` to either side. The
+        distance is to the front edge as a segment: beside the shelf's end it grows with
+        the distance along the front too, so of two shelves in a row the one the person
+        stands in front of is nearer than its neighbour.
         """
         p = self.to_shelf((x_m, y_m, 0.0))
-        if p[1] > 0.0 or abs(float(p[0])) > self.half_width_m + margin_m:
+        beside = abs(float(p[0])) - self.half_width_m
+        if p[1] > 0.0 or beside > margin_m:
             return None
-        return float(-p[1])
+        return float(np.hypot(max(beside, 0.0), p[1]))
 
     def leaning_hand(self, points: FloatArray, head: ArrayLike, config: PoseConfig
                      ) -> FloatArray | None:
@@ -258,8 +268,7 @@ class ShelfFront:
         low = front[:, 2] <= np.quantile(front[:, 2], config.lean_low_share)
         hand = np.array([float(np.median(front[low, 0])), max(0.0, float(front[:, 1].max())),
                          float(front[low, 2].mean())])
-        rotation = self.t_shelf_map[:3, :3]
-        return np.asarray(rotation.T @ (hand - self.t_shelf_map[:3, 3]), dtype=np.float64)
+        return self.to_map(hand)
 
     def bin_of(self, point: ArrayLike, config: PoseConfig, front_m: float) -> Bin | None:
         """Return the bin whose box (grown by the tolerances) holds a map point, or None.
