@@ -179,6 +179,44 @@ def test_birth_needs_consecutive_hits_in_the_entry_zone(zones):
     assert [len(f[1]) for f in frames[:4]] == [0, 0, 1, 1]
 
 
+def test_an_associate_beside_a_colleague_at_the_staff_door_gets_a_track_after_more_hits(
+        zones):
+    # Two associates come in at the staff door 0.35 m apart (within contact_m). Without
+    # birth_beside_track_hits the second one's detections are taken for a second blob of
+    # the first; with it, they become a track once seen that many times.
+    def staff(start_y):
+        return [Person('a', path([(9.7, 4.4), (8.0, 4.4)], 0.3), 1.80, GREEN),
+                Person('b', path([(9.7, start_y), (8.0, start_y)], 0.3), 1.56, BLUE,
+                       start_s=0.3)]
+
+    frames = run(make_tracker(zones, birth_beside_track_hits=0), staff(4.05), 2.5)
+    assert len(frames[-1][1]) == 1
+    tracker = make_tracker(zones, birth_beside_track_hits=5)
+    frames = run(tracker, staff(4.05), 2.5)
+    born = next(t_s for t_s, tracks, _ in frames if len(tracks) == 2)
+    assert born == pytest.approx(0.3 + 4 / FPS, abs=0.05)
+    assert set(ids_of(frames, 'b', settle_s=1.0)) == {2}
+    assert set(ids_of(frames, 'a', settle_s=1.0)) == {1}
+    assert {t.role for t in frames[-1][1]} == {ROLE_ASSOCIATE}
+    # Shoppers coming in beside each other at the entrance: the second waits until they
+    # are contact_m apart (a party at the scanner merges and splits; see BESIDE_BIRTH_KINDS).
+    party = [Person('a', path([(0.5, 0.4), (0.5, 3.0)], 0.3), 1.80, RED),
+             Person('b', path([(0.85, 0.4), (0.85, 3.0)], 0.3), 1.60, BLUE, start_s=0.3)]
+    frames = run(make_tracker(zones, birth_beside_track_hits=5), party, 2.5)
+    assert len(frames[-1][1]) == 1
+
+
+def test_a_second_blob_beside_a_track_outside_the_doors_starts_no_track(zones):
+    # An arm or a bag held out beside a shopper mid-store is never a person, whatever the
+    # setting: only at the entry and staff doors do people arrive beside each other.
+    tracker = make_tracker(zones, birth_beside_track_hits=3)
+    shopper = Person('a', lambda t: (5.0, 3.0), 1.75, RED)       # born mid-store at 1.5 s
+    bag = Person('bag', lambda t: (5.35, 3.0), 1.0, GREEN, start_s=2.0)
+    frames = run(tracker, [shopper, bag], 5.0)
+    assert max(len(tracks) for _, tracks, _ in frames) == 1
+    assert tracker.counters['ignored_next_to_track'] > 0
+
+
 def test_a_person_appearing_mid_store_is_born_late_with_low_confidence(zones):
     tracker = make_tracker(zones)
     person = Person('a', lambda t: (5.0, 3.0), 1.7, RED)

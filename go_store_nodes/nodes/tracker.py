@@ -82,6 +82,10 @@ CONFIG_PARAMETERS: tuple[tuple[str, ParamSpec], ...] = (
     ('birth_min_hits', ParamSpec(
         'birth_min_hits', INTEGER, 'detections in a row that make a track in an entry or '
         'staff zone', 1, 100)),
+    ('birth_beside_track_hits', ParamSpec(
+        'birth_beside_track_hits', INTEGER, 'detections that make a track of one first seen '
+        'within contact_m of a track in the staff zone (0, and elsewhere: such a detection '
+        'is a second blob of that person and starts nothing)', 0, 1000)),
     ('birth_anywhere_after_s', ParamSpec(
         'birth_anywhere_after_s', DOUBLE, 's a detection outside the entry and staff zones '
         'must persist to become a (low-confidence) track', 0.0, 60.0)),

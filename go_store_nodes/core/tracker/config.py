@@ -21,6 +21,13 @@ ZONE_KINDS = ('entry', 'exit', 'staff')
 # leave through the staff gate they came in by).
 BIRTH_KINDS = ('entry', 'staff')
 LEAVE_KINDS = ('exit', 'staff')
+# Where a detection beside a track may become a track of its own (birth_beside_track_hits):
+# associates come in and stand together at the staff door. Shoppers at the entrance wait
+# at the scanner in parties whose blobs merge and split: tracks born there beside a track
+# went through long tangles and came out swapped more often than tracks born once the
+# party spread out (crowd seed 4: IDF1 0.948 -> 0.929; busy seed 3: 0.970 -> 0.982
+# with the staff door alone, 0.982 with both; docs/people.md, Births).
+BESIDE_BIRTH_KINDS = ('staff',)
 
 
 @dataclass(frozen=True)
@@ -78,6 +85,9 @@ class TrackerConfig:
       appearance_length: expected signature length; 0 learns it from the first signature.
     Births and ends:
       birth_min_hits: detections in a row that make a track in an entry or staff zone.
+      birth_beside_track_hits: detections that make a track of a candidate first seen
+        within ``contact_m`` of a track in a staff zone (``BESIDE_BIRTH_KINDS``; 0, and
+        anywhere else: such detections start no candidate).
       birth_anywhere_after_s: a detection seen this long outside those zones (a person
         the tracker lost) becomes a track anyway, with ``confidence_anywhere``.
       candidate_max_unseen_s: a not-yet-born detection unseen this long is forgotten.
@@ -131,6 +141,7 @@ class TrackerConfig:
     feature_alpha: float = 0.1
     appearance_length: int = 0
     birth_min_hits: int = 3
+    birth_beside_track_hits: int = 4
     birth_anywhere_after_s: float = 1.5
     candidate_max_unseen_s: float = 0.5
     max_lost_s: float = 8.0
@@ -186,7 +197,8 @@ class TrackerConfig:
             raise ValueError(f'gate_probability must be in (0, 1), got {self.gate_probability}')
         if not 0.0 < self.feature_alpha <= 1.0:
             raise ValueError(f'feature_alpha must be in (0, 1], got {self.feature_alpha}')
-        for name in ('appearance_length', 'birth_min_hits', 'first_track_id'):
+        for name in ('appearance_length', 'birth_min_hits', 'birth_beside_track_hits',
+                     'first_track_id'):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ValueError(f'{name} must be an int >= 0, got {value!r}')

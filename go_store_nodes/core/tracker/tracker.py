@@ -22,7 +22,12 @@ filterpy. Each frame:
 5. Detections no track takes become candidates; a candidate becomes a track after
    ``birth_min_hits`` detections when first seen in an entry or staff zone (role
    associate in a staff zone), or after ``birth_anywhere_after_s`` anywhere else with a
-   low confidence (a person the tracker had lost). Ids count up and are never reused.
+   low confidence (a person the tracker had lost). A detection within ``contact_m`` of a
+   track is mostly a second blob of that person (an arm, a bag) and starts no
+   candidate, except in a staff zone with ``birth_beside_track_hits`` > 0: there it
+   does, and becomes a track after that many detections (an associate standing beside a
+   colleague at the staff door while their blobs were one). Ids count up and are never
+   reused.
 6. A track ends after ``exit_lost_s`` unseen when last seen in an exit (or staff) zone,
    or after ``max_lost_s`` unseen anywhere; of tracks explained by one detection for
    ``max_lost_s``, all but the best-fitting one end (ghosts that latched onto a person).
@@ -50,7 +55,7 @@ from numpy.typing import NDArray
 from scipy.optimize import linear_sum_assignment
 from scipy.special import gammaincinv
 
-from .config import BIRTH_KINDS, check_zones, LEAVE_KINDS, TrackerConfig, Zone
+from .config import BESIDE_BIRTH_KINDS, BIRTH_KINDS, check_zones, LEAVE_KINDS, TrackerConfig, Zone
 from .kalman import ConstantVelocityFilter, transition
 
 NS_PER_SECOND = 1_000_000_000
@@ -189,6 +194,7 @@ class _Candidate:
     hits: int = 1
     heights: list[float] = field(default_factory=list)
     appearance: Optional[NDArray] = None
+    beside_track: bool = False         # first seen within contact_m of a track
 
 
 def _cosine_distance(a: Optional[NDArray], b: Optional[NDArray]) -> float:
@@ -539,7 +545,10 @@ class Tracker:
         xy = np.array([t.body.kf.position[:2] for t in self._tracks]).reshape(-1, 2)
         for j in free:
             det = clean[j]
-            if xy.size and float((((xy - det.z[:2]) ** 2).sum(axis=1)).min()) < c.contact_m ** 2:
+            beside = bool(xy.size) and \
+                float((((xy - det.z[:2]) ** 2).sum(axis=1)).min()) < c.contact_m ** 2
+            if beside and (c.birth_beside_track_hits == 0 or
+                           self._zone_kind(det.z) not in BESIDE_BIRTH_KINDS):
                 # A second blob on a tracked person (an arm, a bag) is not a new person.
                 self._count('ignored_next_to_track')
                 continue
@@ -548,7 +557,8 @@ class Tracker:
             self._candidates.append(_Candidate(
                 body, stamp_ns, body.last_zone_kind,
                 heights=[det.height_m] if math.isfinite(det.height_m) else [],
-                appearance=None if det.appearance is None else det.appearance.copy()))
+                appearance=None if det.appearance is None else det.appearance.copy(),
+                beside_track=beside))
 
     def _promote_candidates(self, stamp_ns: int) -> None:
         c = self.config
@@ -560,11 +570,12 @@ class Tracker:
             in_birth_zone = candidate.first_zone_kind in BIRTH_KINDS
             if unseen_s > c.candidate_max_unseen_s:
                 continue
-            if in_birth_zone and candidate.hits >= c.birth_min_hits:
+            hits = c.birth_beside_track_hits if candidate.beside_track else c.birth_min_hits
+            if in_birth_zone and candidate.hits >= hits:
                 role = ROLE_ASSOCIATE if candidate.first_zone_kind == 'staff' else ROLE_SHOPPER
                 self._birth(candidate, role, c.confidence_entry, 'born_in_zone')
             elif not in_birth_zone and age_s >= c.birth_anywhere_after_s and \
-                    candidate.hits >= c.birth_min_hits:
+                    candidate.hits >= hits:
                 self._birth(candidate, ROLE_SHOPPER, c.confidence_anywhere, 'born_anywhere')
             else:
                 kept.append(candidate)
