@@ -176,6 +176,9 @@ def test_birth_needs_consecutive_hits_in_the_entry_zone(zones):
     tracker = make_tracker(zones)
     person = Person('a', lambda t: (0.5, 0.4), 1.7, RED)
     frames = run(tracker, [person], 0.5)
+    assert [len(f[1]) for f in frames[:4]] == [0, 1, 1, 1]       # birth_min_hits 2
+    tracker = make_tracker(zones, birth_min_hits=3)
+    frames = run(tracker, [person], 0.5)
     assert [len(f[1]) for f in frames[:4]] == [0, 0, 1, 1]
 
 

@@ -149,8 +149,9 @@ def test_node_tracks_detections_and_survives_bad_input(repo, probe, tmp_path):
             publisher.publish(array(stamp_ns, detection(0.6, 0.4 + k / 15.0)))
             _spin_until(executor, lambda k=k: len(received) > k, f'tracks {k}', process)
         assert [stamp_to_ns(m.header.stamp) for m in received] == stamps
-        assert [len(m.tracks) for m in received[:4]] == [0, 0, 1, 1]
-        assert {t.track_id for m in received[2:] for t in m.tracks} == {1}
+        # Born at the second detection (birth_min_hits 2 in config/go_store.yaml).
+        assert [len(m.tracks) for m in received[:4]] == [0, 1, 1, 1]
+        assert {t.track_id for m in received[1:] for t in m.tracks} == {1}
         last = received[-1].tracks[0]
         assert last.role == Track.ROLE_SHOPPER and last.position.y == pytest.approx(1.13,
                                                                                      abs=0.05)

@@ -140,7 +140,7 @@ class TrackerConfig:
     appearance_gate: float = 0.7
     feature_alpha: float = 0.1
     appearance_length: int = 0
-    birth_min_hits: int = 3
+    birth_min_hits: int = 2
     birth_beside_track_hits: int = 4
     birth_anywhere_after_s: float = 1.5
     candidate_max_unseen_s: float = 0.5
