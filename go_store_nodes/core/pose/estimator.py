@@ -156,15 +156,20 @@ def _side_of(point: np.ndarray, head: tuple[float, float, float],
     return 'left' if facing[0] * dy - facing[1] * dx >= 0.0 else 'right'
 
 
+def _inside(value: float, low: float, high: float) -> float:
+    """Return ``value`` moved into [low, high], kept min(5 cm, a quarter of it) off its ends."""
+    margin = min(0.05, 0.25 * (high - low))
+    return min(max(value, low + margin), high - margin)
+
+
 def _into_bin(shelf: ShelfFront, hand: np.ndarray, bin_: Bin
               ) -> tuple[float, float, float] | None:
     """Return a map hand moved to the height range of a bin, or None if already in it."""
     local = shelf.to_shelf(hand)
-    low, high = bin_.min_m[2], bin_.max_m[2]
-    margin = min(0.05, 0.25 * (high - low))
-    if low + margin <= local[2] <= high - margin:
+    height = _inside(float(local[2]), bin_.min_m[2], bin_.max_m[2])
+    if height == float(local[2]):
         return None
-    local[2] = min(max(float(local[2]), low + margin), high - margin)
+    local[2] = height
     point = shelf.to_map(local)
     return float(point[0]), float(point[1]), float(point[2])
 
@@ -451,13 +456,10 @@ class PoseEstimator:
                             near[1][0] - near[0][0] < cfg.weight_reach_margin_m):
                 continue
             _, track_id, draft, head_x = near[0]
-            middle = 0.5 * (bin_.min_m[0] + bin_.max_m[0])
-            # Facing into the shelf (+y), the person's right is the shelf's +x.
-            side = 'right' if middle >= head_x else 'left'
-            margin = min(0.05, 0.25 * (bin_.max_m[0] - bin_.min_m[0]))
-            local = np.array([min(max(head_x, bin_.min_m[0] + margin), bin_.max_m[0] - margin),
-                              bin_.min_m[1], 0.5 * (bin_.min_m[2] + bin_.max_m[2])])
-            point = shelf.to_map(local)
+            middle = shelf.to_map((0.5 * (bin_.min_m[0] + bin_.max_m[0]), 0.0, 0.0))
+            side = _side_of(middle, (*draft.head_xy, 0.0), shelf.inward_xy())
+            point = shelf.to_map((_inside(head_x, bin_.min_m[0], bin_.max_m[0]),
+                                  bin_.min_m[1], 0.5 * (bin_.min_m[2] + bin_.max_m[2])))
             index = JOINTS.index(f'{side}_hand')
             draft.joints[index] = Joint(draft.joints[index].name, (
                 float(point[0]), float(point[1]), float(point[2])), cfg.inferred_confidence)

@@ -545,15 +545,15 @@ class Tracker:
         xy = np.array([t.body.kf.position[:2] for t in self._tracks]).reshape(-1, 2)
         for j in free:
             det = clean[j]
+            zone = self._zone_kind(det.z)
             beside = bool(xy.size) and \
                 float((((xy - det.z[:2]) ** 2).sum(axis=1)).min()) < c.contact_m ** 2
-            if beside and (c.birth_beside_track_hits == 0 or
-                           self._zone_kind(det.z) not in BESIDE_BIRTH_KINDS):
+            if beside and (c.birth_beside_track_hits == 0 or zone not in BESIDE_BIRTH_KINDS):
                 # A second blob on a tracked person (an arm, a bag) is not a new person.
                 self._count('ignored_next_to_track')
                 continue
-            body = _Body(ConstantVelocityFilter(det.z, self._r, self._v0), stamp_ns,
-                         self._zone_kind(det.z), detection=det)
+            body = _Body(ConstantVelocityFilter(det.z, self._r, self._v0), stamp_ns, zone,
+                         detection=det)
             self._candidates.append(_Candidate(
                 body, stamp_ns, body.last_zone_kind,
                 heights=[det.height_m] if math.isfinite(det.height_m) else [],
