@@ -340,6 +340,43 @@ def test_crossing_paths_keep_ids(zones):
     assert apart[0][0] < 2.0 and apart[-1][0] > 4.0
 
 
+def _hidden_beside_a_second_blob(miss_cost):
+    """Run A standing still and B, 0.6 m away, hidden for 1 s, beside a second blob of A.
+
+    For the second half of B's hiding A also shows a second, shorter blob of A's colours
+    0.25 m to the side (an arm, a bag). B's coasting track can take A's detection (its
+    colours are 0.6 from B's, inside the appearance gate) and A's track the second blob;
+    matching the most pairs does exactly that. Return the tracker and the tracks at the
+    end, once B is seen again.
+    """
+    b_look, a_look = signature(1.0), signature(0.4, 0.9165)
+    zones = (Zone('za', 'entry', (4.5, 2.5), (5.5, 3.5)), Zone('zb', 'entry', (5.1, 2.5),
+                                                                 (6.1, 3.5)))
+    tracker = Tracker(TrackerConfig(first_track_id=1, miss_cost=miss_cost), zones)
+    rng = np.random.default_rng(0)
+    for frame in range(int(4 * FPS)):
+        t_s = frame / FPS
+        detections = [Detection((5.0 + rng.normal(0, 0.01), 3.0 + rng.normal(0, 0.01)), 1.66,
+                                0.9, a_look)]
+        if not 2.0 <= t_s < 3.0:
+            detections.append(Detection((5.6 + rng.normal(0, 0.01), 3.0), 1.60, 0.9, b_look))
+        if 2.5 <= t_s < 3.0:
+            detections.append(Detection((4.75, 3.0), 1.45, 0.9, signature(0.0, 1.0)))
+        tracks = tracker.update(detections, stamp(frame))
+    return tracker, tracks
+
+
+def test_a_hidden_track_does_not_take_its_neighbours_detection_to_match_one_more_pair(zones):
+    tracker, tracks = _hidden_beside_a_second_blob(TrackerConfig().miss_cost)
+    assert tracker.config.miss_cost > 0
+    assert nearest_id(tracks, (5.0, 3.0)) == 1 and nearest_id(tracks, (5.6, 3.0)) == 2
+    assert len(tracks) == 2
+    # Matching as many pairs as possible (miss_cost 0), B's track takes A's detection,
+    # A's the second blob, and B comes back as a new track.
+    tracker, tracks = _hidden_beside_a_second_blob(0.0)
+    assert nearest_id(tracks, (5.6, 3.0)) not in (1, 2)
+
+
 def test_two_people_meeting_are_tangled_while_in_contact(zones):
     a = Person('a', path([(3.0, 3.0), (4.8, 3.0)], 1.0), 1.8, RED)
     b = Person('b', path([(6.6, 3.0), (5.1, 3.0)], 1.0), 1.6, BLUE)

@@ -62,6 +62,10 @@ CONFIG_PARAMETERS: tuple[tuple[str, ParamSpec], ...] = (
     ('gate_probability', ParamSpec(
         'gate_probability', DOUBLE, 'chi-square probability of the Mahalanobis gate',
         0.5, 0.999999)),
+    ('miss_cost', ParamSpec(
+        'miss_cost', DOUBLE, 'cost of a track left without a detection (and of a detection '
+        'left without a track) in the joint assignment; a pair costing more than twice '
+        'this is never made; 0: as many gated pairs as possible', 0.0, 1000.0)),
     ('height_std_m', ParamSpec(
         'height_std_m', DOUBLE, 'm, scale of stature differences in the cost', 0.005, 1.0)),
     ('height_gate_m', ParamSpec(

@@ -77,6 +77,10 @@ class TrackerConfig:
         constant (a hidden person rarely keeps walking straight for seconds); its
         covariance keeps growing.
       gate_probability: chi-square probability of the Mahalanobis gate.
+      miss_cost: cost of leaving a track without a detection, and a detection without a
+        track, in the joint assignment (same units as the cost): a pair costing more
+        than twice this is never made, and the assignment does not force a costly pair
+        to match one more track. 0 matches as many gated pairs as possible.
     Identity cost (added to the squared Mahalanobis distance):
       height_std_m, height_gate_m: stature difference scale and hard limit (m).
       appearance_std, appearance_gate: scale and hard limit of 1 - cosine similarity of
@@ -134,6 +138,7 @@ class TrackerConfig:
     initial_velocity_std: float = 1.0
     coast_velocity_tau_s: float = 0.5
     gate_probability: float = 0.999
+    miss_cost: float = 24.0
     height_std_m: float = 0.06
     height_gate_m: float = 0.5
     appearance_std: float = 0.1
@@ -173,7 +178,7 @@ class TrackerConfig:
                     'appearance_gate', 'max_lost_s', 'contact_m', 'separate_m', 'share_std',
                     'reid_velocity_std', 'reid_velocity_memory_s', 'candidate_max_unseen_s',
                     'max_future_s')
-        non_negative = ('birth_anywhere_after_s', 'exit_lost_s', 'long_miss_s',
+        non_negative = ('miss_cost', 'birth_anywhere_after_s', 'exit_lost_s', 'long_miss_s',
                         'separation_confirm_s', 'reid_margin', 'learn_uniform_after_s')
         unit = ('confidence_entry', 'confidence_anywhere', 'confidence_tangled',
                 'confidence_guess', 'associate_min_similarity')

@@ -453,17 +453,14 @@ class Tracker:
                 # people), so they still tell two separate heads apart.
                 cost[i, j] = d2[j] + self._feature_cost(
                     track.height_ref, track.appearance_ref, clean[j])
-        rows, cols = linear_sum_assignment(cost)
         used = set()
-        for i, j in zip(rows, cols, strict=True):
-            if cost[i, j] >= INFEASIBLE:
-                continue
-            track = self._tracks[i]
+        for row, col in _assign_with_misses(cost, self.config.miss_cost):
+            track = self._tracks[row]
             unseen_s = (stamp_ns - track.body.last_seen_ns) / NS_PER_SECOND
             if unseen_s > self.config.long_miss_s:
-                self._found_after_long_miss(track, clean[j])
-            self._fuse(track.body, clean[j], stamp_ns)
-            used.add(int(j))
+                self._found_after_long_miss(track, clean[col])
+            self._fuse(track.body, clean[col], stamp_ns)
+            used.add(col)
         return [j for j in range(len(clean)) if j not in used]
 
     def _found_after_long_miss(self, track: _Track, det: _Clean) -> None:
@@ -843,6 +840,30 @@ class Tracker:
         if track.tangle is not None:
             confidence = min(confidence, c.confidence_tangled)
         return confidence
+
+
+def _assign_with_misses(cost: NDArray, miss_cost: float) -> list[tuple[int, int]]:
+    """Return the (row, column) pairs of the cheapest assignment where rows may stay unmatched.
+
+    Leaving a row (a track) or a column (a detection) unmatched costs ``miss_cost``, so a
+    pair costing more than twice that is never made, and one costly pair is not taken to
+    match one more track (a track whose person is hidden takes the detection of the
+    person next to it, whose own track then has to take another's). Pairs at
+    ``INFEASIBLE`` are never made. ``miss_cost`` 0: as many feasible pairs as possible.
+    """
+    n_rows, n_cols = cost.shape
+    if miss_cost <= 0.0:
+        rows, cols = linear_sum_assignment(cost)
+        return [(int(i), int(j)) for i, j in zip(rows, cols, strict=True)
+                if cost[i, j] < INFEASIBLE]
+    padded = np.full((n_rows + n_cols, n_cols + n_rows), INFEASIBLE)
+    padded[:n_rows, :n_cols] = cost
+    padded[np.arange(n_rows), n_cols + np.arange(n_rows)] = miss_cost
+    padded[n_rows + np.arange(n_cols), np.arange(n_cols)] = miss_cost
+    padded[n_rows:, n_cols:] = 0.0
+    rows, cols = linear_sum_assignment(padded)
+    return [(int(i), int(j)) for i, j in zip(rows, cols, strict=True)
+            if i < n_rows and j < n_cols and cost[i, j] < INFEASIBLE]
 
 
 def _best_two_assignments(cost: NDArray) -> tuple[tuple[float, tuple[int, ...]],

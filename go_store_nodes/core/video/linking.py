@@ -82,7 +82,9 @@ def video_tracker_config(person_height_px: float = 120.0, **overrides: float
     zones: in a street view people appear anywhere (from behind others, doors, posts),
     so a detection stream becomes a track after 3 hits in 0.3 s (``confidence_anywhere``);
     a track unseen for 2 s ends (a person hidden longer comes back as a new track), one
-    last seen at an image edge after 0.5 s (``VideoLinker``'s exit zones).
+    last seen at an image edge after 0.5 s (``VideoLinker``'s exit zones). ``miss_cost``
+    0: as many gated pairs as possible, as before the store's tracker got a miss cost
+    (measured on the store's tiers, not on video).
     """
     if not person_height_px > 0.0:
         raise ValueError(f'person_height_px must be > 0, got {person_height_px}')
@@ -94,7 +96,7 @@ def video_tracker_config(person_height_px: float = 120.0, **overrides: float
         birth_anywhere_after_s=0.2, candidate_max_unseen_s=0.35, max_lost_s=2.0,
         exit_lost_s=0.5, long_miss_s=1.0, contact_m=0.2 * s, separate_m=0.35 * s,
         separation_confirm_s=0.3, share_std=0.25 * s, reid_velocity_std=0.3 * s,
-        reid_velocity_memory_s=1.0, first_track_id=1)
+        reid_velocity_memory_s=1.0, first_track_id=1, miss_cost=0.0)
     values.update(overrides)
     return TrackerConfig(**values)  # type: ignore[arg-type]
 
