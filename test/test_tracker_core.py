@@ -407,6 +407,28 @@ def test_people_entering_through_the_staff_gate_are_associates(zones):
     assert frames[-1][1][0].role == ROLE_ASSOCIATE
 
 
+def test_an_associate_unseen_a_moment_in_the_staff_doorway_keeps_the_id(zones):
+    standing = Person('s', lambda t_s: (9.6, 4.4), 1.8, GREEN, hidden=((2.0, 2.7),))
+    tracker = make_tracker(zones)
+    frames = run(tracker, [standing], 4.0)
+    assert {t.track_id for _, tracks, _ in frames[3:] for t in tracks} == {1}
+    assert tracker.counters.get('ended_exit', 0) == 0
+    # At an exit zone the same moment unseen is a shopper leaving (exit_lost_s 0.5 s).
+    tracker = make_tracker(zones, staff_lost_s=0.5)
+    run(tracker, [standing], 4.0)
+    assert tracker.counters['ended_exit'] == 1 and tracker.counters['born_in_zone'] == 2
+
+
+def test_an_associate_walking_out_of_the_staff_door_ends_after_staff_lost_s(zones):
+    # Walks in from the floor and is last seen at 1.8 s, inside the staff zone.
+    leaving = Person('s', path([(8.0, 4.4), (9.8, 4.4)], 1.0), 1.8, GREEN)
+    tracker = make_tracker(zones, birth_anywhere_after_s=0.0)
+    frames = run(tracker, [leaving], 4.0)
+    gone = [t_s for t_s, tracks, _ in frames if t_s > 1.8 and not tracks]
+    assert gone and 2.75 <= gone[0] <= 2.9, gone[:1]
+    assert tracker.counters['ended_exit'] == 1
+
+
 def test_the_uniform_signature_makes_an_associate(zones):
     tracker = make_tracker(zones, associate_signature=UNIFORM)
     staff = Person('s', path([(0.6, 0.4), (6.0, 3.0)], 1.0), 1.8, UNIFORM)

@@ -99,8 +99,11 @@ CONFIG_PARAMETERS: tuple[tuple[str, ParamSpec], ...] = (
     ('max_lost_s', ParamSpec(
         'max_lost_s', DOUBLE, 's a track may stay unseen (hidden) before it ends', 0.1, 600.0)),
     ('exit_lost_s', ParamSpec(
-        'exit_lost_s', DOUBLE, 's unseen after which a track last seen in an exit or staff '
-        'zone ends', 0.0, 60.0)),
+        'exit_lost_s', DOUBLE, 's unseen after which a track last seen in an exit zone '
+        'ends', 0.0, 60.0)),
+    ('staff_lost_s', ParamSpec(
+        'staff_lost_s', DOUBLE, 's unseen after which a track last seen in a staff zone '
+        'ends (associates also stand in the staff doorway)', 0.0, 60.0)),
     ('long_miss_s', ParamSpec(
         'long_miss_s', DOUBLE, 's unseen after which a track found again keeps its '
         'confidence only if stature and signature agree', 0.0, 600.0)),

@@ -96,7 +96,9 @@ class TrackerConfig:
         the tracker lost) becomes a track anyway, with ``confidence_anywhere``.
       candidate_max_unseen_s: a not-yet-born detection unseen this long is forgotten.
       max_lost_s: a track unseen this long ends (a hidden person survives until then).
-      exit_lost_s: a track last seen in an exit (or staff) zone and unseen this long ends.
+      exit_lost_s: a track last seen in an exit zone and unseen this long ends.
+      staff_lost_s: the same in a staff zone, where associates also stand and work (a
+        moment unseen in the doorway is not leaving).
       long_miss_s: a track found again after this long unseen keeps its confidence only
         when height and appearance agree (else ``confidence_guess``).
     Tangles:
@@ -151,6 +153,7 @@ class TrackerConfig:
     candidate_max_unseen_s: float = 0.5
     max_lost_s: float = 8.0
     exit_lost_s: float = 0.5
+    staff_lost_s: float = 1.0
     long_miss_s: float = 2.0
     contact_m: float = 0.5
     separate_m: float = 0.7
@@ -178,8 +181,9 @@ class TrackerConfig:
                     'appearance_gate', 'max_lost_s', 'contact_m', 'separate_m', 'share_std',
                     'reid_velocity_std', 'reid_velocity_memory_s', 'candidate_max_unseen_s',
                     'max_future_s')
-        non_negative = ('miss_cost', 'birth_anywhere_after_s', 'exit_lost_s', 'long_miss_s',
-                        'separation_confirm_s', 'reid_margin', 'learn_uniform_after_s')
+        non_negative = ('miss_cost', 'birth_anywhere_after_s', 'exit_lost_s', 'staff_lost_s',
+                        'long_miss_s', 'separation_confirm_s', 'reid_margin',
+                        'learn_uniform_after_s')
         unit = ('confidence_entry', 'confidence_anywhere', 'confidence_tangled',
                 'confidence_guess', 'associate_min_similarity')
         for f in fields(self):
@@ -212,9 +216,10 @@ class TrackerConfig:
         if self.separate_m < self.contact_m:
             raise ValueError(f'separate_m ({self.separate_m}) must be >= contact_m '
                              f'({self.contact_m}): the tangle needs hysteresis')
-        if self.exit_lost_s > self.max_lost_s:
-            raise ValueError(f'exit_lost_s ({self.exit_lost_s}) must be <= max_lost_s '
-                             f'({self.max_lost_s})')
+        for name in ('exit_lost_s', 'staff_lost_s'):
+            if getattr(self, name) > self.max_lost_s:
+                raise ValueError(f'{name} ({getattr(self, name)}) must be <= max_lost_s '
+                                 f'({self.max_lost_s})')
         signature = self.associate_signature
         if signature:
             if not all(isinstance(v, (int, float)) and math.isfinite(v) for v in signature):

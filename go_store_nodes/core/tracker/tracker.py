@@ -28,9 +28,10 @@ filterpy. Each frame:
    does, and becomes a track after that many detections (an associate standing beside a
    colleague at the staff door while their blobs were one). Ids count up and are never
    reused.
-6. A track ends after ``exit_lost_s`` unseen when last seen in an exit (or staff) zone,
-   or after ``max_lost_s`` unseen anywhere; of tracks explained by one detection for
-   ``max_lost_s``, all but the best-fitting one end (ghosts that latched onto a person).
+6. A track ends after ``exit_lost_s`` unseen when last seen in an exit zone (after
+   ``staff_lost_s`` in a staff zone), or after ``max_lost_s`` unseen anywhere; of tracks
+   explained by one detection for ``max_lost_s``, all but the best-fitting one end
+   (ghosts that latched onto a person).
 
 Bad input never raises out of ``update`` except ``TrackerInputError`` for a whole frame
 (stamp older than or equal to the last one, or in the future): the caller logs it and
@@ -769,11 +770,12 @@ class Tracker:
             # still in the zone must not carry the tracks of those gone before.
             own_ns = track.body.last_own_ns
             own_unseen_s = unseen_s if own_ns is None else (stamp_ns - own_ns) / NS_PER_SECOND
+            lost_s = c.staff_lost_s if track.body.last_zone_kind == 'staff' else c.exit_lost_s
             if track.body.last_zone_kind in LEAVE_KINDS and unseen_s > 0.0 \
-                    and unseen_s >= c.exit_lost_s:
+                    and unseen_s >= lost_s:
                 reason = 'exit'
             elif track.body.last_zone_kind in LEAVE_KINDS and track.body.shared \
-                    and own_unseen_s >= c.exit_lost_s and own_unseen_s > 0.0:
+                    and own_unseen_s >= lost_s and own_unseen_s > 0.0:
                 reason = 'exit'
                 self._count('ended_exit_shared')
             elif unseen_s >= c.max_lost_s:
