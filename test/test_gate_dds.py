@@ -92,6 +92,9 @@ class StoreProcesses:
             try:
                 code = process.wait(timeout=15)
             except subprocess.TimeoutExpired:
+                # Not stopped: its threads' stacks go to its log (run_single_node), then kill.
+                process.send_signal(signal.SIGUSR1)
+                time.sleep(1.0)
                 process.kill()
                 code = process.wait()
             assert code in (0, -signal.SIGINT), f'{name} exited {code}:\n{self.output(name)}'
@@ -284,3 +287,19 @@ def test_the_gate_refuses_to_start_without_its_key(repo, tmp_path):
     assert process.returncode == 1, process.stdout + process.stderr
     assert 'token_public_key_file' in process.stdout + process.stderr
     assert 'missing.pem' in process.stdout + process.stderr
+
+
+@pytest.mark.parametrize('backend', ['sqlite'], indirect=True)
+def test_sigusr1_prints_every_thread_of_a_running_node_and_it_keeps_running(gate_only):
+    log = gate_only.logs['gate']
+    deadline = time.monotonic() + TIMEOUT_S
+    while 'gate started' not in log.read_text() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert 'gate started' in log.read_text(), log.read_text()
+    gate_only.processes['gate'].send_signal(signal.SIGUSR1)
+    deadline = time.monotonic() + TIMEOUT_S
+    while 'most recent call first' not in log.read_text() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    dump = log.read_text()
+    assert 'most recent call first' in dump and 'rclpy' in dump, dump
+    gate_only.check_alive()

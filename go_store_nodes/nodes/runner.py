@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import faulthandler
 import importlib
 import json
+import signal
 from typing import Callable, Iterator, Sequence
 
 import rclpy
@@ -21,7 +23,12 @@ CONFIGURATION_ERRORS = (StoreDescriptionError, MissingParameterError)
 
 
 def run_single_node(factory: Callable[..., Node], args: Sequence[str] | None = None) -> int:
-    """Init rclpy, build one node and spin it; return the process exit status."""
+    """Init rclpy, build one node and spin it; return the process exit status.
+
+    ``kill -USR1 PID`` prints the stack of every thread of the node to stderr (for a node
+    that does not stop or answer); the node keeps running.
+    """
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     rclpy.init(args=args)
     node = None
     try:
