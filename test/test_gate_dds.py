@@ -290,16 +290,12 @@ def test_the_gate_refuses_to_start_without_its_key(repo, tmp_path):
 
 
 @pytest.mark.parametrize('backend', ['sqlite'], indirect=True)
-def test_sigusr1_prints_every_thread_of_a_running_node_and_it_keeps_running(gate_only):
+def test_sigusr1_prints_every_thread_of_a_running_node_and_it_keeps_running(gate_only, probe):
     log = gate_only.logs['gate']
-    deadline = time.monotonic() + TIMEOUT_S
-    while 'gate started' not in log.read_text() and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert 'gate started' in log.read_text(), log.read_text()
+    probe.spin_until(lambda: 'gate started' in log.read_text(), 'the gate to start', gate_only)
     gate_only.processes['gate'].send_signal(signal.SIGUSR1)
-    deadline = time.monotonic() + TIMEOUT_S
-    while 'most recent call first' not in log.read_text() and time.monotonic() < deadline:
-        time.sleep(0.2)
+    probe.spin_until(lambda: 'most recent call first' in log.read_text(), 'the stack dump',
+                     gate_only)
     dump = log.read_text()
     assert 'most recent call first' in dump and 'rclpy' in dump, dump
     gate_only.check_alive()

@@ -522,11 +522,9 @@ class Tracker:
         for i, candidate in enumerate(self._candidates):
             d2 = candidate.body.kf.mahalanobis2(z, self._r)
             cost[i] = np.where(d2 <= self._gate, d2, INFEASIBLE)
-        rows, cols = linear_sum_assignment(cost)
         used = set()
-        for i, k in zip(rows, cols, strict=True):
-            if cost[i, k] >= INFEASIBLE:
-                continue
+        # Candidates are matched on motion alone, as many gated pairs as possible.
+        for i, k in _assign_with_misses(cost, 0.0):
             candidate, det = self._candidates[i], clean[free[k]]
             self._fuse(candidate.body, det, stamp_ns)
             candidate.hits += 1
